@@ -1,0 +1,272 @@
+//! Command-line dispatch.
+//!
+//! Called through a shim (`aarch64-linux-gnu-gcc`), the program is that tool.
+//! Called as `qemu-cross-cc`, leading global options are read, then the
+//! first word picks a subcommand; any other first word makes the whole line
+//! the target's C compiler command line (`CC=qemu-cross-cc`).
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use crate::argparse::UsageError;
+use crate::commands::{self, Ctx, shims, targets};
+use crate::compile::{self, Request};
+use crate::dockerfile::Library;
+use crate::engine::Choice;
+use crate::plugin::{Plugin, Registry};
+
+/// Options that come before the subcommand (or the compiler arguments).
+#[derive(Debug)]
+pub struct Global {
+    pub choice: Choice,
+    pub dockerfile_dirs: Vec<PathBuf>,
+    pub target: Option<String>,
+}
+
+impl Global {
+    /// Defaults from the environment.
+    fn from_env() -> Result<Global> {
+        let choice = match std::env::var("QEMU_CROSS_CC_ENGINE") {
+            Ok(s) if !s.is_empty() => s
+                .parse::<Choice>()
+                .map_err(|e| anyhow::anyhow!("QEMU_CROSS_CC_ENGINE: {e}"))?,
+            _ => Choice::Auto,
+        };
+        let target = std::env::var("QEMU_CROSS_CC_TARGET").ok().filter(|s| !s.is_empty());
+        Ok(Global {
+            choice,
+            dockerfile_dirs: Vec::new(),
+            target,
+        })
+    }
+
+    fn library(&self) -> Library {
+        let mut dirs = self.dockerfile_dirs.clone();
+        if let Some(p) = std::env::var_os("QEMU_CROSS_CC_DOCKERFILES") {
+            dirs.extend(std::env::split_paths(&p).filter(|p| !p.as_os_str().is_empty()));
+        }
+        Library::standard(&dirs)
+    }
+
+    fn ctx(&self) -> Ctx {
+        Ctx::new(self.choice, self.library())
+    }
+}
+
+const HELP: &str = "\
+qemu-cross-cc: run cross compilers inside container images as if they were installed
+
+usage:
+  qemu-cross-cc [GLOBAL OPTIONS] <subcommand> ...
+  qemu-cross-cc [GLOBAL OPTIONS] [--target=TARGET] COMPILER ARGS...   (the target's cc)
+  TARGET-TOOL ARGS...                  (through a link made by 'shims', e.g. aarch64-linux-gnu-gcc)
+
+global options:
+  --engine auto|docker|podman   container engine (env QEMU_CROSS_CC_ENGINE; default auto:
+                                podman, then docker, then sudo -n docker)
+  --dockerfiles-dir DIR         also look for dockerfiles here (repeatable;
+                                env QEMU_CROSS_CC_DOCKERFILES, colon-separated)
+  --target TARGET               the target whose cc runs (env QEMU_CROSS_CC_TARGET)
+
+subcommands (docker.py compatible):
+  run      run a container with the instance label, cleaned up on signals
+  build    build an image unless its dockerfile checksum label is current
+  fetch    pull REGISTRY/TAG and tag it TAG
+  update   add a qemu-user executable or the current user to an image
+  clean    remove containers carrying the instance label (ends sessions)
+  images   the engine's images command
+  probe    print which engine works: docker, sudo docker, podman or no
+  cc       compile with an image's compiler in the current directory
+  check    is an image up to date (checksum) or recent (age)?
+
+subcommands (qemu-cross-cc):
+  targets  list targets, their images and tools
+  shims    create the per-target tool links (aarch64-linux-gnu-gcc...)
+  sessions list or stop warm toolchain sessions
+  help     this text, or 'help SUBCOMMAND'
+  version  print the version
+
+Run 'qemu-cross-cc SUBCOMMAND --help' for a subcommand's options.";
+
+fn usage_error(message: String) -> anyhow::Error {
+    UsageError {
+        command: "qemu-cross-cc".into(),
+        message,
+    }
+    .into()
+}
+
+/// Take the value of a global option: `--name VALUE` or `--name=VALUE`.
+fn option_value(args: &[OsString], i: &mut usize, name: &str) -> Result<Option<String>> {
+    let Some(arg) = args[*i].to_str() else {
+        return Ok(None);
+    };
+    if arg == name {
+        let Some(v) = args.get(*i + 1) else {
+            return Err(usage_error(format!("{name} needs a value")));
+        };
+        *i += 2;
+        return v
+            .to_str()
+            .map(|s| Some(s.to_string()))
+            .ok_or_else(|| usage_error(format!("{name}: value is not valid UTF-8")));
+    }
+    if let Some(v) = arg.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+        *i += 1;
+        return Ok(Some(v.to_string()));
+    }
+    Ok(None)
+}
+
+/// Entry point after signal set-up: returns the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    match dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            eprintln!("qemu-cross-cc: error: {e:#}");
+            code
+        }
+    }
+}
+
+fn program_name(argv0: &OsStr) -> String {
+    Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+fn dispatch(args: Vec<OsString>) -> Result<i32> {
+    let name = args.first().map(|a| program_name(a)).unwrap_or_default();
+    let rest = args.get(1..).unwrap_or_default().to_vec();
+    let mut global = Global::from_env()?;
+
+    if !name.starts_with("qemu-cross-cc") {
+        let reg = Registry::load()?;
+        if let Some((plugin, tool)) = reg.by_shim_name(&name) {
+            return run_tool(&global, plugin, &tool, rest);
+        }
+    }
+
+    // Global options.
+    let mut i = 0;
+    while i < rest.len() {
+        if let Some(v) = option_value(&rest, &mut i, "--engine")? {
+            global.choice = v.parse::<Choice>().map_err(usage_error)?;
+        } else if let Some(v) = option_value(&rest, &mut i, "--dockerfiles-dir")? {
+            global.dockerfile_dirs.push(PathBuf::from(v));
+        } else if let Some(v) = option_value(&rest, &mut i, "--target")? {
+            global.target = Some(v);
+        } else {
+            break;
+        }
+    }
+    let rest = rest[i..].to_vec();
+    let first = rest.first().and_then(|a| a.to_str()).unwrap_or("");
+
+    let words = || -> Result<Vec<String>> {
+        rest[1..]
+            .iter()
+            .map(|a| {
+                a.to_str()
+                    .map(String::from)
+                    .ok_or_else(|| usage_error(format!("argument {a:?} is not valid UTF-8")))
+            })
+            .collect()
+    };
+
+    if let Some(cmd) = commands::find(first) {
+        let m = cmd.spec.parse(&words()?)?;
+        if m.help {
+            print!("{}", cmd.spec.help());
+            return Ok(0);
+        }
+        return (cmd.run)(&global.ctx(), &m);
+    }
+    let clap_args = || std::iter::once(format!("qemu-cross-cc {first}")).chain(words().unwrap_or_default());
+    match first {
+        "targets" => return targets::run(&global.ctx(), parse_clap(clap_args())?),
+        "shims" => return shims::run(parse_clap(clap_args())?),
+        "sessions" => return commands::sessions::run(&global.ctx(), parse_clap(clap_args())?),
+        "help" => {
+            return match rest.get(1).and_then(|a| a.to_str()) {
+                Some(sub) => match commands::find(sub) {
+                    Some(cmd) => {
+                        print!("{}", cmd.spec.help());
+                        Ok(0)
+                    }
+                    None => Err(usage_error(format!("no help for unknown subcommand '{sub}'"))),
+                },
+                None => {
+                    println!("{HELP}");
+                    Ok(0)
+                }
+            };
+        }
+        "version" => {
+            println!("qemu-cross-cc {}", env!("CARGO_PKG_VERSION"));
+            return Ok(0);
+        }
+        crate::session::AGENT_COMMAND => return crate::session::agent_main(&rest[1..]),
+        _ => {}
+    }
+
+    // Everything else is a compiler command line for the target's cc.
+    let Some(target) = global.target.clone() else {
+        if rest.is_empty() || matches!(first, "-h" | "--help") {
+            println!("{HELP}");
+            return Ok(if rest.is_empty() { 2 } else { 0 });
+        }
+        if matches!(first, "-V" | "--version") {
+            println!("qemu-cross-cc {}", env!("CARGO_PKG_VERSION"));
+            return Ok(0);
+        }
+        let reg = Registry::load()?;
+        bail!(
+            "no target given for the compiler command line; pass --target=TARGET or set \
+             QEMU_CROSS_CC_TARGET (known targets: {})",
+            reg.names().join(", ")
+        );
+    };
+    let reg = Registry::load()?;
+    let plugin = reg.get(&target)?;
+    run_tool(&global, plugin, "cc", rest)
+}
+
+fn parse_clap<T: Parser>(args: impl Iterator<Item = String>) -> Result<T> {
+    match T::try_parse_from(args) {
+        Ok(v) => Ok(v),
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            _ => {
+                let msg = e.to_string();
+                let line = msg
+                    .lines()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+                    .to_string();
+                Err(usage_error(line))
+            }
+        },
+    }
+}
+
+/// Run `tool` of `plugin` with `args`: ensure the image, then execute.
+fn run_tool(global: &Global, plugin: &Plugin, tool: &str, args: Vec<OsString>) -> Result<i32> {
+    let program = plugin
+        .tools
+        .get(tool)
+        .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
+    let ctx = global.ctx();
+    let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
+    let req = Request::new(&plugin.image, program.into(), args, &sources, &plugin.env, false)?;
+    compile::run_plugin_tool(&ctx, plugin, &req)
+}

@@ -1,0 +1,28 @@
+//! `clean`: remove every container carrying the instance label (and so end
+//! every session).
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::argparse::{Matches, Spec};
+use crate::labels;
+
+pub const SPEC: Spec = Spec {
+    name: "clean",
+    about: "Clean up containers left by this tool (and docker.py), ending all sessions",
+    opts: &[],
+    positionals: &[],
+    epilog: "example: qemu-cross-cc clean",
+};
+
+pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
+    let engine = ctx.engine()?;
+    if !m.flag("quiet") {
+        println!("filter=--filter=label={}", labels::INSTANCE);
+    }
+    for id in engine.instance_containers(None, true)? {
+        engine.run(["rm", "-f", id.as_str()], true)?;
+    }
+    crate::session::forget_all(engine);
+    Ok(0)
+}

@@ -1,0 +1,42 @@
+//! `fetch TAG REGISTRY`: pull REGISTRY/TAG and tag it TAG.
+
+use anyhow::{Result, bail};
+
+use super::Ctx;
+use crate::argparse::{Matches, Pos, Spec};
+
+pub const SPEC: Spec = Spec {
+    name: "fetch",
+    about: "Fetch an image from a registry. Args: <tag> <registry>",
+    opts: &[],
+    positionals: &[
+        Pos {
+            name: "tag",
+            required: true,
+            help: "Local tag for image",
+        },
+        Pos {
+            name: "registry",
+            required: true,
+            help: "Registry (host:port)",
+        },
+    ],
+    epilog: "example: qemu-cross-cc fetch qemu/debian-aarch64-cross localhost:5000",
+};
+
+pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
+    let engine = ctx.engine()?;
+    let tag = m.positional(0).unwrap_or_default();
+    let registry = m.positional(1).unwrap_or_default();
+    let remote = format!("{registry}/{tag}");
+    let quiet = m.flag("quiet");
+    let code = engine.run(["pull", remote.as_str()], quiet)?;
+    if code != 0 {
+        bail!("cannot pull {remote} (engine exit status {code}); check the registry address and that it holds {tag}");
+    }
+    let code = engine.run(["tag", remote.as_str(), tag], quiet)?;
+    if code != 0 {
+        bail!("cannot tag {remote} as {tag} (engine exit status {code})");
+    }
+    Ok(0)
+}

@@ -1,0 +1,21 @@
+//! `images`: the engine's `images`, with any arguments passed on.
+
+use anyhow::Result;
+
+use super::Ctx;
+use crate::argparse::{Matches, Spec};
+
+pub const SPEC: Spec = Spec {
+    name: "images",
+    about: "Run the engine's \"images\" command",
+    opts: &[],
+    positionals: &[],
+    epilog: "example: qemu-cross-cc images --format '{{.Repository}}:{{.Tag}}'",
+};
+
+pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
+    let engine = ctx.engine()?;
+    let mut args = vec!["images".to_string()];
+    args.extend(m.extra.iter().cloned());
+    engine.run(&args, m.flag("quiet"))
+}

@@ -1,0 +1,146 @@
+//! The compile path: run one tool of a target (or `cc`'s compiler) inside
+//! its image as if it were installed on the host.
+//!
+//! The current directory is mounted read-write at the same path, the paths
+//! the arguments reach are mounted too (see `argpaths`), the tool runs as the
+//! calling user with no network, and argv, stdin, stdout, stderr and the exit
+//! status pass through untouched. Nothing of our own is printed on success.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::argpaths;
+use crate::commands::run::run_container;
+use crate::engine::Engine;
+use crate::mounts::{self, MountSet};
+use crate::passenv;
+
+/// One tool invocation, fully resolved.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub image: String,
+    /// The executable inside the image.
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub mounts: MountSet,
+    pub env: Vec<(String, OsString)>,
+    /// Discard the tool's stdout (docker.py's `cc --quiet`).
+    pub quiet: bool,
+}
+
+/// Paths named in `QEMU_CROSS_CC_SOURCE_PATHS` (a shell-words list).
+fn env_source_paths() -> Result<Vec<PathBuf>> {
+    match std::env::var("QEMU_CROSS_CC_SOURCE_PATHS") {
+        Ok(s) if !s.trim().is_empty() => Ok(shell_words::split(&s)
+            .map_err(|e| anyhow::anyhow!("QEMU_CROSS_CC_SOURCE_PATHS is not a valid shell-words list: {e}"))?
+            .into_iter()
+            .map(PathBuf::from)
+            .collect()),
+        _ => Ok(Vec::new()),
+    }
+}
+
+impl Request {
+    /// Resolve mounts and environment for running `program args` in `image`
+    /// from the current directory. `sources` are extra read-only folders
+    /// (`cc -s`, a plugin's `paths`).
+    pub fn new(
+        image: &str,
+        program: OsString,
+        args: Vec<OsString>,
+        sources: &[PathBuf],
+        plugin_env: &BTreeMap<String, String>,
+        quiet: bool,
+    ) -> Result<Request> {
+        let cwd = std::env::current_dir()
+            .context("cannot read the current directory (was it removed?)")?;
+        if let Some(why) = mounts::refusal(&cwd) {
+            bail!("{why}; run the compiler from a project directory");
+        }
+        let mut set = MountSet::new();
+        set.add(cwd.clone(), true);
+        let mut explicit = sources.to_vec();
+        explicit.extend(env_source_paths()?);
+        for p in explicit {
+            let p = mounts::normalize(&p, &cwd);
+            if !p.exists() {
+                bail!(
+                    "source path {} does not exist; fix -s / QEMU_CROSS_CC_SOURCE_PATHS",
+                    p.display()
+                );
+            }
+            set.add_checked(p, false)?;
+        }
+        argpaths::add_mounts(&mut set, &args, &cwd);
+        let deps = argpaths::Paths {
+            inputs: Vec::new(),
+            outputs: passenv::dependency_outputs()
+                .iter()
+                .map(|d| mounts::normalize(Path::new(d), &cwd))
+                .collect(),
+        };
+        argpaths::add_path_mounts(&mut set, &deps, &cwd);
+        let env = passenv::compiler_env(plugin_env, &set);
+        Ok(Request {
+            image: image.to_string(),
+            program,
+            args,
+            cwd,
+            mounts: set,
+            env,
+            quiet,
+        })
+    }
+
+    /// The `run` options (after the user options) for a one-shot container.
+    pub fn run_args(&self) -> Result<Vec<OsString>> {
+        let mut a: Vec<OsString> = vec![
+            "-i".into(),
+            "--network".into(),
+            "none".into(),
+            "-w".into(),
+            self.cwd.clone().into_os_string(),
+        ];
+        a.extend(
+            self.mounts
+                .volume_args(mounts::selinux_enabled())?
+                .into_iter()
+                .map(OsString::from),
+        );
+        for (k, v) in &self.env {
+            let mut kv = OsString::from(format!("{k}="));
+            kv.push(v);
+            a.push("-e".into());
+            a.push(kv);
+        }
+        a.push(self.image.clone().into());
+        a.push(self.program.clone());
+        a.extend(self.args.iter().cloned());
+        Ok(a)
+    }
+}
+
+/// Run the request in a fresh container (`run --rm`).
+pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
+    run_container(engine, req.run_args()?, false, req.quiet, true)
+}
+
+/// Run the request: in the target's warm session when one can serve it,
+/// else in a fresh container.
+pub fn execute(engine: &Engine, req: &Request) -> Result<i32> {
+    if let Some(code) = crate::session::try_execute(engine, req)? {
+        return Ok(code);
+    }
+    one_shot(engine, req)
+}
+
+/// A plugin tool: ensure the target's image, then execute.
+pub fn run_plugin_tool(ctx: &crate::commands::Ctx, plugin: &crate::plugin::Plugin, req: &Request) -> Result<i32> {
+    let engine = ctx.engine()?;
+    crate::ensure::ensure(engine, plugin, &ctx.library)?;
+    execute(engine, req)
+}

@@ -1,0 +1,301 @@
+//! Dockerfile reading, `FROM qemu/...` inlining and the checksum that goes
+//! into the `com.qemu.dockerfile-checksum` label.
+//!
+//! The checksum must be byte-identical to docker.py's so that an image built
+//! by one tool is up to date for the other. docker.py reads the file in
+//! Python text mode (universal newlines), splits it with `str.splitlines`,
+//! drops lines that are blank by `str.strip` or start with `#`, replaces
+//! `FROM qemu/NAME` by the preprocessed text of `NAME.docker` (with
+//! `debian*user` read as `debian-bootstrap`), joins the rest with `\n` and
+//! hashes the UTF-8 bytes with SHA-1. The Python string rules are reproduced
+//! here exactly (their whitespace and line-break sets differ from Rust's).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use sha1::{Digest, Sha1};
+
+use crate::embedded;
+
+/// Where `FROM qemu/NAME` finds `NAME.docker`.
+#[derive(Clone, Debug, Default)]
+pub struct Library {
+    /// Searched in order after the built-in dockerfiles.
+    dirs: Vec<PathBuf>,
+    /// Whether the dockerfiles compiled into the binary are searched first.
+    builtin: bool,
+}
+
+/// A dockerfile found in the library.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// `builtin:NAME.docker` or the file's path, for messages.
+    pub origin: String,
+    pub text: String,
+    /// The directory it came from (None for built-in ones).
+    pub dir: Option<PathBuf>,
+}
+
+impl Library {
+    /// The standard search order: the built-in dockerfiles, then each of
+    /// `extra` (from `--dockerfiles-dir` and `QEMU_CROSS_CC_DOCKERFILES`), then
+    /// the user's config dir.
+    pub fn standard(extra: &[PathBuf]) -> Library {
+        let mut dirs: Vec<PathBuf> = extra.to_vec();
+        if let Some(d) = crate::paths::config_dir() {
+            dirs.push(d.join("dockerfiles"));
+        }
+        Library {
+            dirs,
+            builtin: true,
+        }
+    }
+
+    /// A library of just these directories (tests, plugins).
+    pub fn of_dirs(dirs: Vec<PathBuf>) -> Library {
+        Library {
+            dirs,
+            builtin: false,
+        }
+    }
+
+    /// A copy that also searches `dir` last (the directory of the dockerfile
+    /// being built, where its siblings usually live).
+    pub fn with_fallback(&self, dir: Option<&Path>) -> Library {
+        let mut lib = self.clone();
+        if let Some(d) = dir {
+            if !lib.dirs.iter().any(|x| x == d) {
+                lib.dirs.push(d.to_path_buf());
+            }
+        }
+        lib
+    }
+
+    pub fn search_path(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.builtin {
+            out.push("built-in".to_string());
+        }
+        out.extend(self.dirs.iter().map(|d| d.display().to_string()));
+        out
+    }
+
+    /// Find `NAME.docker`.
+    pub fn find(&self, name: &str) -> Result<Found> {
+        let file = format!("{name}.docker");
+        if self.builtin {
+            if let Some(text) = embedded::dockerfile(&file) {
+                return Ok(Found {
+                    origin: format!("built-in {file}"),
+                    text: normalize_newlines(text),
+                    dir: None,
+                });
+            }
+        }
+        for dir in &self.dirs {
+            let path = dir.join(&file);
+            if path.is_file() {
+                return Ok(Found {
+                    origin: path.display().to_string(),
+                    text: read(&path)?,
+                    dir: Some(dir.clone()),
+                });
+            }
+        }
+        bail!(
+            "dockerfile {file} not found (searched: {}); add it to one of those \
+             directories or pass --dockerfiles-dir DIR",
+            self.search_path().join(", ")
+        )
+    }
+}
+
+/// Read a dockerfile the way Python's text mode does: UTF-8, with `\r\n` and
+/// `\r` turned into `\n`.
+pub fn read(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read dockerfile {}", path.display()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("dockerfile {} is not valid UTF-8", path.display()))?;
+    Ok(normalize_newlines(&text))
+}
+
+fn normalize_newlines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Python's `str.isspace`.
+fn py_isspace(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Python's `str.splitlines` line boundaries.
+fn py_is_line_break(c: char) -> bool {
+    matches!(
+        c,
+        '\n' | '\u{b}'
+            | '\u{c}'
+            | '\r'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
+            | '\u{2029}'
+    )
+}
+
+/// Python's `str.splitlines()` (without keepends).
+fn py_splitlines(text: &str) -> Vec<&str> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if py_is_line_break(c) {
+            lines.push(&text[start..i]);
+            let mut end = i + c.len_utf8();
+            if c == '\r' {
+                if let Some(&(j, '\n')) = chars.peek() {
+                    chars.next();
+                    end = j + 1;
+                }
+            }
+            start = end;
+        }
+    }
+    if start < text.len() {
+        lines.push(&text[start..]);
+    }
+    lines
+}
+
+/// The dockerfile name that `FROM qemu/NAME` refers to.
+pub fn inlined_name(image: &str) -> &str {
+    if image.starts_with("debian") && image.ends_with("user") {
+        "debian-bootstrap"
+    } else {
+        image
+    }
+}
+
+const FROM_QEMU: &str = "FROM qemu/";
+
+/// The preprocessed text that docker.py hashes.
+pub fn preprocess(text: &str, lib: &Library) -> Result<String> {
+    let mut out = String::new();
+    let mut chain = Vec::new();
+    preprocess_into(text, lib, &mut out, &mut chain)?;
+    Ok(out)
+}
+
+fn preprocess_into(
+    text: &str,
+    lib: &Library,
+    out: &mut String,
+    chain: &mut Vec<String>,
+) -> Result<()> {
+    for line in py_splitlines(text) {
+        if line.chars().all(py_isspace) || line.starts_with('#') {
+            continue;
+        }
+        if let Some(image) = line.strip_prefix(FROM_QEMU) {
+            let name = inlined_name(image).to_string();
+            if chain.contains(&name) {
+                bail!(
+                    "FROM qemu/ chain loops: {} -> {name}; break the cycle",
+                    chain.join(" -> ")
+                );
+            }
+            let found = lib
+                .find(&name)
+                .with_context(|| format!("inlining 'FROM qemu/{image}'"))?;
+            chain.push(name);
+            preprocess_into(&found.text, lib, out, chain)?;
+            chain.pop();
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(())
+}
+
+pub fn bytes_checksum(bytes: &[u8]) -> String {
+    let digest = Sha1::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The value of the `com.qemu.dockerfile-checksum` label.
+pub fn checksum(text: &str, lib: &Library) -> Result<String> {
+    Ok(bytes_checksum(preprocess(text, lib)?.as_bytes()))
+}
+
+/// Checksum of a file's bytes (the `com.qemu.FILE-checksum` labels).
+pub fn file_checksum(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes_checksum(&bytes))
+}
+
+/// Every `qemu/NAME` image a dockerfile builds on, in order of appearance
+/// (docker.py's `re.findall("FROM qemu\/(.*)")`: anywhere in a line).
+pub fn qemu_sources(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        if let Some(pos) = line.find(FROM_QEMU) {
+            out.push(line[pos + FROM_QEMU.len()..].to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitlines_matches_python() {
+        assert_eq!(py_splitlines("a\nb\r\nc\rd"), vec!["a", "b", "c", "d"]);
+        assert_eq!(py_splitlines("a\n\nb\n"), vec!["a", "", "b"]);
+        assert_eq!(py_splitlines("a\u{2028}b\u{1c}c\u{b}d"), vec!["a", "b", "c", "d"]);
+        assert_eq!(py_splitlines(""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn python_whitespace() {
+        for c in ['\u{1f}', '\u{a0}', '\u{3000}', '\t'] {
+            assert!(py_isspace(c));
+        }
+        assert!(!py_isspace('\u{200b}'));
+    }
+
+    #[test]
+    fn debian_user_images_inline_bootstrap() {
+        assert_eq!(inlined_name("debian-arm64-user"), "debian-bootstrap");
+        assert_eq!(inlined_name("debian11"), "debian11");
+    }
+
+    #[test]
+    fn sources_are_found_anywhere_in_a_line() {
+        let df = "FROM qemu/a\nRUN x\n  FROM qemu/b AS c\n";
+        assert_eq!(qemu_sources(df), vec!["a", "b AS c"]);
+    }
+
+    #[test]
+    fn loops_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.docker"), "FROM qemu/b\n").unwrap();
+        std::fs::write(dir.path().join("b.docker"), "FROM qemu/a\n").unwrap();
+        let lib = Library::of_dirs(vec![dir.path().to_path_buf()]);
+        let e = checksum("FROM qemu/a\n", &lib).unwrap_err();
+        assert!(format!("{e:#}").contains("loops"), "{e:#}");
+    }
+
+    #[test]
+    fn missing_inlined_dockerfile_names_the_search_path() {
+        let lib = Library::of_dirs(vec![PathBuf::from("/nonexistent-qcc")]);
+        let e = checksum("FROM qemu/zz\n", &lib).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("zz.docker not found"), "{msg}");
+        assert!(msg.contains("/nonexistent-qcc"), "{msg}");
+    }
+}

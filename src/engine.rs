@@ -1,0 +1,448 @@
+//! The container engine: finding a working one, and the one way every engine
+//! command is run.
+
+use std::cell::OnceCell;
+use std::ffi::OsStr;
+use std::fmt;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::labels;
+use crate::signals;
+
+/// What `--engine` / `QEMU_CROSS_CC_ENGINE` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Docker,
+    Podman,
+}
+
+impl FromStr for Choice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Choice, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Choice::Auto),
+            "docker" => Ok(Choice::Docker),
+            "podman" => Ok(Choice::Podman),
+            _ => Err(format!(
+                "invalid engine '{s}' (choose from auto, docker, podman)"
+            )),
+        }
+    }
+}
+
+/// Which command-line dialect the engine speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Flavor {
+    Docker,
+    Podman,
+}
+
+/// A working engine command (`podman`, `docker` or `sudo -n docker`).
+#[derive(Clone)]
+pub struct Engine {
+    prog: Vec<String>,
+    flavor: Flavor,
+    rootless: OnceCell<bool>,
+    buildkit: OnceCell<bool>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prog.join(" "))
+    }
+}
+
+/// The failure callers branch on: nothing to run containers with.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no working container engine (tried: {tried}); install and start docker or podman, \
+     or choose one with --engine / QEMU_CROSS_CC_ENGINE"
+)]
+pub struct NoEngine {
+    pub tried: String,
+}
+
+/// How long `ENGINE version` may take before the engine counts as hung.
+fn probe_timeout() -> Duration {
+    std::env::var("QEMU_CROSS_CC_ENGINE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(30))
+}
+
+/// Run `cmd` to completion, killing it after `timeout`. Its stdout is
+/// discarded; returns its status and stderr.
+fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<(ExitStatus, String)> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let stderr = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}s", timeout.as_secs_f64()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Ok((status, reader.join().unwrap_or_default()))
+}
+
+fn first_line(s: &str) -> String {
+    let line = s
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("failed");
+    let line = line.strip_prefix("Error: ").unwrap_or(line);
+    if line.chars().count() > 120 {
+        let cut: String = line.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        line.to_string()
+    }
+}
+
+/// The exit code a finished child reports, 128+N for a signal death.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    }
+}
+
+impl Engine {
+    /// An engine from an explicit command, not probed (used for sessions
+    /// whose engine was probed before).
+    pub fn from_prog(prog: Vec<String>) -> Engine {
+        let flavor = if prog.iter().any(|p| p.ends_with("podman")) {
+            Flavor::Podman
+        } else {
+            Flavor::Docker
+        };
+        Engine {
+            prog,
+            flavor,
+            rootless: OnceCell::new(),
+            buildkit: OnceCell::new(),
+        }
+    }
+
+    /// The first of podman, docker, `sudo -n docker` (filtered by `choice`)
+    /// whose `version` succeeds, as docker.py does.
+    pub fn detect(choice: Choice) -> Result<Engine, NoEngine> {
+        let mut candidates: Vec<Vec<&str>> = Vec::new();
+        if matches!(choice, Choice::Auto | Choice::Podman) {
+            candidates.push(vec!["podman"]);
+        }
+        if matches!(choice, Choice::Auto | Choice::Docker) {
+            candidates.push(vec!["docker"]);
+            candidates.push(vec!["sudo", "-n", "docker"]);
+        }
+        let timeout = probe_timeout();
+        let mut tried = Vec::new();
+        for cand in candidates {
+            let mut cmd = Command::new(cand[0]);
+            cmd.args(&cand[1..]).arg("version");
+            let why = match run_with_timeout(cmd, timeout) {
+                Ok((status, _)) if status.success() => {
+                    return Ok(Engine::from_prog(
+                        cand.iter().map(|s| s.to_string()).collect(),
+                    ));
+                }
+                Ok((_, stderr)) => first_line(&stderr),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not installed".to_string(),
+                Err(e) => e.to_string(),
+            };
+            tried.push(format!("{} ({why})", cand.join(" ")));
+        }
+        Err(NoEngine {
+            tried: tried.join(", "),
+        })
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The engine command words, e.g. `["sudo", "-n", "docker"]`.
+    pub fn prog(&self) -> &[String] {
+        &self.prog
+    }
+
+    /// What `probe` prints: docker, sudo docker or podman.
+    pub fn probe_name(&self) -> &'static str {
+        match (self.flavor, self.prog[0].as_str()) {
+            (Flavor::Podman, _) => "podman",
+            (Flavor::Docker, "sudo") => "sudo docker",
+            (Flavor::Docker, _) => "docker",
+        }
+    }
+
+    /// A `Command` for `ENGINE args...`; the only place engine commands are
+    /// made.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = Command::new(&self.prog[0]);
+        cmd.args(&self.prog[1..]).args(args);
+        cmd
+    }
+
+    /// Run in the foreground, stdin/stderr inherited, stdout discarded when
+    /// `quiet`; a signal meanwhile kills it. Returns the exit code.
+    pub fn run<I, S>(&self, args: I, quiet: bool) -> Result<i32>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(args);
+        if quiet {
+            cmd.stdout(Stdio::null());
+        }
+        self.run_command(cmd)
+    }
+
+    /// Run a prepared engine command in the foreground; returns its exit code.
+    pub fn run_command(&self, mut cmd: Command) -> Result<i32> {
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.prog.join(" ")))?;
+        signals::set_child(Some(child.id()));
+        let status = child.wait();
+        signals::set_child(None);
+        Ok(exit_code(status?))
+    }
+
+    /// Like `run` but a non-zero exit is an error naming `what`.
+    pub fn check<I, S>(&self, args: I, quiet: bool, what: &str) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let code = self.run(args, quiet)?;
+        if code != 0 {
+            bail!("{what} failed: {} exited with status {code}", self.prog.join(" "));
+        }
+        Ok(())
+    }
+
+    /// Capture stdout and stderr.
+    pub fn output<I, S>(&self, args: I) -> Result<Output>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run {}", self.prog.join(" ")))
+    }
+
+    /// `image inspect TAG` as JSON, None when the image does not exist.
+    pub fn inspect_image(&self, tag: &str) -> Result<Option<serde_json::Value>> {
+        let out = self.output(["image", "inspect", tag])?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("cannot parse the engine's inspect output for {tag}"))?;
+        Ok(v.get(0).cloned())
+    }
+
+    /// The labels of image `tag`: None when the image does not exist.
+    pub fn image_labels(&self, tag: &str) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let out = self.output(["image", "inspect", "--format", "{{json .Config.Labels}}", tag])?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        Ok(Some(v.as_object().cloned().unwrap_or_default()))
+    }
+
+    /// The image's id, None when it does not exist.
+    pub fn image_id(&self, tag: &str) -> Result<Option<String>> {
+        let out = self.output(["image", "inspect", "--format", "{{.Id}}", tag])?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    }
+
+    /// The image's dockerfile checksum label ("" when unlabelled), None when
+    /// the image does not exist.
+    pub fn image_checksum(&self, tag: &str) -> Result<Option<String>> {
+        Ok(self.image_labels(tag)?.map(|labels| {
+            labels
+                .get(labels::DOCKERFILE_CHECKSUM)
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string()
+        }))
+    }
+
+    /// Whether the engine runs without root (rootless podman or docker):
+    /// decides the user-namespace options.
+    pub fn is_rootless(&self) -> bool {
+        *self.rootless.get_or_init(|| {
+            let out = match self.flavor {
+                Flavor::Podman => self.output(["info", "--format", "{{.Host.Security.Rootless}}"]),
+                Flavor::Docker => self.output(["info", "--format", "{{json .SecurityOptions}}"]),
+            };
+            match out {
+                Ok(o) if o.status.success() => {
+                    let s = String::from_utf8_lossy(&o.stdout);
+                    match self.flavor {
+                        Flavor::Podman => s.trim() == "true",
+                        Flavor::Docker => s.contains("rootless"),
+                    }
+                }
+                _ => false,
+            }
+        })
+    }
+
+    /// Record the answer of `is_rootless` learnt elsewhere (a cache).
+    pub fn set_rootless(&self, rootless: bool) {
+        let _ = self.rootless.set(rootless);
+    }
+
+    /// BuildKit only when the docker client has buildx (docker.py forces it
+    /// and fails where buildx is missing).
+    pub fn buildkit(&self) -> bool {
+        *self.buildkit.get_or_init(|| {
+            self.flavor == Flavor::Docker
+                && self
+                    .command(["buildx", "version"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+        })
+    }
+
+    /// A `build` command with the builder chosen explicitly.
+    pub fn build_command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(["build"]);
+        cmd.args(args);
+        if self.flavor == Flavor::Docker {
+            cmd.env("DOCKER_BUILDKIT", if self.buildkit() { "1" } else { "0" });
+        }
+        cmd
+    }
+
+    /// The options that make the container run as the calling user:
+    /// `-u uid:gid`, plus `--userns=keep-id` for rootless podman; rootless
+    /// docker maps its root to the calling user, so it gets none.
+    pub fn user_args(&self) -> Vec<String> {
+        match (self.flavor, self.is_rootless()) {
+            (Flavor::Podman, true) => vec![
+                "--userns=keep-id".into(),
+                "-u".into(),
+                crate::user::uid_gid(),
+            ],
+            (Flavor::Docker, true) => vec![],
+            (_, false) => vec!["-u".into(), crate::user::uid_gid()],
+        }
+    }
+
+    /// Ids of containers carrying the instance label (any value when
+    /// `value` is None).
+    pub fn instance_containers(&self, value: Option<&str>, all: bool) -> Result<Vec<String>> {
+        let filter = match value {
+            Some(v) => format!("--filter=label={}={v}", labels::INSTANCE),
+            None => format!("--filter=label={}", labels::INSTANCE),
+        };
+        let mut args = vec!["ps", "-q"];
+        if all {
+            args.push("-a");
+        }
+        args.push(&filter);
+        let out = self.output(&args)?;
+        if !out.status.success() {
+            bail!(
+                "listing containers failed: {}",
+                first_line(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(String::from)
+            .collect())
+    }
+
+    /// Force-remove the containers of one instance; errors are ignored (it
+    /// runs on the way out).
+    pub fn remove_instance(&self, label: &str) {
+        if let Ok(ids) = self.instance_containers(Some(label), true) {
+            for id in ids {
+                let _ = self
+                    .command(["rm", "-f", id.as_str()])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choice_parses_case_insensitively() {
+        assert_eq!("Docker".parse::<Choice>(), Ok(Choice::Docker));
+        assert_eq!("PODMAN".parse::<Choice>(), Ok(Choice::Podman));
+        assert!("lxc".parse::<Choice>().unwrap_err().contains("auto, docker, podman"));
+    }
+
+    #[test]
+    fn flavor_and_probe_names() {
+        let e = Engine::from_prog(vec!["sudo".into(), "-n".into(), "docker".into()]);
+        assert_eq!(e.flavor(), Flavor::Docker);
+        assert_eq!(e.probe_name(), "sudo docker");
+        assert_eq!(Engine::from_prog(vec!["podman".into()]).probe_name(), "podman");
+    }
+
+    #[test]
+    fn first_line_is_short() {
+        assert_eq!(first_line("\nError: boom\nmore"), "boom");
+        assert!(first_line(&"x".repeat(500)).len() <= 120);
+    }
+}

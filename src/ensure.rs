@@ -1,0 +1,221 @@
+//! Ensure a target's image: build it when it is missing or its dockerfile
+//! checksum changed, once, however many compilers start at the same time.
+//!
+//! Builds triggered from the compile path write to a log in the cache dir;
+//! stderr gets a progress line only when it is a terminal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::commands::build::{self, Job};
+use crate::dockerfile::{self, Library};
+use crate::engine::Engine;
+use crate::plugin::Plugin;
+
+/// Whether an image matches its dockerfile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    UpToDate,
+    Stale,
+    Missing,
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::UpToDate => "up to date",
+            State::Stale => "stale",
+            State::Missing => "missing",
+        })
+    }
+}
+
+/// The build job for a plugin's image.
+pub fn job_for(plugin: &Plugin, library: &Library) -> Result<Job> {
+    let found = plugin.dockerfile(library)?;
+    let library = library.with_fallback(found.dir.as_deref());
+    Ok(Job::new(plugin.image.clone(), found.text, library))
+}
+
+/// The checksum the plugin's image must carry.
+pub fn wanted_checksum(plugin: &Plugin, library: &Library) -> Result<String> {
+    let job = job_for(plugin, library)?;
+    dockerfile::checksum(&job.text, &job.library)
+        .with_context(|| format!("target {}", plugin.target))
+}
+
+pub fn image_state(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<State> {
+    let want = wanted_checksum(plugin, library)?;
+    Ok(match engine.image_checksum(&plugin.image)? {
+        None => State::Missing,
+        Some(have) if have == want => State::UpToDate,
+        Some(_) => State::Stale,
+    })
+}
+
+fn sanitize(tag: &str) -> String {
+    tag.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect()
+}
+
+/// The build log of an image.
+pub fn log_path(tag: &str) -> PathBuf {
+    crate::paths::cache_dir().join("logs").join(format!("{}.log", sanitize(tag)))
+}
+
+fn lock_path(tag: &str) -> PathBuf {
+    crate::paths::cache_dir().join("locks").join(format!("{}.lock", sanitize(tag)))
+}
+
+/// Take the per-image build lock (blocking until other builders finish).
+fn lock(tag: &str) -> Result<Flock<File>> {
+    let path = lock_path(tag);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+}
+
+/// Build the `qemu/NAME` images a plugin's dockerfile builds on.
+pub fn ensure_bases(engine: &Engine, plugin: &Plugin, library: &Library, log: Option<&File>) -> Result<()> {
+    let job = job_for(plugin, library)?;
+    ensure_sources(engine, &job.text, &job.library, log, &mut Vec::new())
+}
+
+fn ensure_sources(
+    engine: &Engine,
+    text: &str,
+    library: &Library,
+    log: Option<&File>,
+    seen: &mut Vec<String>,
+) -> Result<()> {
+    for source in dockerfile::qemu_sources(text) {
+        let image = source.split_whitespace().next().unwrap_or_default().to_string();
+        if seen.contains(&image) {
+            continue;
+        }
+        seen.push(image.clone());
+        let found = library.find(dockerfile::inlined_name(&image))?;
+        let lib = library.with_fallback(found.dir.as_deref());
+        ensure_sources(engine, &found.text, &lib, log, seen)?;
+        let mut job = Job::new(format!("qemu/{image}"), found.text, lib);
+        job.quiet = true;
+        job.log = log.map(File::try_clone).transpose()?;
+        build::build(engine, job)?;
+    }
+    Ok(())
+}
+
+/// Make sure the plugin's image is up to date, building it if needed. The
+/// compile path calls this: it prints nothing unless stderr is a terminal.
+pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {
+    let want = wanted_checksum(plugin, library)?;
+    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    let _lock = lock(&plugin.image)?;
+    // Someone else may have built it while we waited.
+    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    build_logged(engine, plugin, library)
+}
+
+fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {
+    let log_file = log_path(&plugin.image);
+    if let Some(dir) = log_file.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(&log_file)
+        .with_context(|| format!("cannot open build log {}", log_file.display()))?;
+    let start_offset = log.seek(SeekFrom::End(0))?;
+    writeln!(
+        log,
+        "=== qemu-cross-cc: building image {} for target {} ===",
+        plugin.image, plugin.target
+    )?;
+    let tty = std::io::stderr().is_terminal();
+    if tty {
+        eprintln!(
+            "qemu-cross-cc: building image {} for {} (log: {})...",
+            plugin.image,
+            plugin.target,
+            log_file.display()
+        );
+    }
+    let started = Instant::now();
+    let result = ensure_bases(engine, plugin, library, Some(&log)).and_then(|()| {
+        let mut job = job_for(plugin, library)?;
+        job.quiet = true;
+        job.log = Some(log.try_clone()?);
+        build::build(engine, job)
+    });
+    match result {
+        Ok(_) => {
+            writeln!(log, "=== done in {:.1}s ===", started.elapsed().as_secs_f64())?;
+            if tty {
+                eprintln!(
+                    "qemu-cross-cc: image {} ready ({:.0}s)",
+                    plugin.image,
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        Err(e) => {
+            let _ = writeln!(log, "=== failed: {e:#} ===");
+            let tail = tail_since(&log_file, start_offset, 12);
+            bail!(BuildFailed {
+                image: plugin.image.clone(),
+                target: plugin.target.clone(),
+                log: log_file,
+                tail,
+            })
+        }
+    }
+}
+
+/// An image build from the compile path failed.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "building image {image} for target {target} failed; full log: {} (fix the dockerfile or the network, then retry){}",
+    log.display(),
+    tail.iter().map(|l| format!("\n  | {l}")).collect::<String>()
+)]
+pub struct BuildFailed {
+    pub image: String,
+    pub target: String,
+    pub log: PathBuf,
+    pub tail: Vec<String>,
+}
+
+fn tail_since(path: &PathBuf, offset: u64, n: usize) -> Vec<String> {
+    let mut s = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.seek(SeekFrom::Start(offset));
+        let _ = f.read_to_string(&mut s);
+    }
+    let lines: Vec<String> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}

@@ -1,0 +1,153 @@
+//! SIGINT, SIGTERM and SIGHUP: remove this process's containers, then exit
+//! with 128 + the signal number.
+//!
+//! The handler only writes the signal number to a pipe; a thread reads it and
+//! does the work (engine calls are not async-signal-safe). Handlers, unlike
+//! blocked masks, are reset by exec, so the compiler and the engine client
+//! start with the default dispositions.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
+
+use crate::engine::Engine;
+
+static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// What a signal must clean up.
+#[derive(Default)]
+struct State {
+    /// The engine client or compiler child currently running in the foreground.
+    child: Option<i32>,
+    /// The engine and instance label of containers to remove.
+    instance: Option<(Engine, String)>,
+    /// Called instead of the default clean-up (the session client forwards
+    /// the signal to the remote compiler).
+    forward: Option<Box<dyn Fn(Signal) + Send>>,
+}
+
+fn state() -> &'static Mutex<State> {
+    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
+    STATE.get_or_init(|| Mutex::new(State::default()))
+}
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    state().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+extern "C" fn on_signal(sig: nix::libc::c_int) {
+    let fd = PIPE_WRITE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe {
+            nix::libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Install the handlers and start the thread that acts on them.
+pub fn install() -> anyhow::Result<()> {
+    let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    PIPE_WRITE.store(write.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(write);
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut buf = [0u8; 1];
+            let file = std::fs::File::from(read);
+            loop {
+                use std::io::Read;
+                match (&file).read(&mut buf) {
+                    Ok(1) => {
+                        if let Ok(sig) = Signal::try_from(i32::from(buf[0])) {
+                            handle(sig);
+                        }
+                    }
+                    Ok(_) => return,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return,
+                }
+            }
+        })?;
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in HANDLED {
+        // SAFETY: the handler only calls write(2).
+        unsafe { signal::sigaction(sig, &action)? };
+    }
+    Ok(())
+}
+
+fn handle(sig: Signal) {
+    let forward = lock().forward.take();
+    if let Some(f) = forward {
+        f(sig);
+        lock().forward = Some(f);
+        return;
+    }
+    let (child, instance) = {
+        let st = lock();
+        (st.child, st.instance.clone())
+    };
+    if let Some(pid) = child {
+        let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        // The main thread reaps it; wait until it has, so that no engine
+        // request from it can still be on its way.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while lock().child == Some(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    if let Some((engine, label)) = instance {
+        engine.remove_instance(&label);
+    }
+    std::process::exit(128 + sig as i32);
+}
+
+/// Record the foreground child (None when it has been reaped).
+pub fn set_child(pid: Option<u32>) {
+    lock().child = pid.map(|p| p as i32);
+}
+
+/// While the guard lives, a signal removes the containers labelled with
+/// `label`.
+pub struct InstanceGuard;
+
+impl InstanceGuard {
+    pub fn new(engine: &Engine, label: &str) -> InstanceGuard {
+        lock().instance = Some((engine.clone(), label.to_string()));
+        InstanceGuard
+    }
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        lock().instance = None;
+    }
+}
+
+/// While the guard lives, signals are handed to `f` instead.
+pub struct ForwardGuard;
+
+impl ForwardGuard {
+    pub fn new(f: impl Fn(Signal) + Send + 'static) -> ForwardGuard {
+        lock().forward = Some(Box::new(f));
+        ForwardGuard
+    }
+}
+
+impl Drop for ForwardGuard {
+    fn drop(&mut self) {
+        lock().forward = None;
+    }
+}
