@@ -363,6 +363,14 @@ mod tests {
                 required: false,
             },
             Opt {
+                names: &["--extra-args"],
+                dest: "extra_args",
+                arity: Arity::Flag,
+                metavar: "",
+                help: "",
+                required: false,
+            },
+            Opt {
                 names: &["-t"],
                 dest: "tag",
                 arity: Arity::One,
@@ -444,7 +452,7 @@ mod tests {
 
     #[test]
     fn ambiguous_prefix_is_an_error() {
-        let e = BUILD.parse(&v("--ex x")).unwrap_err();
+        let e = BUILD.parse(&v("--extra x")).unwrap_err();
         assert!(e.to_string().contains("ambiguous option"), "{e}");
     }
 

@@ -216,8 +216,11 @@ pub fn add_mounts(set: &mut MountSet, args: &[OsString], cwd: &Path) {
 /// Add to `set` the mounts that `paths` need.
 pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) {
     let home = crate::user::home();
+    // Outputs first: a folder nobody mounted yet becomes writable. One that
+    // is already mounted keeps its access (an explicit read-only source
+    // stays read-only, as `cc -s` promises).
     for out in &paths.outputs {
-        if is_system(out) || set.covers(out, true) {
+        if is_system(out) || set.covering(out).is_some() {
             continue;
         }
         if let Some(dir) = out.parent() {

@@ -189,9 +189,9 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     }
     let clap_args = || std::iter::once(format!("qemu-cross-cc {first}")).chain(words().unwrap_or_default());
     match first {
-        "targets" => return targets::run(&global.ctx(), parse_clap(clap_args())?),
-        "shims" => return shims::run(parse_clap(clap_args())?),
-        "sessions" => return commands::sessions::run(&global.ctx(), parse_clap(clap_args())?),
+        "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args())?),
+        "shims" => return shims::run(parse_clap(first, clap_args())?),
+        "sessions" => return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args())?),
         "help" => {
             return match rest.get(1).and_then(|a| a.to_str()) {
                 Some(sub) => match commands::find(sub) {
@@ -237,7 +237,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     run_tool(&global, plugin, "cc", rest)
 }
 
-fn parse_clap<T: Parser>(args: impl Iterator<Item = String>) -> Result<T> {
+fn parse_clap<T: Parser>(command: &str, args: impl Iterator<Item = String>) -> Result<T> {
     match T::try_parse_from(args) {
         Ok(v) => Ok(v),
         Err(e) => match e.kind() {
@@ -246,14 +246,19 @@ fn parse_clap<T: Parser>(args: impl Iterator<Item = String>) -> Result<T> {
                 std::process::exit(0);
             }
             _ => {
+                // clap's first paragraph, on one line.
                 let msg = e.to_string();
                 let line = msg
                     .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid arguments")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                Err(usage_error(line))
+                    .map(str::trim)
+                    .take_while(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                Err(UsageError {
+                    command: command.to_string(),
+                    message: line.trim_start_matches("error: ").to_string(),
+                }
+                .into())
             }
         },
     }

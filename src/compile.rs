@@ -140,7 +140,41 @@ pub fn execute(engine: &Engine, req: &Request) -> Result<i32> {
 
 /// A plugin tool: ensure the target's image, then execute.
 pub fn run_plugin_tool(ctx: &crate::commands::Ctx, plugin: &crate::plugin::Plugin, req: &Request) -> Result<i32> {
+    let want = crate::ensure::wanted_checksum(plugin, &ctx.library)?;
     let engine = ctx.engine()?;
-    crate::ensure::ensure(engine, plugin, &ctx.library)?;
+    crate::ensure::ensure(engine, plugin, &ctx.library, &want)?;
     execute(engine, req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_args_order_and_verbatim_arguments() {
+        let mut mounts = MountSet::new();
+        mounts.add(PathBuf::from("/w/build"), true);
+        mounts.add(PathBuf::from("/w/src"), false);
+        let req = Request {
+            image: "img".into(),
+            program: "aarch64-linux-gnu-gcc".into(),
+            args: vec!["-DX=\"a b\"".into(), "$HOME;`x`".into(), "ünï cødé.c".into()],
+            cwd: PathBuf::from("/w/build"),
+            mounts,
+            env: vec![("LANG".into(), "C.UTF-8".into())],
+            quiet: false,
+        };
+        let got: Vec<String> = req
+            .run_args()
+            .unwrap()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let want = [
+            "-i", "--network", "none", "-w", "/w/build", "-v", "/w/build:/w/build:rw", "-v",
+            "/w/src:/w/src:ro", "-e", "LANG=C.UTF-8", "img", "aarch64-linux-gnu-gcc", "-DX=\"a b\"",
+            "$HOME;`x`", "ünï cødé.c",
+        ];
+        assert_eq!(got, want);
+    }
 }

@@ -280,6 +280,22 @@ mod tests {
         assert_eq!(qemu_sources(df), vec!["a", "b AS c"]);
     }
 
+    /// Checksums computed once with docker.py itself (see the file's header).
+    #[test]
+    fn checksums_match_docker_py_golden_values() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let golden = std::fs::read_to_string(root.join("checksums.txt")).unwrap();
+        let lib = Library::of_dirs(vec![root.join("dockerfiles")]);
+        let mut n = 0;
+        for line in golden.lines().filter(|l| !l.starts_with('#')) {
+            let (file, want) = line.split_once(' ').unwrap();
+            let text = read(&root.join("dockerfiles").join(file)).unwrap();
+            assert_eq!(checksum(&text, &lib).unwrap(), want, "{file}");
+            n += 1;
+        }
+        assert!(n >= 10);
+    }
+
     #[test]
     fn loops_are_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -239,19 +239,47 @@ impl Engine {
         signals::set_child(Some(child.id()));
         let status = child.wait();
         signals::set_child(None);
+        signals::hold_if_terminating();
         Ok(exit_code(status?))
     }
 
-    /// Like `run` but a non-zero exit is an error naming `what`.
-    pub fn check<I, S>(&self, args: I, quiet: bool, what: &str) -> Result<()>
+    /// Run in the foreground with stderr captured; on failure the error
+    /// names `what` and the engine's last message, on success the captured
+    /// stderr is passed on.
+    pub fn run_reporting<I, S>(&self, args: I, quiet: bool, what: &str) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let code = self.run(args, quiet)?;
-        if code != 0 {
-            bail!("{what} failed: {} exited with status {code}", self.prog.join(" "));
+        let mut cmd = self.command(args);
+        cmd.stderr(Stdio::piped());
+        if quiet {
+            cmd.stdout(Stdio::null());
         }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot run {}", self.prog.join(" ")))?;
+        signals::set_child(Some(child.id()));
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        let status = child.wait();
+        signals::set_child(None);
+        signals::hold_if_terminating();
+        let code = exit_code(status?);
+        if code != 0 {
+            let last = err
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .last()
+                .unwrap_or("no message");
+            let last = last.strip_prefix("Error: ").unwrap_or(last);
+            bail!("{what}: {last}");
+        }
+        eprint!("{err}");
         Ok(())
     }
 
@@ -405,18 +433,34 @@ impl Engine {
             .collect())
     }
 
-    /// Force-remove the containers of one instance; errors are ignored (it
-    /// runs on the way out).
+    /// `rm -f` that kills at once (podman otherwise waits 10 s for a
+    /// process that ignores SIGTERM, such as any PID 1 without a handler).
+    pub fn remove_args<'a>(&self, ids: &'a [String]) -> Vec<&'a str> {
+        let mut args = vec!["rm", "-f"];
+        if self.flavor == Flavor::Podman {
+            args.extend(["-t", "0"]);
+        }
+        args.extend(ids.iter().map(String::as_str));
+        args
+    }
+
+    /// Force-remove containers; errors are ignored (it runs on the way out).
+    pub fn remove_containers(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        let _ = self
+            .command(self.remove_args(ids))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Force-remove the containers of one instance.
     pub fn remove_instance(&self, label: &str) {
         if let Ok(ids) = self.instance_containers(Some(label), true) {
-            for id in ids {
-                let _ = self
-                    .command(["rm", "-f", id.as_str()])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+            self.remove_containers(&ids);
         }
     }
 }

@@ -121,14 +121,15 @@ fn ensure_sources(
 
 /// Make sure the plugin's image is up to date, building it if needed. The
 /// compile path calls this: it prints nothing unless stderr is a terminal.
-pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {
-    let want = wanted_checksum(plugin, library)?;
-    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want.as_str()) {
+/// `want` is the checksum from `wanted_checksum`, computed before the engine
+/// is probed so that configuration errors come first.
+pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -> Result<()> {
+    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want) {
         return Ok(());
     }
     let _lock = lock(&plugin.image)?;
     // Someone else may have built it while we waited.
-    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want.as_str()) {
+    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want) {
         return Ok(());
     }
     build_logged(engine, plugin, library)

@@ -26,5 +26,6 @@ fn main() {
         std::process::exit(1);
     }
     let code = cli::main(std::env::args_os().collect());
+    signals::hold_if_terminating();
     std::process::exit(code);
 }

@@ -7,7 +7,7 @@
 //! start with the default dispositions.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,9 @@ use nix::unistd::Pid;
 use crate::engine::Engine;
 
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// Set once a signal is being handled: the process is on its way out.
+static TERMINATING: AtomicBool = AtomicBool::new(false);
 
 /// What a signal must clean up.
 #[derive(Default)]
@@ -95,6 +98,7 @@ fn handle(sig: Signal) {
         lock().forward = Some(f);
         return;
     }
+    TERMINATING.store(true, Ordering::SeqCst);
     let (child, instance) = {
         let st = lock();
         (st.child, st.instance.clone())
@@ -112,6 +116,15 @@ fn handle(sig: Signal) {
         engine.remove_instance(&label);
     }
     std::process::exit(128 + sig as i32);
+}
+
+/// When a signal is being handled, wait here for the handler to exit the
+/// process (so that the main thread does not exit first, leaving
+/// containers behind).
+pub fn hold_if_terminating() {
+    while TERMINATING.load(Ordering::SeqCst) {
+        std::thread::park_timeout(std::time::Duration::from_secs(1));
+    }
 }
 
 /// Record the foreground child (None when it has been reaped).

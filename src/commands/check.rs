@@ -5,7 +5,7 @@ use anyhow::{Result, bail};
 
 use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Pos, Spec};
-use crate::dockerfile;
+use crate::dockerfile::{self, Library};
 
 pub const SPEC: Spec = Spec {
     name: "check",
@@ -68,17 +68,15 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let name = m.positional(0).unwrap_or_default();
     // A target name stands for its image and dockerfile.
     let mut tag = name.to_string();
-    let mut text = None;
-    let mut library = ctx.library.clone();
-    if let Some(path) = m.positional(1) {
-        let path = std::path::Path::new(path);
-        text = Some(dockerfile::read(path)?);
-        library = library.with_fallback(path.parent());
-    } else if let Some(plugin) = crate::plugin::Registry::load()?.find(name) {
-        tag = plugin.image.clone();
-        let df = plugin.dockerfile(&ctx.library)?;
-        library = library.with_fallback(df.dir.as_deref());
-        text = Some(df.text);
+    let mut source: Option<(String, Library)> = None;
+    let dockerfile_path = m.positional(1).map(std::path::Path::new);
+    if dockerfile_path.is_none() {
+        if let Some(plugin) = crate::plugin::Registry::load()?.find(name) {
+            tag = plugin.image.clone();
+            let df = plugin.dockerfile(&ctx.library)?;
+            let library = ctx.library.with_fallback(df.dir.as_deref());
+            source = Some((df.text, library));
+        }
     }
 
     let engine = ctx.engine()?;
@@ -86,8 +84,12 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         println!("Image does not exist");
         return Ok(1);
     };
+    if let Some(path) = dockerfile_path {
+        let library = ctx.library.with_fallback(path.parent());
+        source = Some((dockerfile::read(path)?, library));
+    }
     if checktype == "checksum" {
-        let Some(text) = text else {
+        let Some((text, library)) = source else {
             println!("Need a dockerfile for tag:{tag}");
             return Ok(1);
         };

@@ -20,8 +20,9 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     if !m.flag("quiet") {
         println!("filter=--filter=label={}", labels::INSTANCE);
     }
-    for id in engine.instance_containers(None, true)? {
-        engine.run(["rm", "-f", id.as_str()], true)?;
+    let ids = engine.instance_containers(None, true)?;
+    if !ids.is_empty() {
+        engine.run(engine.remove_args(&ids), true)?;
     }
     crate::session::forget_all(engine);
     Ok(0)

@@ -1,6 +1,6 @@
 //! `fetch TAG REGISTRY`: pull REGISTRY/TAG and tag it TAG.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::Ctx;
 use crate::argparse::{Matches, Pos, Spec};
@@ -30,13 +30,11 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let registry = m.positional(1).unwrap_or_default();
     let remote = format!("{registry}/{tag}");
     let quiet = m.flag("quiet");
-    let code = engine.run(["pull", remote.as_str()], quiet)?;
-    if code != 0 {
-        bail!("cannot pull {remote} (engine exit status {code}); check the registry address and that it holds {tag}");
-    }
-    let code = engine.run(["tag", remote.as_str(), tag], quiet)?;
-    if code != 0 {
-        bail!("cannot tag {remote} as {tag} (engine exit status {code})");
-    }
+    engine.run_reporting(
+        ["pull", remote.as_str()],
+        quiet,
+        &format!("cannot pull {remote} (check the registry address and that it holds {tag})"),
+    )?;
+    engine.run_reporting(["tag", remote.as_str(), tag], quiet, &format!("cannot tag {remote} as {tag}"))?;
     Ok(0)
 }

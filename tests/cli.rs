@@ -1,0 +1,316 @@
+//! Command-line behaviour that needs no working engine: usage errors, help,
+//! and engine faults injected with stand-in engine scripts (absent, failing,
+//! hanging). Every user-caused failure must be one error line and a
+//! non-zero exit.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qemu-cross-cc");
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A folder holding only the given stand-in engine scripts.
+    fn fake_path(&self, scripts: &[(&str, &str)]) -> PathBuf {
+        let bin = self.path().join("fakebin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in scripts {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        bin
+    }
+
+    fn qcc(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .current_dir(self.path())
+            .env("QEMU_CROSS_CC_CONFIG_DIR", self.path().join("config"))
+            .env("QEMU_CROSS_CC_CACHE_DIR", self.path().join("cache"))
+            .env("QEMU_CROSS_CC_RUNTIME_DIR", self.path().join("runtime"))
+            .env_remove("QEMU_CROSS_CC_ENGINE")
+            .env_remove("QEMU_CROSS_CC_TARGET")
+            .env_remove("QEMU_CROSS_CC_PLUGIN_PATH");
+        c
+    }
+
+    /// Run with only the stand-in engines on PATH.
+    fn qcc_with(&self, scripts: &[(&str, &str)], args: &[&str]) -> Output {
+        let path = self.fake_path(scripts);
+        self.qcc(args).env("PATH", path).output().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Exactly one line on stderr, ours, and the exit code `code`.
+fn one_line(o: &Output, code: i32) -> String {
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(code), "stderr: {e}");
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 1, "want one line: {e}");
+    assert!(lines[0].starts_with("qemu-cross-cc: error: "), "{e}");
+    assert!(!e.contains("panicked") && !e.contains("Traceback"));
+    lines[0].to_string()
+}
+
+#[test]
+fn no_engine_installed() {
+    let s = Scratch::new();
+    let o = s.qcc_with(&[], &["images"]);
+    let line = one_line(&o, 1);
+    assert!(
+        line.contains(
+            "no working container engine (tried: podman (not installed), docker (not installed), \
+             sudo -n docker (not installed))"
+        ),
+        "{line}"
+    );
+    assert!(line.contains("--engine"), "names the fix: {line}");
+    let o = s.qcc_with(&[], &["probe"]);
+    assert_eq!(stdout(&o), "no\n");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn engine_choice_limits_the_probe() {
+    let s = Scratch::new();
+    let o = s.qcc_with(&[], &["--engine", "podman", "images"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("tried: podman (not installed))"), "{line}");
+    let o = s.qcc_with(&[], &["--engine=docker", "images"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("tried: docker (not installed), sudo -n docker"), "{line}");
+}
+
+#[test]
+fn failing_engine_reports_its_message() {
+    let s = Scratch::new();
+    let fail = "echo 'Cannot connect to the Docker daemon at unix:///x.sock' >&2; exit 1";
+    let o = s.qcc_with(&[("docker", fail)], &["--engine", "docker", "images"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("docker (Cannot connect to the Docker daemon"), "{line}");
+}
+
+#[test]
+fn hanging_engine_times_out() {
+    let s = Scratch::new();
+    let path = s.fake_path(&[("podman", "exec /bin/sleep 30")]);
+    let start = std::time::Instant::now();
+    let o = s
+        .qcc(&["--engine", "podman", "images"])
+        .env("PATH", path)
+        .env("QEMU_CROSS_CC_ENGINE_TIMEOUT", "0.5")
+        .output()
+        .unwrap();
+    assert!(start.elapsed().as_secs() < 10);
+    let line = one_line(&o, 1);
+    assert!(line.contains("podman (no answer within 0.5s)"), "{line}");
+}
+
+#[test]
+fn engine_failing_later_is_one_line() {
+    // `version` works, `image inspect` fails: check reports a missing image,
+    // a build reports the failed build.
+    let s = Scratch::new();
+    let script = "case \"$1\" in version) exit 0;; build) echo 'boom' >&2; exit 3;; *) exit 1;; esac";
+    std::fs::write(s.path().join("x.docker"), "FROM debian:12-slim\n").unwrap();
+    let o = s.qcc_with(&[("docker", script)], &["--engine", "docker", "build", "-t", "t", "-f", "x.docker"]);
+    // The engine's own stderr passes through; our line is the last.
+    let e = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1));
+    let last = e.lines().last().unwrap();
+    assert!(last.starts_with("qemu-cross-cc: error: building image t failed"), "{e}");
+    assert!(!std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with("docker_build") && e.path().join("x.docker").exists()
+        }));
+}
+
+#[test]
+fn invalid_engine_name() {
+    let s = Scratch::new();
+    let line = one_line(&s.qcc(&["--engine", "lxc", "probe"]).output().unwrap(), 2);
+    assert!(line.contains("invalid engine 'lxc' (choose from auto, docker, podman)"), "{line}");
+    let o = s.qcc(&["probe"]).env("QEMU_CROSS_CC_ENGINE", "rkt").output().unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("QEMU_CROSS_CC_ENGINE"), "{line}");
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let s = Scratch::new();
+    for (args, want) in [
+        (&["build", "-t"][..], "argument -t: expected one argument"),
+        (&["cc", "-c", "x.c"][..], "the following arguments are required: --image/-i"),
+        (&["fetch", "only-tag"][..], "the following arguments are required: registry"),
+        (&["check"][..], "the following arguments are required: tag"),
+        (&["build", "-f", "x"][..], "-t TAG is required"),
+        (&["build"][..], "give -t TAG -f DOCKERFILE, or a target name"),
+        (&["run", "--keep=yes"][..], "ignored explicit argument"),
+        (&["shims"][..], "--dir"),
+        (&["targets", "--bogus"][..], "--bogus"),
+    ] {
+        let o = s.qcc(args).output().unwrap();
+        let line = one_line(&o, 2);
+        assert!(line.contains(want), "{args:?}: {line}");
+    }
+}
+
+#[test]
+fn missing_dockerfile_is_one_line() {
+    let s = Scratch::new();
+    let o = s.qcc(&["build", "-t", "x", "-f", "/nonexistent/x.docker"]).output().unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("cannot read dockerfile /nonexistent/x.docker"), "{line}");
+    // A FROM qemu/ parent that cannot be found names the search path.
+    std::fs::write(s.path().join("child.docker"), "FROM qemu/no-such-parent\n").unwrap();
+    let o = s.qcc_with(&[("docker", "exit 0")], &["--engine", "docker", "build", "-t", "x", "-f", "child.docker"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("no-such-parent.docker not found"), "{line}");
+    assert!(line.contains("--dockerfiles-dir"), "{line}");
+}
+
+#[test]
+fn help_and_version() {
+    let s = Scratch::new();
+    let o = s.qcc(&["help"]).output().unwrap();
+    assert!(o.status.success());
+    for sub in ["run", "build", "fetch", "update", "clean", "images", "probe", "cc", "check", "targets", "shims", "sessions"] {
+        assert!(stdout(&o).contains(&format!("  {sub} ")), "{sub} missing from help");
+    }
+    let o = s.qcc(&["build", "--help"]).output().unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("--include-executable"));
+    let o = s.qcc(&["--version"]).output().unwrap();
+    assert!(stdout(&o).starts_with("qemu-cross-cc "));
+    let o = s.qcc(&[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn compiler_line_without_target() {
+    let s = Scratch::new();
+    let o = s.qcc(&["-c", "x.c"]).output().unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("--target=TARGET") && line.contains("aarch64-linux-gnu"), "{line}");
+    let o = s.qcc(&["--target=vax-dec-ultrix", "-c", "x.c"]).output().unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("unknown target 'vax-dec-ultrix'") && line.contains("riscv64-linux-gnu"), "{line}");
+}
+
+#[test]
+fn bad_plugin_manifest_names_file_and_field() {
+    let s = Scratch::new();
+    let dir = s.path().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("toy-linux-gnu.json");
+    std::fs::write(
+        &file,
+        r#"{"target":"toy-linux-gnu","image":"i","dockerfile":"d.docker","qemu":"toy",
+            "sysroot":"/usr/toy","tools":{"cc":"toy-gcc"},"colour":"blue"}"#,
+    )
+    .unwrap();
+    let o = s
+        .qcc(&["targets", "--offline"])
+        .env("QEMU_CROSS_CC_PLUGIN_PATH", &dir)
+        .output()
+        .unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains(&file.display().to_string()) && line.contains("colour"), "{line}");
+    std::fs::write(&file, r#"{"target":"toy-linux-gnu"}"#).unwrap();
+    let o = s.qcc(&["targets", "--offline"]).env("QEMU_CROSS_CC_PLUGIN_PATH", &dir).output().unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("missing field `image`"), "{line}");
+    std::fs::write(&file, "{ not json").unwrap();
+    let o = s.qcc(&["targets", "--offline"]).env("QEMU_CROSS_CC_PLUGIN_PATH", &dir).output().unwrap();
+    one_line(&o, 1);
+}
+
+#[test]
+fn user_plugin_overrides_builtin_and_missing_dockerfile_is_clear() {
+    let s = Scratch::new();
+    let dir = s.path().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("aarch64-linux-gnu.json"),
+        r#"{"target":"aarch64-linux-gnu","image":"my/aarch64","dockerfile":"absent.docker",
+            "qemu":"aarch64","sysroot":"/usr/aarch64-linux-gnu","tools":{"cc":"aarch64-linux-gnu-gcc"}}"#,
+    )
+    .unwrap();
+    let o = s
+        .qcc(&["targets", "--offline", "--json"])
+        .env("QEMU_CROSS_CC_PLUGIN_PATH", &dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let a = v.as_array().unwrap().iter().find(|t| t["target"] == "aarch64-linux-gnu").unwrap();
+    assert_eq!(a["image"], "my/aarch64");
+    assert!(v.as_array().unwrap().len() >= 16);
+    // Compiling needs the dockerfile: a clear error before any engine call.
+    let path = s.fake_path(&[]);
+    let o = s
+        .qcc(&["--target=aarch64-linux-gnu", "-c", "x.c"])
+        .env("QEMU_CROSS_CC_PLUGIN_PATH", &dir)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let line = one_line(&o, 1);
+    assert!(line.contains("absent.docker not found"), "{line}");
+}
+
+#[test]
+fn shims_are_idempotent_and_never_overwrite() {
+    let s = Scratch::new();
+    let dir = s.path().join("bin");
+    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gcc = dir.join("aarch64-linux-gnu-gcc");
+    assert!(std::fs::read_link(&gcc).unwrap().ends_with("qemu-cross-cc"));
+    let n = std::fs::read_dir(&dir).unwrap().count();
+    assert!(n >= 15, "{n} links");
+    // Again: nothing changes.
+    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("0 links created"), "{}", stdout(&o));
+    // A foreign file is kept and named.
+    std::fs::remove_file(dir.join("aarch64-linux-gnu-ar")).unwrap();
+    std::fs::write(dir.join("aarch64-linux-gnu-ar"), "mine").unwrap();
+    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("not replacing") && e.contains("aarch64-linux-gnu-ar"), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.join("aarch64-linux-gnu-ar")).unwrap(), "mine");
+    // --remove takes ours away, leaves the foreign file.
+    let o = s.qcc(&["shims", "--remove", "--dir", dir.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success());
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, vec!["aarch64-linux-gnu-ar"]);
+    // Unknown target.
+    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "pdp11"]).output().unwrap();
+    one_line(&o, 1);
+}

@@ -1,0 +1,73 @@
+//! Tests against the real engines (docker and podman, started by
+//! tests/setup-engines.sh). Every test runs once per engine and is named
+//! after it (`docker::build_twice`, `podman::build_twice`).
+//!
+//! A custom harness (libtest-mimic) so that the run can build shared fixture
+//! images once and remove everything it created at the end.
+
+mod core;
+mod support;
+
+use std::sync::RwLock;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use support::{Eng, T};
+
+/// Tests that must not overlap with any other (they remove every labelled
+/// container) take this for writing; all others for reading.
+static GATE: RwLock<()> = RwLock::new(());
+
+/// A test body: gets its engine.
+pub type TestFn = fn(Eng) -> ();
+
+/// How a test shares the machine.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Shared,
+    Exclusive,
+}
+
+fn trial(eng: Eng, name: &'static str, f: TestFn, mode: Mode) -> Trial {
+    Trial::test(format!("{eng}::{name}"), move || {
+        let result = std::panic::catch_unwind(|| {
+            let _guard = match mode {
+                Mode::Shared => Guard::Read(GATE.read().unwrap_or_else(|e| e.into_inner())),
+                Mode::Exclusive => Guard::Write(GATE.write().unwrap_or_else(|e| e.into_inner())),
+            };
+            f(eng)
+        });
+        result.map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "test panicked".into());
+            Failed::from(msg)
+        })
+    })
+}
+
+#[allow(dead_code)]
+enum Guard<'a> {
+    Read(std::sync::RwLockReadGuard<'a, ()>),
+    Write(std::sync::RwLockWriteGuard<'a, ()>),
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for eng in Eng::ALL {
+        for (name, f, mode) in core::TESTS {
+            trials.push(trial(eng, name, *f, *mode));
+        }
+    }
+    // Make sure the run exists before tests start in parallel.
+    let _ = support::run();
+    let _ = T::new(Eng::Docker, "start", false);
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !args.list {
+        support::cleanup();
+    }
+    conclusion.exit();
+}

@@ -1,0 +1,442 @@
+//! Shared machinery of the engine tests: the test run (its id, scratch root
+//! and a copy of the binary every user can execute), per-test contexts, the
+//! fixture images, and clean-up of everything the run created.
+//!
+//! Everything a run creates carries its id: images and containers are named
+//! `qcc-test-<run>-...` and labelled `qcc-test-run=<run>`, and only those are
+//! removed at the end.
+
+#![allow(dead_code)]
+
+use std::borrow::BorrowMut;
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The unprivileged user made by tests/setup-engines.sh.
+pub const TESTER: &str = "qcc-tester";
+
+/// The registry started by tests/setup-engines.sh.
+pub fn registry() -> String {
+    format!(
+        "127.0.0.1:{}",
+        std::env::var("QCC_REGISTRY_PORT").unwrap_or_else(|_| "5000".into())
+    )
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Eng {
+    Docker,
+    Podman,
+}
+
+impl fmt::Display for Eng {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Eng {
+    pub const ALL: [Eng; 2] = [Eng::Docker, Eng::Podman];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Eng::Docker => "docker",
+            Eng::Podman => "podman",
+        }
+    }
+}
+
+/// One test run.
+pub struct Run {
+    pub id: String,
+    pub root: PathBuf,
+    /// The binary, copied where the test user can run it.
+    pub bin: PathBuf,
+    pub repo: PathBuf,
+}
+
+pub fn run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let id = std::env::var("QCC_TEST_RUN").unwrap_or_else(|_| {
+            let u = uuid::Uuid::new_v4().simple().to_string();
+            u[..8].to_string()
+        });
+        let root = PathBuf::from(format!("/tmp/qcc-test-{id}"));
+        std::fs::create_dir_all(root.join("bin")).expect("create the run root");
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = root.join("bin/qemu-cross-cc");
+        std::fs::copy(env!("CARGO_BIN_EXE_qemu-cross-cc"), &bin).expect("copy the binary");
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Run {
+            id,
+            root,
+            bin,
+            repo: PathBuf::from(env!("CARGO_MANIFEST_DIR")),
+        }
+    })
+}
+
+pub fn tester_uid() -> u32 {
+    let out = Command::new("id").args(["-u", TESTER]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "user {TESTER} is missing: run tests/setup-engines.sh"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+pub fn tester_gid() -> u32 {
+    let out = Command::new("id").args(["-g", TESTER]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn tester_home() -> String {
+    let out = Command::new("getent").args(["passwd", TESTER]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(':')
+        .nth(5)
+        .unwrap_or("/")
+        .to_string()
+}
+
+/// The runtime dir rootless podman uses for the test user (as in
+/// setup-engines.sh).
+fn tester_runtime() -> String {
+    let dir = format!("/tmp/qcc-runtime-{}", tester_uid());
+    std::fs::create_dir_all(&dir).unwrap();
+    chown(Path::new(&dir), tester_uid(), tester_gid());
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+pub fn chown_r(path: &Path, uid: u32, gid: u32) {
+    chown(path, uid, gid);
+    if path.is_dir() {
+        for e in std::fs::read_dir(path).unwrap() {
+            chown_r(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
+/// Images and containers to remove at the end, per engine and user.
+static CREATED: Mutex<Vec<(Eng, bool, String)>> = Mutex::new(Vec::new());
+
+/// One test's context: the engine, whether it runs as the test user, a
+/// scratch folder and unique names.
+pub struct T {
+    pub eng: Eng,
+    pub tester: bool,
+    pub dir: PathBuf,
+    pub name: String,
+    /// Extra environment for the tool.
+    pub env: Vec<(String, String)>,
+}
+
+impl T {
+    pub fn new(eng: Eng, test: &str, tester: bool) -> T {
+        let run = run();
+        let name = format!(
+            "qcc-test-{}-{}-{}{}",
+            run.id,
+            test.replace('_', "-"),
+            eng,
+            if tester { "-u" } else { "" }
+        );
+        let dir = run.root.join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for sub in ["config", "cache", "runtime", "work"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        if tester {
+            chown_r(&dir, tester_uid(), tester_gid());
+        }
+        T {
+            eng,
+            tester,
+            dir,
+            name,
+            env: Vec::new(),
+        }
+    }
+
+    /// The folder tests compile in.
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+
+    /// A file in the scratch folder, owned by whoever runs the tool.
+    pub fn write(&self, rel: &str, body: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, body).unwrap();
+        if self.tester {
+            chown(&p, tester_uid(), tester_gid());
+            chown(p.parent().unwrap(), tester_uid(), tester_gid());
+        }
+        p
+    }
+
+    /// Environment every tool call gets: its own config, cache and runtime.
+    fn tool_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("QEMU_CROSS_CC_CONFIG_DIR".into(), self.dir.join("config").display().to_string()),
+            ("QEMU_CROSS_CC_CACHE_DIR".into(), self.dir.join("cache").display().to_string()),
+            ("QEMU_CROSS_CC_RUNTIME_DIR".into(), self.dir.join("runtime").display().to_string()),
+        ];
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
+    /// A command run as the test user (or root), in the work folder, with
+    /// `env` set.
+    fn as_user(&self, prog: &OsStr, env: &[(String, String)]) -> Command {
+        let mut cmd = if self.tester {
+            let mut c = Command::new("runuser");
+            c.args(["-u", TESTER, "--", "env"]);
+            c.arg(format!("HOME={}", tester_home()));
+            c.arg(format!("XDG_RUNTIME_DIR={}", tester_runtime()));
+            for (k, v) in env {
+                c.arg(format!("{k}={v}"));
+            }
+            c.arg(prog);
+            c
+        } else {
+            let mut c = Command::new(prog);
+            c.envs(env.iter().map(|(k, v)| (k, v)));
+            c
+        };
+        cmd.current_dir(self.work()).stdin(Stdio::null());
+        cmd
+    }
+
+    /// `qemu-cross-cc --engine ENGINE args...`
+    pub fn qcc<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.as_user(run().bin.as_os_str(), &self.tool_env());
+        c.args(["--engine", self.eng.name()]).args(args);
+        c
+    }
+
+    /// `qemu-cross-cc` without `--engine` (engine from the environment).
+    pub fn qcc_plain<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.as_user(run().bin.as_os_str(), &self.tool_env());
+        c.args(args);
+        c
+    }
+
+    /// Another program run like the tool (same user, env and folder).
+    pub fn program<I, S>(&self, prog: impl AsRef<OsStr>, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.as_user(prog.as_ref(), &self.tool_env());
+        c.args(args);
+        c
+    }
+
+    /// The engine itself, as the same user.
+    pub fn engine<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut c = self.as_user(OsStr::new(self.eng.name()), &[]);
+        c.args(args);
+        c
+    }
+
+    /// A unique image tag, removed at the end of the run.
+    pub fn tag(&self, suffix: &str) -> String {
+        let t = format!("{}-{suffix}", self.name);
+        CREATED.lock().unwrap().push((self.eng, self.tester, t.clone()));
+        t
+    }
+
+    /// The label that marks what this run built.
+    pub fn run_label(&self) -> String {
+        format!("qcc-test-run={}", run().id)
+    }
+
+    /// Whether image `tag` exists.
+    pub fn image_exists(&self, tag: &str) -> bool {
+        self.engine(["image", "inspect", tag])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    pub fn image_id(&self, tag: &str) -> String {
+        let o = ok(&mut self.engine(["image", "inspect", "--format", "{{.Id}}", tag]));
+        stdout(&o).trim().to_string()
+    }
+
+    pub fn label(&self, tag: &str, label: &str) -> String {
+        let o = ok(&mut self.engine([
+            "image",
+            "inspect",
+            "--format",
+            &format!("{{{{index .Config.Labels \"{label}\"}}}}"),
+            tag,
+        ]));
+        stdout(&o).trim().to_string()
+    }
+
+    /// Containers (all states) carrying `label` (`k=v`).
+    pub fn containers_with(&self, label: &str) -> Vec<String> {
+        let o = ok(&mut self.engine(["ps", "-a", "-q", "--filter", &format!("label={label}")]));
+        stdout(&o).split_whitespace().map(String::from).collect()
+    }
+
+    /// The fixture C compiler image of this engine and user.
+    pub fn gcc_image(&self) -> String {
+        fixture_gcc(self.eng, self.tester)
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Run and return the output.
+pub fn out(mut cmd: impl BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Run, requiring success.
+pub fn ok(mut cmd: impl BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
+    let desc = format!("{cmd:?}");
+    let o = out(cmd);
+    assert!(
+        o.status.success(),
+        "{desc} failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Run, requiring failure; returns the output.
+pub fn fails(mut cmd: impl BorrowMut<Command>) -> Output {
+    let cmd = cmd.borrow_mut();
+    let desc = format!("{cmd:?}");
+    let o = out(cmd);
+    assert!(
+        !o.status.success(),
+        "{desc} should have failed:\nstdout: {}\nstderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Assert stderr is exactly one line, our error line.
+pub fn one_error_line(o: &Output) -> String {
+    let e = stderr(o);
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {e}");
+    assert!(lines[0].starts_with("qemu-cross-cc: error: "), "{e}");
+    assert!(!e.contains("panicked") && !e.contains("Traceback"), "{e}");
+    lines[0].to_string()
+}
+
+/// Build `tests/fixtures/gcc.docker` once per engine (root), and copy it
+/// into the test user's rootless storage when needed.
+pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
+    static ROOT: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    static TESTER_COPY: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let i = eng as usize;
+    let tag = ROOT[i]
+        .get_or_init(|| {
+            let t = T::new(eng, "fixture", false);
+            let tag = t.tag("gcc");
+            let df = run().repo.join("tests/fixtures/gcc.docker");
+            let o = out(t.qcc(["build", "--quiet", "-t", &tag, "-f"]).arg(&df).args(["--label", &t.run_label()]));
+            if o.status.success() {
+                Ok(tag)
+            } else {
+                Err(format!("building the gcc fixture failed: {}", stderr(&o)))
+            }
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if !tester || eng == Eng::Docker {
+        return tag;
+    }
+    TESTER_COPY[i]
+        .get_or_init(|| {
+            let archive = run().root.join(format!("gcc-{eng}.tar"));
+            let _ = std::fs::remove_file(&archive);
+            let t = T::new(eng, "fixture-copy", true);
+            ok(T::new(eng, "fixture-save", false).engine(["save", "-o"]).arg(&archive).arg(&tag));
+            std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+            ok(t.engine(["load", "-i"]).arg(&archive));
+            let _ = std::fs::remove_file(&archive);
+            CREATED.lock().unwrap().push((eng, true, tag.clone()));
+            Ok::<_, String>(tag.clone())
+        })
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Remove what the run created: its images (by tag and by label), its
+/// containers, its scratch folder.
+pub fn cleanup() {
+    let run = run();
+    let created = std::mem::take(&mut *CREATED.lock().unwrap());
+    for eng in Eng::ALL {
+        for tester in [false, true] {
+            let t = T::new(eng, "cleanup", tester);
+            let label = t.run_label();
+            for id in t.containers_with(&label) {
+                let _ = out(t.engine(["rm", "-f", &id]));
+            }
+            let mut images: Vec<String> = created
+                .iter()
+                .filter(|(e, u, _)| *e == eng && *u == tester)
+                .map(|(_, _, tag)| tag.clone())
+                .collect();
+            let o = out(t.engine(["images", "-q", "--filter", &format!("label={label}")]));
+            images.extend(stdout(&o).split_whitespace().map(String::from));
+            for img in images {
+                let _ = t
+                    .engine(["rmi", "-f", &img])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+    if std::env::var_os("QCC_TEST_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&run.root);
+    }
+}

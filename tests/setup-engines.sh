@@ -1,0 +1,193 @@
+#!/bin/bash
+# Set up real container engines for qemu-cross-cc on Debian/Ubuntu, as root.
+#
+# Idempotent, and leaves alone what it finds already working:
+#  - installs docker.io podman runc debootstrap qemu-user-static docker-registry
+#    uidmap file (only the missing ones);
+#  - writes /etc/containers/containers.conf (runtime runc, ulimits within the
+#    hard limits) unless an admin's own file is there;
+#  - starts dockerd when no docker daemon answers, and waits for it;
+#  - mounts binfmt_misc and registers the qemu-user handlers that are missing;
+#  - debootstraps a minbase bookworm once (mirror read from the apt sources at
+#    run time) and imports it as debian:12-slim into docker and
+#    docker.io/library/debian:12-slim into podman, where no such image exists;
+#  - starts a local registry on 127.0.0.1 (port $QCC_REGISTRY_PORT, 5000);
+#  - creates the unprivileged test user qcc-tester (docker group, subuid and
+#    subgid ranges for rootless podman) with the base image in its storage.
+set -eu
+
+STATE=/var/lib/qemu-cross-cc-setup
+ROOTFS="$STATE/bookworm-minbase"
+TARBALL="$STATE/bookworm-minbase.tar"
+REGISTRY_PORT="${QCC_REGISTRY_PORT:-5000}"
+TEST_USER=qcc-tester
+MARK="# written by qemu-cross-cc tests/setup-engines.sh"
+
+say() { printf 'setup-engines: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (sudo $0)"
+command -v apt-get >/dev/null || die "needs a Debian or Ubuntu machine (apt-get not found)"
+mkdir -p "$STATE"
+
+# --- packages -------------------------------------------------------------
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates"
+[ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    say "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+# --- podman configuration ---------------------------------------------------
+conf=/etc/containers/containers.conf
+if [ ! -e "$conf" ] || grep -q "^$MARK" "$conf"; then
+    nofile=$(ulimit -Hn)
+    nproc=$(ulimit -Hu)
+    # conmon runs with at most 32768 processes: a higher default fails.
+    [ "$nproc" = unlimited ] && nproc=32768
+    [ "$nproc" -gt 32768 ] && nproc=32768
+    [ "$nofile" = unlimited ] && nofile=1048576
+    mkdir -p /etc/containers
+    cat >"$conf.tmp" <<EOF
+$MARK
+# crun refuses this machine's hybrid cgroup layout; runc works.
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+
+[engine]
+runtime = "runc"
+EOF
+    mv "$conf.tmp" "$conf"
+else
+    say "keeping the existing $conf"
+fi
+# The local test registry speaks plain HTTP.
+mkdir -p /etc/containers/registries.conf.d
+cat >/etc/containers/registries.conf.d/qemu-cross-cc-test-registry.conf <<EOF
+$MARK
+[[registry]]
+location = "127.0.0.1:$REGISTRY_PORT"
+insecure = true
+EOF
+
+# --- dockerd -----------------------------------------------------------------
+if ! docker version >/dev/null 2>&1; then
+    say "starting dockerd"
+    setsid dockerd >/var/log/qemu-cross-cc-dockerd.log 2>&1 </dev/null &
+    i=0
+    until docker version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 120 ] || die "dockerd did not start; see /var/log/qemu-cross-cc-dockerd.log"
+        sleep 0.5
+    done
+fi
+
+# --- binfmt_misc ---------------------------------------------------------------
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||
+        say "warning: cannot mount binfmt_misc; foreign binaries will need qemu-*-static explicitly"
+fi
+if [ -w /proc/sys/fs/binfmt_misc/register ]; then
+    for conf in /usr/lib/binfmt.d/qemu-*.conf; do
+        name=$(basename "$conf" .conf)
+        [ -e "/proc/sys/fs/binfmt_misc/$name" ] && continue
+        grep -v '^#' "$conf" | grep . >/proc/sys/fs/binfmt_misc/register 2>/dev/null ||
+            say "warning: cannot register $name"
+    done
+fi
+
+# --- base image -----------------------------------------------------------------
+mirror() {
+    uri=""
+    if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+        uri=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+        uri=$(awk '$1 == "deb" && $2 ~ /debian\/?$/ { print $2; exit }' /etc/apt/sources.list)
+    fi
+    printf '%s\n' "${QCC_DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
+}
+if [ ! -s "$TARBALL" ]; then
+    m=$(mirror)
+    say "debootstrap bookworm from $m (once)"
+    rm -rf "$ROOTFS"
+    debootstrap --variant=minbase bookworm "$ROOTFS" "$m" >"$STATE/debootstrap.log" 2>&1 ||
+        die "debootstrap failed; see $STATE/debootstrap.log"
+    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+    tar -C "$ROOTFS" -cf "$TARBALL.tmp" .
+    mv "$TARBALL.tmp" "$TARBALL"
+    rm -rf "$ROOTFS"
+fi
+chmod 644 "$TARBALL"
+if ! docker image inspect debian:12-slim >/dev/null 2>&1; then
+    say "importing debian:12-slim into docker"
+    docker import --change 'CMD ["bash"]' "$TARBALL" debian:12-slim >/dev/null
+fi
+if ! podman image exists docker.io/library/debian:12-slim; then
+    say "importing docker.io/library/debian:12-slim into podman"
+    podman import --change 'CMD ["bash"]' "$TARBALL" docker.io/library/debian:12-slim >/dev/null 2>&1
+fi
+podman run --rm --network none docker.io/library/debian:12-slim true ||
+    die "podman cannot run a container; check $conf"
+
+# --- local registry ----------------------------------------------------------------
+registry_ok() {
+    python3 - "$REGISTRY_PORT" <<'EOF' 2>/dev/null
+import sys, urllib.request
+with urllib.request.urlopen("http://127.0.0.1:%s/v2/" % sys.argv[1], timeout=2) as r:
+    sys.exit(0 if r.status == 200 else 1)
+EOF
+}
+if ! registry_ok; then
+    say "starting a registry on 127.0.0.1:$REGISTRY_PORT"
+    mkdir -p "$STATE/registry"
+    cat >"$STATE/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STATE/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$REGISTRY_PORT
+EOF
+    setsid docker-registry serve "$STATE/registry.yml" >/var/log/qemu-cross-cc-registry.log 2>&1 </dev/null &
+    i=0
+    until registry_ok; do
+        i=$((i + 1))
+        [ $i -lt 60 ] || die "the registry did not start; see /var/log/qemu-cross-cc-registry.log"
+        sleep 0.5
+    done
+fi
+
+# --- unprivileged test user ------------------------------------------------------------
+if ! id "$TEST_USER" >/dev/null 2>&1; then
+    say "creating user $TEST_USER"
+    useradd -m -s /bin/sh "$TEST_USER"
+fi
+getent group docker >/dev/null && usermod -aG docker "$TEST_USER"
+grep -q "^$TEST_USER:" /etc/subuid || usermod --add-subuids 300000-365535 "$TEST_USER"
+grep -q "^$TEST_USER:" /etc/subgid || usermod --add-subgids 300000-365535 "$TEST_USER"
+as_tester() {
+    uid=$(id -u "$TEST_USER")
+    rt="/tmp/qcc-runtime-$uid"
+    mkdir -p "$rt" && chown "$TEST_USER" "$rt" && chmod 700 "$rt"
+    (cd / && runuser -u "$TEST_USER" -- env XDG_RUNTIME_DIR="$rt" HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" "$@")
+}
+if ! as_tester podman image exists docker.io/library/debian:12-slim; then
+    say "importing the base image into $TEST_USER's rootless podman"
+    as_tester podman import --change 'CMD ["bash"]' "$TARBALL" docker.io/library/debian:12-slim >/dev/null 2>&1
+fi
+as_tester podman run --rm --network none docker.io/library/debian:12-slim true ||
+    die "rootless podman does not work for $TEST_USER"
+
+say "ready: docker $(docker version --format '{{.Server.Version}}'), podman $(podman version --format '{{.Client.Version}}'), registry 127.0.0.1:$REGISTRY_PORT"
