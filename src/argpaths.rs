@@ -165,7 +165,7 @@ fn is_system(path: &Path) -> bool {
 
 /// A folder too wide to mount on a guess: the root's children, system
 /// folders, home itself or anything above it.
-fn is_broad(path: &Path, home: Option<&Path>) -> bool {
+pub fn is_broad(path: &Path, home: Option<&Path>) -> bool {
     path.components().count() <= 2
         || is_system(path)
         || home.is_some_and(|h| h.starts_with(path))

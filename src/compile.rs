@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::argpaths;
+use crate::commands::Ctx;
+use crate::ensure;
+use crate::plugin::Plugin;
+use crate::session;
 use crate::commands::run::run_container;
 use crate::engine::Engine;
 use crate::mounts::{self, MountSet};
@@ -129,21 +133,62 @@ pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
     run_container(engine, req.run_args()?, false, req.quiet, true)
 }
 
-/// Run the request: in the target's warm session when one can serve it,
-/// else in a fresh container.
-pub fn execute(engine: &Engine, req: &Request) -> Result<i32> {
-    if let Some(code) = crate::session::try_execute(engine, req)? {
-        return Ok(code);
+/// Print a diagnostic when `QEMU_CROSS_CC_DEBUG` is set (the compile path
+/// is otherwise silent).
+pub fn debug(msg: impl std::fmt::Display) {
+    if std::env::var_os("QEMU_CROSS_CC_DEBUG").is_some_and(|v| !v.is_empty()) {
+        eprintln!("qemu-cross-cc: debug: {msg}");
+    }
+}
+
+/// Run the request: in a live session when one serves it (no engine call at
+/// all), else prepare the image, start a session and run there, else run
+/// one-shot. `prepare` ensures the image and returns its id.
+fn run_with_sessions(
+    ctx: &Ctx,
+    req: &Request,
+    target: Option<&str>,
+    checksum: &str,
+    prepare: impl FnOnce(&Engine) -> Result<Option<String>>,
+) -> Result<i32> {
+    let sessions = session::enabled();
+    if sessions {
+        if let Some(code) = session::run_in_live(req, checksum, ctx.choice) {
+            return Ok(code);
+        }
+        // An image an earlier session ran: start a new session straight away.
+        if let Some((engine, id)) = session::known_image(&req.image, checksum, ctx.choice) {
+            match session::start_and_run(&engine, req, checksum, &id, target, ctx.choice) {
+                Ok(Some(code)) => return Ok(code),
+                Ok(None) => {}
+                Err(e) => debug(format!("no session from the known image ({e:#})")),
+            }
+        }
+    }
+    let engine = ctx.engine()?;
+    let image_id = prepare(engine)?;
+    if let (true, Some(id)) = (sessions, image_id) {
+        match session::start_and_run(engine, req, checksum, &id, target, ctx.choice) {
+            Ok(Some(code)) => return Ok(code),
+            Ok(None) => debug("sessions need a statically linked qemu-cross-cc; running one-shot"),
+            Err(e) => debug(format!("no session ({e:#}); running one-shot")),
+        }
     }
     one_shot(engine, req)
 }
 
-/// A plugin tool: ensure the target's image, then execute.
-pub fn run_plugin_tool(ctx: &crate::commands::Ctx, plugin: &crate::plugin::Plugin, req: &Request) -> Result<i32> {
-    let want = crate::ensure::wanted_checksum(plugin, &ctx.library)?;
-    let engine = ctx.engine()?;
-    crate::ensure::ensure(engine, plugin, &ctx.library, &want)?;
-    execute(engine, req)
+/// A plugin tool: ensure the target's image, then run.
+pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32> {
+    // Configuration errors (a missing dockerfile) come before any engine call.
+    let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    run_with_sessions(ctx, req, Some(&plugin.target), &want, |engine| {
+        ensure::ensure(engine, plugin, &ctx.library, &want).map(Some)
+    })
+}
+
+/// A tool of a given image (`cc -i IMAGE`): no dockerfile to check.
+pub fn run_image_tool(ctx: &Ctx, req: &Request) -> Result<i32> {
+    run_with_sessions(ctx, req, None, "", |engine| engine.image_id(&req.image))
 }
 
 #[cfg(test)]

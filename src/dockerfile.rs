@@ -29,8 +29,6 @@ pub struct Library {
 /// A dockerfile found in the library.
 #[derive(Clone, Debug)]
 pub struct Found {
-    /// `builtin:NAME.docker` or the file's path, for messages.
-    pub origin: String,
     pub text: String,
     /// The directory it came from (None for built-in ones).
     pub dir: Option<PathBuf>,
@@ -51,7 +49,8 @@ impl Library {
         }
     }
 
-    /// A library of just these directories (tests, plugins).
+    /// A library of just these directories.
+    #[cfg(test)]
     pub fn of_dirs(dirs: Vec<PathBuf>) -> Library {
         Library {
             dirs,
@@ -86,7 +85,6 @@ impl Library {
         if self.builtin {
             if let Some(text) = embedded::dockerfile(&file) {
                 return Ok(Found {
-                    origin: format!("built-in {file}"),
                     text: normalize_newlines(text),
                     dir: None,
                 });
@@ -96,7 +94,6 @@ impl Library {
             let path = dir.join(&file);
             if path.is_file() {
                 return Ok(Found {
-                    origin: path.display().to_string(),
                     text: read(&path)?,
                     dir: Some(dir.clone()),
                 });

@@ -187,6 +187,18 @@ impl Engine {
         })
     }
 
+    /// `detect`, remembered for a minute in the runtime folder: a build that
+    /// runs the compiler hundreds of times probes once.
+    pub fn detect_cached(choice: Choice) -> Result<Engine, NoEngine> {
+        let key = format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default());
+        if let Some(prog) = facts::get_detected(&key) {
+            return Ok(Engine::from_prog(prog));
+        }
+        let e = Engine::detect(choice)?;
+        facts::set_detected(&key, e.prog());
+        Ok(e)
+    }
+
     pub fn flavor(&self) -> Flavor {
         self.flavor
     }
@@ -325,6 +337,20 @@ impl Engine {
         Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
     }
 
+    /// The image's id and dockerfile checksum label ("" when unlabelled),
+    /// in one engine call; None when the image does not exist.
+    pub fn image_id_and_checksum(&self, tag: &str) -> Result<Option<(String, String)>> {
+        let out = self.output(["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", tag])?;
+        if !out.status.success() {
+            return Ok(None);
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (id, labels) = text.trim().split_once(' ').unwrap_or((text.trim(), "null"));
+        let labels: serde_json::Value = serde_json::from_str(labels).unwrap_or_default();
+        let checksum = labels[labels::DOCKERFILE_CHECKSUM].as_str().unwrap_or("").to_string();
+        Ok(Some((id.to_string(), checksum)))
+    }
+
     /// The image's dockerfile checksum label ("" when unlabelled), None when
     /// the image does not exist.
     pub fn image_checksum(&self, tag: &str) -> Result<Option<String>> {
@@ -341,6 +367,11 @@ impl Engine {
     /// decides the user-namespace options.
     pub fn is_rootless(&self) -> bool {
         *self.rootless.get_or_init(|| {
+            // `podman info` takes half a second: its answer is remembered.
+            let key = facts::rootless_key(&self.prog);
+            if let Some(r) = facts::get_rootless(&key) {
+                return r;
+            }
             let out = match self.flavor {
                 Flavor::Podman => self.output(["info", "--format", "{{.Host.Security.Rootless}}"]),
                 Flavor::Docker => self.output(["info", "--format", "{{json .SecurityOptions}}"]),
@@ -348,19 +379,16 @@ impl Engine {
             match out {
                 Ok(o) if o.status.success() => {
                     let s = String::from_utf8_lossy(&o.stdout);
-                    match self.flavor {
+                    let r = match self.flavor {
                         Flavor::Podman => s.trim() == "true",
                         Flavor::Docker => s.contains("rootless"),
-                    }
+                    };
+                    facts::set_rootless(&key, r);
+                    r
                 }
                 _ => false,
             }
         })
-    }
-
-    /// Record the answer of `is_rootless` learnt elsewhere (a cache).
-    pub fn set_rootless(&self, rootless: bool) {
-        let _ = self.rootless.set(rootless);
     }
 
     /// BuildKit only when the docker client has buildx (docker.py forces it
@@ -379,6 +407,24 @@ impl Engine {
         })
     }
 
+    /// Extra `build` options: rootless podman needs `/dev/net/tun` for its
+    /// default (slirp4netns) network; where the user cannot open it, builds
+    /// use the host's network instead, so `RUN apt-get install` works.
+    fn build_network_args(&self) -> &'static [&'static str] {
+        let tun_usable = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/net/tun")
+                .is_ok()
+        };
+        if self.flavor == Flavor::Podman && self.is_rootless() && !tun_usable() {
+            &["--network=host"]
+        } else {
+            &[]
+        }
+    }
+
     /// A `build` command with the builder chosen explicitly.
     pub fn build_command<I, S>(&self, args: I) -> Command
     where
@@ -386,7 +432,7 @@ impl Engine {
         S: AsRef<OsStr>,
     {
         let mut cmd = self.command(["build"]);
-        cmd.args(args);
+        cmd.args(self.build_network_args()).args(args);
         if self.flavor == Flavor::Docker {
             cmd.env("DOCKER_BUILDKIT", if self.buildkit() { "1" } else { "0" });
         }
@@ -462,6 +508,88 @@ impl Engine {
         if let Ok(ids) = self.instance_containers(Some(label), true) {
             self.remove_containers(&ids);
         }
+    }
+}
+
+/// Facts about the engines remembered in `RUNTIME/engine.json`: which
+/// engine `auto` found (for a minute) and whether an engine is rootless (for
+/// a day; keyed by the engine command and the variables that point it at
+/// another service).
+mod facts {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use serde::{Deserialize, Serialize};
+
+    const DETECT_TTL: u64 = 60;
+    const ROOTLESS_TTL: u64 = 86_400;
+
+    #[derive(Default, Serialize, Deserialize)]
+    struct Facts {
+        #[serde(default)]
+        detected: BTreeMap<String, (Vec<String>, u64)>,
+        #[serde(default)]
+        rootless: BTreeMap<String, (bool, u64)>,
+    }
+
+    fn path() -> PathBuf {
+        crate::paths::runtime_dir().join("engine.json")
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn load() -> Facts {
+        std::fs::read(path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save(f: &Facts) {
+        let p = path();
+        if let Some(dir) = p.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+        }
+        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+        if let Ok(b) = serde_json::to_vec(f) {
+            if std::fs::write(&tmp, b).is_ok() {
+                let _ = std::fs::rename(&tmp, &p);
+            }
+        }
+    }
+
+    pub fn rootless_key(prog: &[String]) -> String {
+        let vars = ["DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION"]
+            .map(|v| std::env::var(v).unwrap_or_default());
+        format!("{}|{}", prog.join(" "), vars.join("|"))
+    }
+
+    pub fn get_detected(key: &str) -> Option<Vec<String>> {
+        let (prog, at) = load().detected.remove(key)?;
+        (now().saturating_sub(at) < DETECT_TTL).then_some(prog)
+    }
+
+    pub fn set_detected(key: &str, prog: &[String]) {
+        let mut f = load();
+        f.detected.insert(key.to_string(), (prog.to_vec(), now()));
+        save(&f);
+    }
+
+    pub fn get_rootless(key: &str) -> Option<bool> {
+        let (r, at) = load().rootless.remove(key)?;
+        (now().saturating_sub(at) < ROOTLESS_TTL).then_some(r)
+    }
+
+    pub fn set_rootless(key: &str, r: bool) {
+        let mut f = load();
+        f.rootless.insert(key.to_string(), (r, now()));
+        save(&f);
     }
 }
 

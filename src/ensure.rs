@@ -119,20 +119,29 @@ fn ensure_sources(
     Ok(())
 }
 
-/// Make sure the plugin's image is up to date, building it if needed. The
-/// compile path calls this: it prints nothing unless stderr is a terminal.
-/// `want` is the checksum from `wanted_checksum`, computed before the engine
-/// is probed so that configuration errors come first.
-pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -> Result<()> {
-    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want) {
-        return Ok(());
+/// Make sure the plugin's image is up to date, building it if needed, and
+/// return its id. The compile path calls this: it prints nothing unless
+/// stderr is a terminal. `want` is the checksum from `wanted_checksum`,
+/// computed before the engine is probed so that configuration errors come
+/// first. A rebuilt image retires the sessions of the old one.
+pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -> Result<String> {
+    if let Some((id, have)) = engine.image_id_and_checksum(&plugin.image)? {
+        if have == want {
+            return Ok(id);
+        }
     }
     let _lock = lock(&plugin.image)?;
     // Someone else may have built it while we waited.
-    if engine.image_checksum(&plugin.image)?.as_deref() == Some(want) {
-        return Ok(());
+    match engine.image_id_and_checksum(&plugin.image)? {
+        Some((id, have)) if have == want => return Ok(id),
+        _ => {}
     }
-    build_logged(engine, plugin, library)
+    build_logged(engine, plugin, library)?;
+    crate::session::retire_image(&plugin.image);
+    match engine.image_id_and_checksum(&plugin.image)? {
+        Some((id, _)) => Ok(id),
+        None => bail!("image {} is missing right after its build", plugin.image),
+    }
 }
 
 fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {

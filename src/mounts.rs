@@ -141,6 +141,7 @@ impl MountSet {
         self.mounts.iter()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.mounts.is_empty()
     }

@@ -123,7 +123,6 @@ impl Plugin {
             let path = d.join(&self.manifest.dockerfile);
             if path.is_file() {
                 return Ok(dockerfile::Found {
-                    origin: path.display().to_string(),
                     text: dockerfile::read(&path)?,
                     dir: Some(d.clone()),
                 });

@@ -57,5 +57,5 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         .collect();
     let args = argv.iter().map(OsString::from).collect();
     let req = Request::new(image, program, args, &sources, &Default::default(), m.flag("quiet"))?;
-    compile::execute(ctx.engine()?, &req)
+    compile::run_image_tool(ctx, &req)
 }

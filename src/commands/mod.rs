@@ -41,12 +41,12 @@ impl Ctx {
         }
     }
 
-    /// The engine, probed once.
+    /// The engine, probed once (and remembered briefly across calls).
     pub fn engine(&self) -> Result<&Engine> {
         if let Some(e) = self.engine.get() {
             return Ok(e);
         }
-        let e = Engine::detect(self.choice)?;
+        let e = Engine::detect_cached(self.choice)?;
         Ok(self.engine.get_or_init(|| e))
     }
 }

@@ -19,7 +19,8 @@ pub const SPEC: Spec = Spec {
 };
 
 pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
-    let engine = match ctx.engine() {
+    // Always a fresh probe: this is what it is for.
+    let engine = match crate::engine::Engine::detect(ctx.choice) {
         Ok(e) => e,
         Err(_) => {
             println!("no");
@@ -32,7 +33,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     };
     let plugins = crate::plugin::Registry::load()?;
     let plugin = plugins.get(target)?;
-    let state = crate::ensure::image_state(engine, plugin, &ctx.library)?;
+    let state = crate::ensure::image_state(&engine, plugin, &ctx.library)?;
     println!("{target}: {} {state}", plugin.image);
     Ok(if state == crate::ensure::State::UpToDate { 0 } else { 1 })
 }

@@ -7,6 +7,7 @@
 
 mod core;
 mod support;
+mod targets;
 
 use std::sync::RwLock;
 
@@ -28,22 +29,25 @@ pub enum Mode {
     Exclusive,
 }
 
+fn run_caught(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), Failed> {
+    std::panic::catch_unwind(f).map_err(|e| {
+        let msg = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "test panicked".into());
+        Failed::from(msg)
+    })
+}
+
 fn trial(eng: Eng, name: &'static str, f: TestFn, mode: Mode) -> Trial {
     Trial::test(format!("{eng}::{name}"), move || {
-        let result = std::panic::catch_unwind(|| {
+        run_caught(|| {
             let _guard = match mode {
                 Mode::Shared => Guard::Read(GATE.read().unwrap_or_else(|e| e.into_inner())),
                 Mode::Exclusive => Guard::Write(GATE.write().unwrap_or_else(|e| e.into_inner())),
             };
             f(eng)
-        });
-        result.map_err(|e| {
-            let msg = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "test panicked".into());
-            Failed::from(msg)
         })
     })
 }
@@ -58,8 +62,21 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for eng in Eng::ALL {
-        for (name, f, mode) in core::TESTS {
+        for (name, f, mode) in core::TESTS.iter().chain(targets::TESTS) {
             trials.push(trial(eng, name, *f, *mode));
+        }
+    }
+    // The slow per-target builds, interleaved by engine.
+    for (i, target) in targets::TARGETS.iter().enumerate() {
+        for eng in Eng::ALL {
+            trials.push(
+                Trial::test(format!("{eng}::target::{}", target.name), move || {
+                    run_caught(|| {
+                        let _g = GATE.read().unwrap_or_else(|e| e.into_inner());
+                        targets::target_builds_and_runs(eng, &targets::TARGETS[i]);
+                    })
+                }),
+            );
         }
     }
     // Make sure the run exists before tests start in parallel.

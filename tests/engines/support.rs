@@ -155,7 +155,7 @@ impl T {
         let dir = run.root.join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for sub in ["config", "cache", "runtime", "work"] {
+        for sub in ["config", "runtime", "work", "plugins", "bin"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
         std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -188,11 +188,68 @@ impl T {
         p
     }
 
+    /// The cache (build logs and locks) shared by the run's tests, so that
+    /// tests needing the same image build it once.
+    pub fn cache(&self) -> PathBuf {
+        let dir = run().root.join(if self.tester { "cache-tester" } else { "cache" });
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).unwrap();
+            if self.tester {
+                chown(&dir, tester_uid(), tester_gid());
+            }
+        }
+        dir
+    }
+
+    /// The folder of this test's plugins (QEMU_CROSS_CC_PLUGIN_PATH).
+    pub fn plugins(&self) -> PathBuf {
+        self.dir.join("plugins")
+    }
+
+    /// A user plugin for `target` in `image`, built from `dockerfile` (a
+    /// file written next to it), with `tools`.
+    pub fn plugin(&self, target: &str, image: &str, dockerfile: &str, tools: &[(&str, &str)]) {
+        let mut m = serde_json::json!({
+            "target": target,
+            "image": image,
+            "dockerfile": format!("{target}.docker"),
+            "qemu": "x86_64",
+            "sysroot": "/",
+            "tools": {},
+        });
+        for (k, v) in tools {
+            m["tools"][*k] = serde_json::Value::from(*v);
+        }
+        self.write(&format!("plugins/{target}.json"), serde_json::to_string_pretty(&m).unwrap());
+        self.write(&format!("plugins/{target}.docker"), dockerfile);
+    }
+
+    /// A copy of a built-in target's manifest whose image is this run's.
+    pub fn builtin_plugin(&self, target: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(run().repo.join(format!("plugins/{target}.json"))).unwrap();
+        let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let image = format!("qcc-test-{}-{target}", run().id);
+        CREATED.lock().unwrap().push((self.eng, self.tester, image.clone()));
+        m["image"] = serde_json::Value::from(image);
+        self.write(&format!("plugins/{target}.json"), serde_json::to_string_pretty(&m).unwrap());
+        m
+    }
+
+    /// Links for `targets` in this test's `bin` folder; returns a PATH
+    /// with them first.
+    pub fn shims(&self, targets: &[&str]) -> String {
+        let bin = self.dir.join("bin");
+        ok(self.qcc(["shims", "--quiet", "--dir"]).arg(&bin).args(targets));
+        format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+    }
+
     /// Environment every tool call gets: its own config, cache and runtime.
     fn tool_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
             ("QEMU_CROSS_CC_CONFIG_DIR".into(), self.dir.join("config").display().to_string()),
-            ("QEMU_CROSS_CC_CACHE_DIR".into(), self.dir.join("cache").display().to_string()),
+            ("QEMU_CROSS_CC_CACHE_DIR".into(), self.cache().display().to_string()),
+            ("QEMU_CROSS_CC_PLUGIN_PATH".into(), self.plugins().display().to_string()),
+            ("QEMU_CROSS_CC_ENGINE".into(), self.eng.name().to_string()),
             ("QEMU_CROSS_CC_RUNTIME_DIR".into(), self.dir.join("runtime").display().to_string()),
         ];
         env.extend(self.env.iter().cloned());

@@ -1,0 +1,568 @@
+//! Warm toolchain sessions: one long-lived container per (engine, image,
+//! mount set, uid:gid) running an agent (this binary, statically linked and
+//! bind-mounted read-only). A call connects to the agent's unix socket and
+//! hands over argv, cwd, umask, the allowed environment and its stdin,
+//! stdout and stderr; the compiler writes straight to them.
+//!
+//! The hot path makes no engine call: sessions are found through records in
+//! the per-user runtime folder, and revalidated by the dockerfile checksum
+//! recorded beside them. A record whose agent does not answer is removed and
+//! a new session started; anything failing before the program starts falls
+//! back to a one-shot `run --rm`.
+
+mod agent;
+mod protocol;
+
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::compile::Request;
+use crate::engine::{Choice, Engine, Flavor};
+use crate::labels;
+use crate::argpaths::is_broad;
+use crate::mounts::{self, MountSet};
+use crate::signals;
+
+pub use protocol::Status;
+
+/// The hidden subcommand the session container runs.
+pub const AGENT_COMMAND: &str = "__agent";
+
+/// Label marking session containers (besides the instance label).
+pub const SESSION_LABEL: &str = "com.qemu-cross-cc.session";
+
+/// Where the agent binary appears inside the container.
+const AGENT_PATH: &str = "/.qemu-cross-cc-agent";
+
+/// The agent inside a session container.
+pub fn agent_main(args: &[OsString]) -> Result<i32> {
+    agent::main(args)
+}
+
+/// Sessions are on unless `QEMU_CROSS_CC_SESSION=0`.
+pub fn enabled() -> bool {
+    !matches!(
+        std::env::var("QEMU_CROSS_CC_SESSION").as_deref(),
+        Ok("0" | "no" | "off" | "false")
+    )
+}
+
+fn idle_seconds() -> u64 {
+    std::env::var("QEMU_CROSS_CC_SESSION_IDLE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(600)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A mounted folder and the identity it had when the session started: a
+/// folder removed and made again (`rm -rf build; mkdir build`) is another
+/// one, which the container cannot see.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub path: PathBuf,
+    pub writable: bool,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// What a session is, kept in `RUNTIME/sessions/<id>/record.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub engine: Vec<String>,
+    pub image: String,
+    pub image_id: String,
+    /// The dockerfile checksum the image was built from ("" for `cc -i`).
+    pub checksum: String,
+    pub target: Option<String>,
+    /// The folder mounted read-write that calls from below it share.
+    pub root: PathBuf,
+    pub mounts: Vec<MountRecord>,
+    pub uid: u32,
+    pub gid: u32,
+    pub container: String,
+    pub created: u64,
+    /// Identity of the binary that started it (the agent is that binary).
+    pub exe: String,
+}
+
+impl Record {
+    fn dir(&self) -> PathBuf {
+        sessions_dir().join(&self.id)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir().join("agent.sock")
+    }
+
+    fn mount_set(&self) -> MountSet {
+        let mut s = MountSet::new();
+        for m in &self.mounts {
+            s.add(m.path.clone(), m.writable);
+        }
+        s
+    }
+
+    fn engine(&self) -> Engine {
+        Engine::from_prog(self.engine.clone())
+    }
+
+    /// Same engine family, image, dockerfile checksum, user and binary.
+    fn compatible(&self, image: &str, checksum: &str, choice: Choice, exe: &str) -> bool {
+        let flavor_ok = match choice {
+            Choice::Auto => true,
+            Choice::Docker => self.engine().flavor() == Flavor::Docker,
+            Choice::Podman => self.engine().flavor() == Flavor::Podman,
+        };
+        flavor_ok
+            && self.image == image
+            && self.checksum == checksum
+            && self.uid == crate::user::uid()
+            && self.gid == crate::user::gid()
+            && self.exe == exe
+    }
+
+    /// Whether every mounted folder is still the one the container sees.
+    fn mounts_current(&self) -> bool {
+        self.mounts
+            .iter()
+            .all(|m| identity(&m.path) == Some((m.dev, m.ino)))
+    }
+}
+
+/// Remove a record and its folder (the agent's socket with it).
+pub fn forget(rec: &Record) {
+    let _ = std::fs::remove_dir_all(rec.dir());
+}
+
+pub fn sessions_dir() -> PathBuf {
+    crate::paths::runtime_dir().join("sessions")
+}
+
+/// The runtime folder, created private to the user.
+fn private_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// All recorded sessions of this user (unreadable records are skipped).
+pub fn records() -> Vec<Record> {
+    let Ok(rd) = std::fs::read_dir(sessions_dir()) else {
+        return Vec::new();
+    };
+    let mut v: Vec<Record> = rd
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read(e.path().join("record.json")).ok())
+        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.created));
+    v
+}
+
+/// Identity of the running binary: sessions started by another build are
+/// not used (the agent speaks its own build's protocol).
+fn exe_identity() -> Option<(PathBuf, String)> {
+    let path = std::fs::canonicalize("/proc/self/exe").ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    Some((
+        path,
+        format!("{}-{}-{}", meta.ino(), meta.len(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+    ))
+}
+
+/// Whether `path` is an ELF executable without an interpreter (static): only
+/// such a binary runs inside any image.
+fn is_static_elf(path: &Path) -> bool {
+    let mut head = vec![0u8; 4096];
+    let Ok(mut f) = File::open(path) else { return false };
+    let Ok(n) = f.read(&mut head) else { return false };
+    head.truncate(n);
+    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
+        return false;
+    }
+    let u16at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(head[0x20..0x28].try_into().unwrap_or_default()) as usize;
+    let (phentsize, phnum) = (u16at(0x36), u16at(0x38));
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        if o + 4 > head.len() {
+            return false;
+        }
+        if u32::from_le_bytes(head[o..o + 4].try_into().unwrap_or_default()) == 3 {
+            return false; // PT_INTERP
+        }
+    }
+    true
+}
+
+/// Where a session's read-write root should be: the top of the build tree
+/// containing `cwd` (recursive make enters subfolders, which must share the
+/// session), found by walking up while the parent still looks like part of
+/// a build (Makefile, config.status...).
+fn build_root(cwd: &Path) -> PathBuf {
+    const MARKERS: &[&str] = &[
+        "Makefile", "GNUmakefile", "makefile", "config.status", "config.log", "CMakeCache.txt",
+        "build.ninja", "meson-private",
+    ];
+    let home = crate::user::home();
+    let mut root = cwd.to_path_buf();
+    while let Some(parent) = root.parent() {
+        if is_broad(parent, home.as_deref()) || !MARKERS.iter().any(|m| parent.join(m).exists()) {
+            break;
+        }
+        root = parent.to_path_buf();
+    }
+    root
+}
+
+/// Run `req` in a live session, without any engine call. None when there is
+/// none that can serve it (stale ones are removed on the way).
+pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Option<i32> {
+    let (_, exe) = exe_identity()?;
+    for rec in records() {
+        if !rec.compatible(&req.image, checksum, choice, &exe) || !rec.mount_set().covers_set(&req.mounts) {
+            continue;
+        }
+        if !rec.mounts_current() {
+            stop(&rec);
+            continue;
+        }
+        match call(&rec, req) {
+            Ok(code) => return Some(code),
+            Err(CallError::NotStarted) => forget(&rec),
+        }
+    }
+    None
+}
+
+/// An engine and image id known from an earlier session of the same image
+/// and dockerfile checksum: a new session can start without probing the
+/// engine or inspecting the image.
+pub fn known_image(image: &str, checksum: &str, choice: Choice) -> Option<(Engine, String)> {
+    let (_, exe) = exe_identity()?;
+    records()
+        .into_iter()
+        .find(|r| r.compatible(image, checksum, choice, &exe))
+        .map(|r| (r.engine(), r.image_id))
+}
+
+enum CallError {
+    /// Nothing ran: the caller may run the program another way.
+    NotStarted,
+}
+
+/// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
+/// meanwhile.
+fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
+    let stream = UnixStream::connect(rec.socket()).map_err(|_| CallError::NotStarted)?;
+    // A hung agent must not hang the build: bound the wait for the start.
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let devnull;
+    let out_fd = if req.quiet {
+        devnull = OpenOptions::new().write(true).open("/dev/null").map_err(|_| CallError::NotStarted)?;
+        devnull.as_raw_fd()
+    } else {
+        1
+    };
+    let run = protocol::Run {
+        version: protocol::VERSION,
+        program: req.program.as_bytes().to_vec(),
+        args: req.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: req.cwd.as_os_str().as_bytes().to_vec(),
+        env: req
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect(),
+        umask: current_umask(),
+    };
+    protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
+        .map_err(|_| CallError::NotStarted)?;
+    match protocol::recv::<protocol::Reply>(&stream) {
+        Ok(Some((protocol::Reply::Started(_), _))) => {}
+        Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
+        _ => return Err(CallError::NotStarted),
+    }
+    let _ = stream.set_read_timeout(None);
+    let forward = stream.try_clone().ok();
+    let _guard = signals::ForwardGuard::new(move |sig| {
+        if let Some(s) = &forward {
+            let _ = protocol::send(s, &protocol::Request::Signal(sig as i32), &[]);
+        }
+    });
+    match protocol::recv::<protocol::Reply>(&stream) {
+        Ok(Some((protocol::Reply::Exit(code), _))) => Ok(code),
+        // The agent went away while the program ran (the container was
+        // killed): the program's fate is unknown and it may have written
+        // output already, so it is not run again; the build sees a failure
+        // like a killed compiler.
+        _ => {
+            eprintln!("qemu-cross-cc: error: the session container ended during the call; rerun the command");
+            forget(&rec);
+            Ok(137)
+        }
+    }
+}
+
+fn current_umask() -> u32 {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    umask(old);
+    old.bits()
+}
+
+/// Start a session for `req` (unless one appeared meanwhile) and run the
+/// request in it. None when sessions cannot work here; errors are for the
+/// caller to fall back on.
+pub fn start_and_run(
+    engine: &Engine,
+    req: &Request,
+    checksum: &str,
+    image_id: &str,
+    target: Option<&str>,
+    choice: Choice,
+) -> Result<Option<i32>> {
+    let Some((exe_path, exe)) = exe_identity() else {
+        return Ok(None);
+    };
+    if !is_static_elf(&exe_path) {
+        return Ok(None);
+    }
+    let dir = sessions_dir();
+    private_dir(&dir)?;
+    // One starter at a time per image and user; the others then find it.
+    let lock_file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!(".start-{}.lock", crate::dockerfile::bytes_checksum(req.image.as_bytes()))))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
+    if let Some(code) = run_in_live(req, checksum, choice) {
+        return Ok(Some(code));
+    }
+
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let sdir = dir.join(&id);
+    private_dir(&sdir)?;
+    let root = build_root(&req.cwd);
+    let mut set = req.mounts.clone();
+    set.add(root.clone(), true);
+    // The build tree's parent, read-only: out-of-tree builds usually keep
+    // their sources beside the build folder (`../src`).
+    let home = crate::user::home();
+    if let Some(parent) = root.parent() {
+        if !is_broad(parent, home.as_deref()) {
+            set.add(parent.to_path_buf(), false);
+        }
+    }
+    // Sessions of the same tree that did not cover this call: the new one
+    // covers what they did too, and replaces them.
+    let superseded: Vec<Record> = records()
+        .into_iter()
+        .filter(|r| r.compatible(&req.image, checksum, choice, &exe) && r.root == root && r.mounts_current())
+        .collect();
+    for r in &superseded {
+        for m in &r.mounts {
+            set.add(m.path.clone(), m.writable);
+        }
+    }
+    let mut mounts = Vec::new();
+    for m in set.iter() {
+        let (dev, ino) = identity(&m.path).with_context(|| format!("cannot stat {}", m.path.display()))?;
+        mounts.push(MountRecord {
+            path: m.path.clone(),
+            writable: m.writable,
+            dev,
+            ino,
+        });
+    }
+    let rec = Record {
+        id: id.clone(),
+        engine: engine.prog().to_vec(),
+        image: req.image.clone(),
+        image_id: image_id.to_string(),
+        checksum: checksum.to_string(),
+        target: target.map(String::from),
+        root,
+        mounts,
+        uid: crate::user::uid(),
+        gid: crate::user::gid(),
+        container: format!("qemu-cross-cc-session-{}", &id[..12]),
+        created: now(),
+        exe,
+    };
+    match start_container(engine, &rec, &exe_path, &set) {
+        Ok(()) => {}
+        Err(e) => {
+            forget(&rec);
+            return Err(e);
+        }
+    }
+    let tmp = sdir.join("record.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&rec)?)?;
+    std::fs::rename(&tmp, sdir.join("record.json"))?;
+    drop(_lock);
+    for r in &superseded {
+        stop(r);
+    }
+    match call(&rec, req) {
+        Ok(code) => Ok(Some(code)),
+        Err(CallError::NotStarted) => {
+            forget(&rec);
+            bail!("the new session did not accept the call")
+        }
+    }
+}
+
+fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
+    let sdir = rec.dir();
+    let selinux = mounts::selinux_enabled();
+    let z = if selinux { ",z" } else { "" };
+    let mut args: Vec<OsString> = vec![
+        "run".into(),
+        "-d".into(),
+        "--rm".into(),
+        "--name".into(),
+        rec.container.clone().into(),
+        "--label".into(),
+        format!("{}={}", labels::INSTANCE, rec.id).into(),
+        "--label".into(),
+        format!("{SESSION_LABEL}={}", rec.id).into(),
+    ];
+    args.extend(engine.user_args().into_iter().map(OsString::from));
+    args.extend(["--network".into(), "none".into(), "--entrypoint".into(), AGENT_PATH.into()]);
+    let mut exe_vol = OsString::from(exe.as_os_str());
+    exe_vol.push(format!(":{AGENT_PATH}:ro"));
+    args.extend(["-v".into(), exe_vol]);
+    let mut sock_vol = OsString::from(sdir.as_os_str());
+    sock_vol.push(":");
+    sock_vol.push(sdir.as_os_str());
+    sock_vol.push(format!(":rw{z}"));
+    args.extend(["-v".into(), sock_vol]);
+    args.extend(set.volume_args(selinux)?.into_iter().map(OsString::from));
+    args.push(rec.image.clone().into());
+    args.push(AGENT_COMMAND.into());
+    args.push("--socket".into());
+    args.push(rec.socket().into_os_string());
+    args.push("--idle".into());
+    args.push(idle_seconds().to_string().into());
+    let out = engine
+        .command(&args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start a session container")?;
+    if !out.status.success() {
+        bail!(
+            "starting a session container failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // The agent creates its socket within milliseconds of starting.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if UnixStream::connect(rec.socket()).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    engine.remove_containers(&[rec.container.clone()]);
+    bail!("the session agent did not start")
+}
+
+/// Ask an agent for its counters; None when it does not answer.
+pub fn status(rec: &Record) -> Option<Status> {
+    let s = UnixStream::connect(rec.socket()).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    protocol::send(&s, &protocol::Request::Status, &[]).ok()?;
+    match protocol::recv::<protocol::Reply>(&s).ok()?? {
+        (protocol::Reply::Status(st), _) => Some(st),
+        _ => None,
+    }
+}
+
+/// End a session: ask its agent to exit, make sure the container is gone,
+/// forget it.
+pub fn stop(rec: &Record) {
+    let asked = UnixStream::connect(rec.socket()).ok().and_then(|s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        protocol::send(&s, &protocol::Request::Shutdown, &[]).ok()?;
+        protocol::recv::<protocol::Reply>(&s).ok()?
+    });
+    if asked.is_none() {
+        rec.engine().remove_containers(&[rec.container.clone()]);
+    }
+    forget(&rec);
+}
+
+/// The sessions of an image end when it is rebuilt.
+pub fn retire_image(image: &str) {
+    for rec in records().into_iter().filter(|r| r.image == image) {
+        stop(&rec);
+    }
+}
+
+/// Forget the sessions of this engine (after `clean` removed their
+/// containers).
+pub fn forget_all(engine: &Engine) {
+    for rec in records() {
+        if rec.engine == engine.prog() {
+            forget(&rec);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_binary_is_static() {
+        // The project builds static-pie binaries (.cargo/config.toml).
+        let exe = std::fs::canonicalize("/proc/self/exe").unwrap();
+        assert!(is_static_elf(&exe));
+        assert!(!is_static_elf(Path::new("/bin/sh")));
+        assert!(!is_static_elf(Path::new("/etc/passwd")));
+    }
+
+    #[test]
+    fn build_root_climbs_through_makefiles() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("proj/build");
+        std::fs::create_dir_all(top.join("sub/deeper")).unwrap();
+        std::fs::write(top.join("Makefile"), "").unwrap();
+        std::fs::write(top.join("sub/Makefile"), "").unwrap();
+        assert_eq!(build_root(&top.join("sub/deeper")), top);
+        assert_eq!(build_root(&top.join("sub")), top);
+        assert_eq!(build_root(&top), top);
+    }
+}

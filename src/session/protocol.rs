@@ -1,0 +1,162 @@
+//! The client/agent wire format: length-prefixed JSON frames on a unix
+//! stream socket. The first frame of a run carries the caller's stdin,
+//! stdout and stderr as SCM_RIGHTS, so the compiler writes straight to them.
+
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use anyhow::{Context, Result, bail};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message changes; the agent refuses other versions.
+pub const VERSION: u32 = 1;
+
+/// Frames larger than this are refused (a command line is far smaller).
+const MAX_FRAME: usize = 64 << 20;
+
+/// From the client.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Run a program; carries three descriptors.
+    Run(Run),
+    /// Deliver a signal to the running program's process group.
+    Signal(i32),
+    /// Report counters.
+    Status,
+    /// End the agent (and so the container).
+    Shutdown,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Run {
+    pub version: u32,
+    pub program: Vec<u8>,
+    pub args: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub env: Vec<(String, Vec<u8>)>,
+    pub umask: u32,
+}
+
+/// From the agent.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// The program runs (with this pid inside the container).
+    Started(i32),
+    /// The program could not be started; the message was written to its
+    /// stderr already.
+    NotStarted(i32),
+    /// The program ended: exit status, 128+N for a signal.
+    Exit(i32),
+    Status(Status),
+    /// The request was refused (wrong protocol version).
+    Refused(String),
+    Bye,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub version: u32,
+    pub started: u64,
+    pub calls: u64,
+    pub active: u64,
+}
+
+fn frame<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
+    let body = serde_json::to_vec(msg)?;
+    let mut out = Vec::with_capacity(body.len() + 4);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Send one frame, with `fds` attached to its first byte.
+pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
+    let bytes = frame(msg)?;
+    let mut sent = 0;
+    if !fds.is_empty() {
+        let cmsg = [ControlMessage::ScmRights(fds)];
+        let iov = [IoSlice::new(&bytes)];
+        sent = sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
+            .context("cannot send to the session agent")?;
+    }
+    let mut w = stream;
+    w.write_all(&bytes[sent..]).context("cannot send to the session agent")?;
+    Ok(())
+}
+
+/// Receive one frame and any descriptors that came with it. None at a clean
+/// end of stream.
+pub fn recv<T: for<'de> Deserialize<'de>>(stream: &UnixStream) -> Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut head = [0u8; 4];
+    let mut fds = Vec::new();
+    // The first read may carry descriptors.
+    let mut cmsg_buf = nix::cmsg_space!([RawFd; 3]);
+    let got = {
+        let mut iov = [IoSliceMut::new(&mut head)];
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg_buf),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .context("cannot read from the session socket")?;
+        for c in msg.cmsgs().context("descriptors truncated")? {
+            if let ControlMessageOwned::ScmRights(raw) = c {
+                // SAFETY: the kernel just gave us these descriptors.
+                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+            }
+        }
+        msg.bytes
+    };
+    if got == 0 {
+        return Ok(None);
+    }
+    let mut r = stream;
+    r.read_exact(&mut head[got..]).context("session socket closed mid-frame")?;
+    let len = u32::from_le_bytes(head) as usize;
+    if len > MAX_FRAME {
+        bail!("session frame too large ({len} bytes)");
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).context("session socket closed mid-frame")?;
+    let msg = serde_json::from_slice(&body).context("bad frame on the session socket")?;
+    Ok(Some((msg, fds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_descriptors_cross_a_socket() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let run = Request::Run(Run {
+            version: VERSION,
+            program: b"gcc".to_vec(),
+            args: vec![b"-c".to_vec(), vec![0xff, b' ', b'$']],
+            cwd: b"/w".to_vec(),
+            env: vec![("LANG".into(), b"C".to_vec())],
+            umask: 0o22,
+        });
+        send(&a, &run, &[w.as_raw_fd(), w.as_raw_fd(), r.as_raw_fd()]).unwrap();
+        let (got, fds) = recv::<Request>(&b).unwrap().unwrap();
+        assert_eq!(fds.len(), 3);
+        match got {
+            Request::Run(r) => assert_eq!(r.args[1], vec![0xff, b' ', b'$']),
+            other => panic!("{other:?}"),
+        }
+        // The passed write end really is the pipe.
+        let mut f = std::fs::File::from(fds.into_iter().next().unwrap());
+        f.write_all(b"x").unwrap();
+        let mut buf = [0u8; 1];
+        std::fs::File::from(r).read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"x");
+        send(&b, &Reply::Exit(3), &[]).unwrap();
+        assert!(matches!(recv::<Reply>(&a).unwrap(), Some((Reply::Exit(3), _))));
+        drop(b);
+        assert!(recv::<Reply>(&a).unwrap().is_none());
+    }
+}
