@@ -7,7 +7,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -70,7 +70,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
         reap_as_init()?;
     }
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)
+    let listener = protocol::bind(&socket)
         .with_context(|| format!("agent: cannot listen on {}", socket.display()))?;
     let state = Arc::new(State {
         draining: AtomicBool::new(false),

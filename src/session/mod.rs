@@ -19,7 +19,6 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -284,7 +283,7 @@ enum CallError {
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
 /// meanwhile.
 fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
-    let stream = UnixStream::connect(rec.socket()).map_err(|_| CallError::NotStarted)?;
+    let stream = protocol::connect(&rec.socket()).map_err(|_| CallError::NotStarted)?;
     // A hung agent must not hang the build: bound the wait for the start.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let devnull;
@@ -371,7 +370,8 @@ pub fn start_and_run(
         return Ok(Some(code));
     }
 
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    // Short: the socket path must stay short (unix socket addresses).
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
     let sdir = dir.join(&id);
     private_dir(&sdir)?;
     let root = build_root(&req.cwd);
@@ -417,7 +417,7 @@ pub fn start_and_run(
         mounts,
         uid: crate::user::uid(),
         gid: crate::user::gid(),
-        container: format!("qemu-cross-cc-session-{}", &id[..12]),
+        container: format!("qemu-cross-cc-session-{id}"),
         created: now(),
         exe,
     };
@@ -487,11 +487,25 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    // The agent creates its socket within milliseconds of starting.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if UnixStream::connect(rec.socket()).is_ok() {
+    // The agent creates its socket within milliseconds of starting; check
+    // now and then that the container still runs, so that an agent that
+    // cannot start costs little.
+    let started = Instant::now();
+    let mut checked = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if protocol::connect(&rec.socket()).is_ok() {
             return Ok(());
+        }
+        if checked.elapsed() > Duration::from_millis(300) {
+            checked = Instant::now();
+            let o = engine
+                .command(["ps", "-q", "--filter", &format!("name={}", rec.container)])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output();
+            if o.is_ok_and(|o| o.status.success() && o.stdout.is_empty()) {
+                bail!("the session agent exited at once");
+            }
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -501,7 +515,7 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
 
 /// Ask an agent for its counters; None when it does not answer.
 pub fn status(rec: &Record) -> Option<Status> {
-    let s = UnixStream::connect(rec.socket()).ok()?;
+    let s = protocol::connect(&rec.socket()).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     protocol::send(&s, &protocol::Request::Status, &[]).ok()?;
     match protocol::recv::<protocol::Reply>(&s).ok()?? {
@@ -513,7 +527,7 @@ pub fn status(rec: &Record) -> Option<Status> {
 /// End a session: ask its agent to exit, make sure the container is gone,
 /// forget it.
 pub fn stop(rec: &Record) {
-    let asked = UnixStream::connect(rec.socket()).ok().and_then(|s| {
+    let asked = protocol::connect(&rec.socket()).ok().and_then(|s| {
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
         protocol::send(&s, &protocol::Request::Shutdown, &[]).ok()?;
         protocol::recv::<protocol::Reply>(&s).ok()?

@@ -4,7 +4,8 @@
 
 use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
@@ -71,6 +72,28 @@ fn frame<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Unix socket addresses hold at most 107 bytes; a longer path is reached
+/// through the `/proc/self/fd` entry of its open folder.
+fn short_path<T>(path: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+    if path.as_os_str().len() < 100 {
+        return f(path);
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().unwrap_or_default();
+    let d = std::fs::File::open(dir)?;
+    f(&Path::new(&format!("/proc/self/fd/{}", d.as_raw_fd())).join(name))
+}
+
+/// Connect to a socket path of any length.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    short_path(path, |p| UnixStream::connect(p))
+}
+
+/// Listen on a socket path of any length.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    short_path(path, |p| UnixListener::bind(p))
+}
+
 /// Send one frame, with `fds` attached to its first byte.
 pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
     let bytes = frame(msg)?;
@@ -128,6 +151,20 @@ pub fn recv<T: for<'de> Deserialize<'de>>(stream: &UnixStream) -> Result<Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_socket_paths_work() {
+        let d = tempfile::tempdir().unwrap();
+        let deep = d.path().join("x".repeat(60)).join("y".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let sock = deep.join("agent.sock");
+        assert!(sock.as_os_str().len() > 108);
+        let l = bind(&sock).unwrap();
+        let c = connect(&sock).unwrap();
+        let (s, _) = l.accept().unwrap();
+        send(&c, &Reply::Bye, &[]).unwrap();
+        assert!(matches!(recv::<Reply>(&s).unwrap(), Some((Reply::Bye, _))));
+    }
 
     #[test]
     fn frames_and_descriptors_cross_a_socket() {

@@ -201,6 +201,8 @@ fn cc_source_paths_are_read_only(eng: Eng) {
 /// runs when there are none.
 fn clean_removes_only_labelled(eng: Eng) {
     let t = T::new(eng, "clean", false);
+    // This run's own sessions are not foreign: end them first.
+    stop_all_sessions();
     let foreign = t.containers_with("com.qemu.instance.uuid");
     if !foreign.is_empty() {
         eprintln!("{eng}::clean: skipped, {} labelled containers exist that this run did not create", foreign.len());
@@ -493,6 +495,9 @@ fn signals_remove_cc_container(eng: Eng) {
     let t = T::new(eng, "sig-cc", false);
     let image = t.gcc_image();
     let marker = format!("{}.25", 90 + eng as u32);
+    // The one-shot path (sessions have their own test).
+    let mut t = t;
+    t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));
     signal_leaves_no_container(&t, &["cc", "-i", &image, "--cc", "sleep", "--", &marker], &marker);
 }
 

@@ -6,6 +6,7 @@
 //! images once and remove everything it created at the end.
 
 mod core;
+mod sessions;
 mod support;
 mod targets;
 
@@ -62,7 +63,7 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for eng in Eng::ALL {
-        for (name, f, mode) in core::TESTS.iter().chain(targets::TESTS) {
+        for (name, f, mode) in core::TESTS.iter().chain(targets::TESTS).chain(sessions::TESTS) {
             trials.push(trial(eng, name, *f, *mode));
         }
     }

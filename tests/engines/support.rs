@@ -131,6 +131,25 @@ pub fn chown_r(path: &Path, uid: u32, gid: u32) {
 /// Images and containers to remove at the end, per engine and user.
 static CREATED: Mutex<Vec<(Eng, bool, String)>> = Mutex::new(Vec::new());
 
+/// Every test context made, so that their sessions can be stopped.
+static CONTEXTS: Mutex<Vec<(Eng, bool, PathBuf)>> = Mutex::new(Vec::new());
+
+/// Stop the sessions every test context started (their containers would
+/// otherwise idle for minutes after the run).
+pub fn stop_all_sessions() {
+    let all = CONTEXTS.lock().unwrap().clone();
+    for (eng, tester, dir) in all {
+        let t = T {
+            eng,
+            tester,
+            dir,
+            name: String::new(),
+            env: Vec::new(),
+        };
+        let _ = out(t.qcc(["sessions", "stop", "--all"]));
+    }
+}
+
 /// One test's context: the engine, whether it runs as the test user, a
 /// scratch folder and unique names.
 pub struct T {
@@ -162,6 +181,7 @@ impl T {
         if tester {
             chown_r(&dir, tester_uid(), tester_gid());
         }
+        CONTEXTS.lock().unwrap().push((eng, tester, dir.clone()));
         T {
             eng,
             tester,
@@ -360,6 +380,12 @@ impl T {
         stdout(&o).trim().to_string()
     }
 
+    /// This test's live sessions (`sessions list --json`).
+    pub fn sessions(&self) -> Vec<serde_json::Value> {
+        let o = ok(self.qcc(["sessions", "list", "--json"]));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&o.stdout).unwrap()
+    }
+
     /// Containers (all states) carrying `label` (`k=v`).
     pub fn containers_with(&self, label: &str) -> Vec<String> {
         let o = ok(&mut self.engine(["ps", "-a", "-q", "--filter", &format!("label={label}")]));
@@ -469,6 +495,7 @@ pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
 /// containers, its scratch folder.
 pub fn cleanup() {
     let run = run();
+    stop_all_sessions();
     let created = std::mem::take(&mut *CREATED.lock().unwrap());
     for eng in Eng::ALL {
         for tester in [false, true] {

@@ -476,4 +476,9 @@ fn shims_as_unprivileged_user(eng: Eng) {
     assert_eq!((meta.uid(), meta.gid()), (tester_uid(), tester_gid()));
     let o = ok(Command::new("/usr/bin/qemu-aarch64-static").arg(t.work().join("hello")));
     assert_eq!(stdout(&o), "hi\n");
+    // It ran in a session (for rootless podman: socket and descriptors
+    // across the user namespace).
+    let s = t.sessions();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s[0]["calls"].as_u64().unwrap() >= 1);
 }

@@ -1,0 +1,290 @@
+//! Warm toolchain sessions: same results as one-shot, one session per build,
+//! recovery from a killed container, Ctrl-C, idle timeout, `clean`.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use crate::{Mode, TestFn};
+
+pub const TESTS: &[(&str, TestFn, Mode)] = &[
+    ("session_matches_one_shot", session_matches_one_shot, Mode::Shared),
+    ("session_matches_one_shot_as_user", session_matches_one_shot_as_user, Mode::Shared),
+    ("make_j8_uses_one_session", make_j8_uses_one_session, Mode::Shared),
+    ("killed_container_is_replaced", killed_container_is_replaced, Mode::Shared),
+    ("ctrl_c_kills_compiler_keeps_session", ctrl_c_kills_compiler_keeps_session, Mode::Shared),
+    ("idle_timeout_ends_container", idle_timeout_ends_container, Mode::Shared),
+    ("recreated_build_dir_gets_new_session", recreated_build_dir_gets_new_session, Mode::Shared),
+    ("sessions_off_runs_one_shot", sessions_off_runs_one_shot, Mode::Shared),
+    ("clean_ends_sessions", clean_ends_sessions, Mode::Exclusive),
+];
+
+const CHEAP: &str = "qcctest-linux-gnu";
+
+/// The cheap plugin of the target tests (native gcc on the fixture image).
+fn plugin(t: &T) -> String {
+    let image = t.tag("cheap");
+    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
+    t.plugin(CHEAP, &image, &df, &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh"), ("env", "env")]);
+    image
+}
+
+fn container_alive(t: &T, name: &str) -> bool {
+    let o = out(t.engine(["ps", "-q", "--filter", &format!("name={name}")]));
+    !stdout(&o).trim().is_empty()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+const SOURCES: &[(&str, &str)] = &[
+    ("ok.c", "int ok(void) { return 1; }\n"),
+    ("warn.c", "int warn(void) { int unused; return 0; }\n"),
+    ("bad.c", "int bad(void) { return missing; }\n"),
+    ("main.c", "#include <stdio.h>\nint main(void) { puts(\"ran\"); return 0; }\n"),
+];
+
+/// The same commands, one-shot and in a session: identical stdout, stderr,
+/// exit status, output files and their owner.
+fn compare_modes(t: &T) {
+    let path = t.shims(&[CHEAP]);
+    let gcc = format!("{CHEAP}-gcc");
+    let sh = format!("{CHEAP}-sh");
+    let commands: Vec<(String, Vec<String>)> = vec![
+        (gcc.clone(), vec!["-c".into(), "ok.c".into()]),
+        (gcc.clone(), vec!["-Wall".into(), "-c".into(), "warn.c".into()]),
+        (gcc.clone(), vec!["-c".into(), "bad.c".into()]),
+        (gcc.clone(), vec!["-E".into(), "-P".into(), "ok.c".into()]),
+        (gcc.clone(), vec!["main.c".into(), "-o".into(), "main".into()]),
+        (sh.clone(), vec!["-c".into(), "echo out; echo err >&2; umask; id -u; exit 5".into()]),
+    ];
+    let mut results: Vec<Vec<Output>> = Vec::new();
+    for (mode, session) in [("one-shot", "0"), ("session", "1")] {
+        let dir = format!("work/{mode}");
+        for (f, body) in SOURCES {
+            t.write(&format!("{dir}/{f}"), body);
+        }
+        let cwd = t.dir.join(&dir);
+        let mut outs = Vec::new();
+        for (prog, args) in &commands {
+            outs.push(out(t
+                .program(prog, args)
+                .current_dir(&cwd)
+                .env("PATH", &path)
+                .env("LC_ALL", "C")
+                .env("QEMU_CROSS_CC_SESSION", session)));
+        }
+        results.push(outs);
+    }
+    for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+        assert_eq!(a.status.code(), b.status.code(), "status of {:?}", commands[i]);
+        assert_eq!(stdout(a), stdout(b), "stdout of {:?}", commands[i]);
+        assert_eq!(stderr(a), stderr(b), "stderr of {:?}", commands[i]);
+    }
+    assert_eq!(results[1][2].status.code(), Some(1));
+    assert_eq!(results[1][5].status.code(), Some(5));
+    for f in ["ok.o", "warn.o", "main"] {
+        let a = t.dir.join("work/one-shot").join(f);
+        let b = t.dir.join("work/session").join(f);
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{f} differs");
+        let (ma, mb) = (std::fs::metadata(&a).unwrap(), std::fs::metadata(&b).unwrap());
+        assert_eq!((ma.uid(), ma.gid(), ma.mode()), (mb.uid(), mb.gid(), mb.mode()), "{f} owner/mode");
+        let want = if t.tester { tester_uid() } else { 0 };
+        assert_eq!(mb.uid(), want);
+    }
+    // The session really served the second half.
+    let s = t.sessions();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert!(s[0]["calls"].as_u64().unwrap() >= commands.len() as u64, "{s:?}");
+}
+
+fn session_matches_one_shot(eng: Eng) {
+    let t = T::new(eng, "sess-same", false);
+    plugin(&t);
+    compare_modes(&t);
+}
+
+/// As the unprivileged user: docker (group) and rootless podman, where the
+/// socket and the descriptors cross the user namespace.
+fn session_matches_one_shot_as_user(eng: Eng) {
+    let t = T::new(eng, "sess-same", true);
+    plugin(&t);
+    compare_modes(&t);
+}
+
+fn make_j8_uses_one_session(eng: Eng) {
+    let t = T::new(eng, "sess-make", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    let mut mk = String::from("OBJS =");
+    for i in 0..16 {
+        t.write(&format!("work/sub/f{i}.c"), format!("int f{i}(void) {{ return {i}; }}\n"));
+        mk.push_str(&format!(" sub/f{i}.o"));
+    }
+    mk.push_str(&format!(
+        "\nall: $(OBJS) recurse\nsub/%.o: sub/%.c\n\t{CHEAP}-gcc -c $< -o $@\nrecurse:\n\t$(MAKE) -C sub2\n"
+    ));
+    t.write("work/Makefile", mk);
+    t.write("work/sub2/g.c", "int g(void) { return 0; }\n");
+    t.write("work/sub2/Makefile", format!("g.o: g.c\n\t{CHEAP}-gcc -c g.c -o g.o\n"));
+    ok(t.program("make", ["-s", "-j8"]).env("PATH", &path));
+    for i in 0..16 {
+        assert!(t.work().join(format!("sub/f{i}.o")).exists());
+    }
+    assert!(t.work().join("sub2/g.o").exists());
+    let s = t.sessions();
+    assert_eq!(s.len(), 1, "one session for the whole build: {s:#?}");
+    assert_eq!(s[0]["calls"].as_u64(), Some(17), "{s:?}");
+    assert_eq!(s[0]["root"].as_str().unwrap(), t.work().display().to_string());
+}
+
+fn killed_container_is_replaced(eng: Eng) {
+    let t = T::new(eng, "sess-kill", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    let gcc = format!("{CHEAP}-gcc");
+    ok(t.program(&gcc, ["-c", "a.c"]).env("PATH", &path));
+    let first = t.sessions()[0]["container"].as_str().unwrap().to_string();
+
+    // Killed mid-call: that call fails like a killed compiler...
+    let long = t
+        .program(format!("{CHEAP}-sh"), ["-c", "sleep 30"])
+        .env("PATH", &path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    ok(t.engine(["rm", "-f", &first]));
+    let o = long.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("session container ended"), "{}", stderr(&o));
+
+    // ...and the next calls work, in a fresh session, with nothing printed.
+    for _ in 0..2 {
+        let o = ok(t.program(&gcc, ["-c", "a.c"]).env("PATH", &path));
+        assert_eq!(stderr(&o), "");
+    }
+    let s = t.sessions();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_ne!(s[0]["container"].as_str().unwrap(), first);
+    assert!(container_alive(&t, s[0]["container"].as_str().unwrap()));
+
+    // A stale socket left by a container that died between calls.
+    let second = s[0]["container"].as_str().unwrap().to_string();
+    ok(t.engine(["rm", "-f", &second]));
+    let o = ok(t.program(&gcc, ["-c", "a.c"]).env("PATH", &path));
+    assert_eq!(stderr(&o), "");
+    assert_ne!(t.sessions()[0]["container"].as_str().unwrap(), second);
+}
+
+fn ctrl_c_kills_compiler_keeps_session(eng: Eng) {
+    let t = T::new(eng, "sess-intr", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    let gcc = format!("{CHEAP}-gcc");
+    let sh = format!("{CHEAP}-sh");
+    ok(t.program(&gcc, ["-c", "a.c"]).env("PATH", &path));
+    let container = t.sessions()[0]["container"].as_str().unwrap().to_string();
+    let marker = format!("sleep 47.{}", eng as u8);
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let mut child = t
+            .program(&sh, ["-c", &format!("exec {marker}")])
+            .env("PATH", &path)
+            .spawn()
+            .unwrap();
+        // The pattern does not match its own text (no grep finding itself).
+        let find = format!("grep -l '4[7][.]{}' /proc/[0-9]*/cmdline 2>/dev/null | wc -l", eng as u8);
+        wait_until("the compiler to start", 30, || {
+            let o = out(t.program(&sh, ["-c", &find]).env("PATH", &path));
+            stdout(&o).trim() != "0"
+        });
+        ok(Command::new("kill").args([sig, &child.id().to_string()]));
+        let st = child.wait().unwrap();
+        assert_eq!(st.code(), Some(code));
+        // The program is gone, the session stays and works.
+        wait_until("the compiler to end", 10, || {
+            let o = out(t.program(&sh, ["-c", &find]).env("PATH", &path));
+            stdout(&o).trim() == "0"
+        });
+        ok(t.program(&gcc, ["-c", "a.c"]).env("PATH", &path));
+        let s = t.sessions();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0]["container"].as_str().unwrap(), container);
+    }
+}
+
+fn idle_timeout_ends_container(eng: Eng) {
+    let mut t = T::new(eng, "sess-idle", false);
+    t.env.push(("QEMU_CROSS_CC_SESSION_IDLE".into(), "2".into()));
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    let container = t.sessions()[0]["container"].as_str().unwrap().to_string();
+    assert!(container_alive(&t, &container));
+    wait_until("the idle session to end", 30, || !container_alive(&t, &container));
+    assert!(t.sessions().is_empty());
+    // Its container is removed (`--rm`), not just stopped.
+    wait_until("the container to be removed", 30, || {
+        let o = out(t.engine(["ps", "-a", "-q", "--filter", &format!("name={container}")]));
+        stdout(&o).trim().is_empty()
+    });
+}
+
+fn recreated_build_dir_gets_new_session(eng: Eng) {
+    let t = T::new(eng, "sess-rmrf", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    let build = t.dir.join("tree/build");
+    for round in 0..2 {
+        let _ = std::fs::remove_dir_all(&build);
+        std::fs::create_dir_all(&build).unwrap();
+        std::fs::write(build.join("a.c"), format!("int a{round};\n")).unwrap();
+        let o = ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).current_dir(&build).env("PATH", &path));
+        assert_eq!(stderr(&o), "");
+        assert!(build.join("a.o").exists(), "round {round}");
+    }
+    assert_eq!(t.sessions().len(), 1);
+}
+
+fn sessions_off_runs_one_shot(eng: Eng) {
+    let mut t = T::new(eng, "sess-off", false);
+    t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    assert!(t.sessions().is_empty());
+    assert!(!Path::new(&t.dir.join("runtime/sessions")).exists());
+}
+
+fn clean_ends_sessions(eng: Eng) {
+    let t = T::new(eng, "sess-clean", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    stop_all_sessions();
+    if !t.containers_with("com.qemu.instance.uuid").is_empty() {
+        eprintln!("{eng}::clean_ends_sessions: skipped, labelled containers exist that this run did not create");
+        return;
+    }
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    let container = t.sessions()[0]["container"].as_str().unwrap().to_string();
+    ok(t.qcc(["clean", "--quiet"]));
+    assert!(!container_alive(&t, &container));
+    assert!(t.sessions().is_empty());
+    let o = ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    assert_eq!(stderr(&o), "");
+}
