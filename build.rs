@@ -15,7 +15,9 @@ fn list(dir: &str, ext: &str) -> Vec<(String, String)> {
                 .map(|p| {
                     println!("cargo:rerun-if-changed={}", p.display());
                     (
-                        p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default(),
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default(),
                         p.display().to_string(),
                     )
                 })
@@ -28,7 +30,10 @@ fn list(dir: &str, ext: &str) -> Vec<(String, String)> {
 
 fn main() {
     let mut out = String::new();
-    for (name, dir, ext) in [("PLUGINS", "plugins", "json"), ("DOCKERFILES", "dockerfiles", "docker")] {
+    for (name, dir, ext) in [
+        ("PLUGINS", "plugins", "json"),
+        ("DOCKERFILES", "dockerfiles", "docker"),
+    ] {
         let _ = writeln!(out, "pub static {name}: &[(&str, &str)] = &[");
         for (file, path) in list(dir, ext) {
             let _ = writeln!(out, "    ({file:?}, include_str!({path:?})),");

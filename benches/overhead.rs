@@ -22,7 +22,10 @@ const TARGET: &str = "aarch64-linux-gnu";
 const NATIVE: &str = "/usr/bin/aarch64-linux-gnu-gcc";
 
 fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -36,7 +39,11 @@ fn ms(d: Duration) -> f64 {
 
 fn time(cmd: &mut Command) -> Duration {
     let start = Instant::now();
-    let st = cmd.stdin(Stdio::null()).stdout(Stdio::null()).status().expect("spawn");
+    let st = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn");
     let d = start.elapsed();
     assert!(st.success(), "{cmd:?} failed");
     d
@@ -56,14 +63,20 @@ impl Bench {
         c.current_dir(self.dir.join("work"))
             .env("QEMU_CROSS_CC_ENGINE", engine)
             .env("QEMU_CROSS_CC_SESSION", if session { "1" } else { "0" })
-            .env("QEMU_CROSS_CC_RUNTIME_DIR", self.dir.join(format!("runtime-{engine}")));
+            .env(
+                "QEMU_CROSS_CC_RUNTIME_DIR",
+                self.dir.join(format!("runtime-{engine}")),
+            );
         c
     }
 
     fn stop_sessions(&self, engine: &str) {
         let st = Command::new(&self.bin)
             .args(["sessions", "stop", "--all"])
-            .env("QEMU_CROSS_CC_RUNTIME_DIR", self.dir.join(format!("runtime-{engine}")))
+            .env(
+                "QEMU_CROSS_CC_RUNTIME_DIR",
+                self.dir.join(format!("runtime-{engine}")),
+            )
             .stdout(Stdio::null())
             .status()
             .unwrap();
@@ -81,8 +94,14 @@ fn main() {
     }
     let runs = env_num("QCC_BENCH_RUNS", 40);
     let builds = env_num("QCC_BENCH_BUILDS", 5);
-    assert!(Path::new(NATIVE).exists(), "{NATIVE} missing: run tests/setup-engines.sh");
-    let dir = tempfile::Builder::new().prefix("qcc-bench").tempdir().unwrap();
+    assert!(
+        Path::new(NATIVE).exists(),
+        "{NATIVE} missing: run tests/setup-engines.sh"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("qcc-bench")
+        .tempdir()
+        .unwrap();
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("work")).unwrap();
     std::fs::write(root.join("work/t.c"), "int main(void) { return 0; }\n").unwrap();
@@ -103,16 +122,35 @@ fn main() {
     };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
-    println!("qemu-cross-cc overhead benchmark: {} CPUs ({cpu}), {runs} runs per mode, medians", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "qemu-cross-cc overhead benchmark: {} CPUs ({cpu}), {runs} runs per mode, medians",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!();
 
     // Warm up: images present in both engines, page cache hot.
     for engine in ["docker", "podman"] {
         time(b.shim(engine, false).args(["-c", "t.c", "-o", "t.o"]));
     }
-    let native = median((0..runs).map(|_| time(Command::new(NATIVE).args(["-c", "t.c", "-o", "t.o"]).current_dir(root.join("work")))).collect());
+    let native = median(
+        (0..runs)
+            .map(|_| {
+                time(
+                    Command::new(NATIVE)
+                        .args(["-c", "t.c", "-o", "t.o"])
+                        .current_dir(root.join("work")),
+                )
+            })
+            .collect(),
+    );
     println!("trivial compile (`{TARGET}-gcc -c t.c`):");
     println!("  {:<44} {:>9.1} ms", "host native", ms(native));
     let mut session_medians = Vec::new();
@@ -123,28 +161,84 @@ fn main() {
             (0..runs.min(15))
                 .map(|_| {
                     time(Command::new(engine).args([
-                        "run", "--rm", "--network", "none", "-v", &vol, "-w", &work, &b.image, "aarch64-linux-gnu-gcc", "-c",
-                        "t.c", "-o", "t.o",
+                        "run",
+                        "--rm",
+                        "--network",
+                        "none",
+                        "-v",
+                        &vol,
+                        "-w",
+                        &work,
+                        &b.image,
+                        "aarch64-linux-gnu-gcc",
+                        "-c",
+                        "t.c",
+                        "-o",
+                        "t.o",
                     ]))
                 })
                 .collect(),
         );
         let name = format!("qcc-bench-{}", std::process::id());
         let st = Command::new(engine)
-            .args(["run", "-d", "--rm", "--name", &name, "--network", "none", "-v", &vol, "-w", &work, "--entrypoint", "sleep", &b.image, "600"])
+            .args([
+                "run",
+                "-d",
+                "--rm",
+                "--name",
+                &name,
+                "--network",
+                "none",
+                "-v",
+                &vol,
+                "-w",
+                &work,
+                "--entrypoint",
+                "sleep",
+                &b.image,
+                "600",
+            ])
             .stdout(Stdio::null())
             .status()
             .unwrap();
         assert!(st.success());
         let raw_exec = median(
             (0..runs.min(15))
-                .map(|_| time(Command::new(engine).args(["exec", "-w", &work, &name, "aarch64-linux-gnu-gcc", "-c", "t.c", "-o", "t.o"])))
+                .map(|_| {
+                    time(Command::new(engine).args([
+                        "exec",
+                        "-w",
+                        &work,
+                        &name,
+                        "aarch64-linux-gnu-gcc",
+                        "-c",
+                        "t.c",
+                        "-o",
+                        "t.o",
+                    ]))
+                })
                 .collect(),
         );
-        let _ = Command::new(engine).args(["rm", "-f", &name]).stdout(Stdio::null()).status();
-        let one_shot = median((0..runs.min(15)).map(|_| time(b.shim(engine, false).args(["-c", "t.c", "-o", "t.o"]))).collect());
+        let mut rm = vec!["rm", "-f"];
+        if engine == "podman" {
+            rm.extend(["-t", "0"]);
+        }
+        let _ = Command::new(engine)
+            .args(&rm)
+            .arg(&name)
+            .stdout(Stdio::null())
+            .status();
+        let one_shot = median(
+            (0..runs.min(15))
+                .map(|_| time(b.shim(engine, false).args(["-c", "t.c", "-o", "t.o"])))
+                .collect(),
+        );
         time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]));
-        let session = median((0..runs).map(|_| time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]))).collect());
+        let session = median(
+            (0..runs)
+                .map(|_| time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"])))
+                .collect(),
+        );
         // The first call: image present, no session.
         let first = median(
             (0..7)
@@ -158,7 +252,10 @@ fn main() {
             (format!("{engine} run --rm (raw engine)"), raw_run),
             (format!("{engine} exec (raw engine)"), raw_exec),
             (format!("shim, {engine}, one-shot"), one_shot),
-            (format!("shim, {engine}, first call (starts session)"), first),
+            (
+                format!("shim, {engine}, first call (starts session)"),
+                first,
+            ),
             (format!("shim, {engine}, warm session"), session),
         ] {
             println!(
@@ -185,7 +282,9 @@ fn main() {
         std::fs::create_dir_all(&build).unwrap();
         let start = Instant::now();
         let mut c = Command::new(project.join("configure"));
-        c.arg(format!("--host={TARGET}")).current_dir(&build).env("PATH", path_env);
+        c.arg(format!("--host={TARGET}"))
+            .current_dir(&build)
+            .env("PATH", path_env);
         for (k, v) in extra {
             c.env(k, v);
         }
@@ -194,7 +293,9 @@ fn main() {
             panic!("configure failed ({extra:?}); config.log:\n{log}");
         }
         let mut m = Command::new("make");
-        m.args(["-s", "-j4"]).current_dir(&build).env("PATH", path_env);
+        m.args(["-s", "-j4"])
+            .current_dir(&build)
+            .env("PATH", path_env);
         for (k, v) in extra {
             m.env(k, v);
         }
@@ -205,23 +306,40 @@ fn main() {
     let shim_path = format!("{}:{sys_path}", b.shims.display());
     // The host has no aarch64-linux-gnu-pkg-config; configure only asks for
     // its version.
-    let native_env: &[(&str, &str)] = if Path::new("/usr/bin/aarch64-linux-gnu-pkg-config").exists() {
+    let native_env: &[(&str, &str)] = if Path::new("/usr/bin/aarch64-linux-gnu-pkg-config").exists()
+    {
         &[]
     } else {
         &[("PKG_CONFIG", "true")]
     };
-    let native_build = median((0..builds).map(|_| build_once(&sys_path, native_env)).collect());
-    println!("  {:<44} {:>9.0} ms", "host native cross gcc", ms(native_build));
+    let native_build = median(
+        (0..builds)
+            .map(|_| build_once(&sys_path, native_env))
+            .collect(),
+    );
+    println!(
+        "  {:<44} {:>9.0} ms",
+        "host native cross gcc",
+        ms(native_build)
+    );
     for engine in ["docker", "podman"] {
         let rt = root.join(format!("runtime-{engine}")).display().to_string();
         for (label, session) in [("warm session", "1"), ("one-shot", "0")] {
-            let n = if session == "1" { builds } else { builds.min(2) };
+            let n = if session == "1" {
+                builds
+            } else {
+                builds.min(2)
+            };
             let d = median(
                 (0..n)
                     .map(|_| {
                         build_once(
                             &shim_path,
-                            &[("QEMU_CROSS_CC_ENGINE", engine), ("QEMU_CROSS_CC_SESSION", session), ("QEMU_CROSS_CC_RUNTIME_DIR", &rt)],
+                            &[
+                                ("QEMU_CROSS_CC_ENGINE", engine),
+                                ("QEMU_CROSS_CC_SESSION", session),
+                                ("QEMU_CROSS_CC_RUNTIME_DIR", &rt),
+                            ],
                         )
                     })
                     .collect(),
@@ -234,11 +352,97 @@ fn main() {
             );
         }
     }
+    println!();
+    gnu_hello(&root, &b, builds);
     for engine in ["docker", "podman"] {
         b.stop_sessions(engine);
     }
     println!();
     for (engine, s) in session_medians {
-        println!("per-call overhead over native, {engine} session: {:+.1} ms (goal <= 5 ms)", ms(s) - ms(native));
+        println!(
+            "per-call overhead over native, {engine} session: {:+.1} ms (goal <= 5 ms)",
+            ms(s) - ms(native)
+        );
+    }
+}
+
+/// A real autoconf package: GNU hello 2.10 (Debian's orig tarball, fetched
+/// from the Debian mirror into target/bench-cache on first use), configured
+/// and built out of tree in a fresh build folder each run.
+fn gnu_hello(root: &Path, b: &Bench, builds: usize) {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
+    let src = cache.join("hello-2.10");
+    if !src.join("configure").exists() {
+        std::fs::create_dir_all(&cache).unwrap();
+        let url = "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10.orig.tar.gz";
+        let st = Command::new("sh")
+            .arg("-c")
+            .arg(format!("curl -sSf {url} | tar -xz -C {}", cache.display()))
+            .status()
+            .unwrap();
+        if !st.success() {
+            println!("GNU hello: cannot download {url}; skipped");
+            return;
+        }
+    }
+    let tree = root.join("hello");
+    let _ = std::fs::remove_dir_all(&tree);
+    std::fs::create_dir_all(&tree).unwrap();
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(&src)
+        .arg(tree.join("src"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
+        let build = tree.join("build");
+        let _ = std::fs::remove_dir_all(&build);
+        std::fs::create_dir_all(&build).unwrap();
+        let start = Instant::now();
+        for args in [
+            vec!["../src/configure", "--host=aarch64-linux-gnu"],
+            vec!["make", "-s", "-j4"],
+        ] {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]).current_dir(&build).env("PATH", path_env);
+            for (k, v) in extra {
+                c.env(k, v);
+            }
+            let o = c.stdin(Stdio::null()).output().unwrap();
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        start.elapsed()
+    };
+    let sys_path = std::env::var("PATH").unwrap();
+    let shim_path = format!("{}:{sys_path}", b.shims.display());
+    println!("GNU hello 2.10: configure + make -j4, fresh build folder each run ({builds} runs):");
+    let native = median((0..builds).map(|_| once(&sys_path, &[])).collect());
+    println!("  {:<44} {:>9.0} ms", "host native cross gcc", ms(native));
+    for engine in ["docker", "podman"] {
+        let rt = root.join(format!("runtime-{engine}")).display().to_string();
+        let d = median(
+            (0..builds)
+                .map(|_| {
+                    once(
+                        &shim_path,
+                        &[
+                            ("QEMU_CROSS_CC_ENGINE", engine),
+                            ("QEMU_CROSS_CC_RUNTIME_DIR", &rt),
+                        ],
+                    )
+                })
+                .collect(),
+        );
+        println!(
+            "  {:<44} {:>9.0} ms  {:>6.2}x native",
+            format!("shims, {engine}, sessions"),
+            ms(d),
+            d.as_secs_f64() / native.as_secs_f64()
+        );
     }
 }

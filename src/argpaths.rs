@@ -25,14 +25,39 @@ const SYSTEM: &[&str] = &[
 
 /// Options whose next argument is an input path.
 const INPUT_NEXT: &[&str] = &[
-    "-I", "-L", "-B", "-isystem", "-iquote", "-idirafter", "-include", "-imacros", "-isysroot",
-    "--sysroot", "-T", "-specs", "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-Xlinker",
-    "-Xassembler", "-Xpreprocessor", "-imultilib", "-cxx-isystem",
+    "-I",
+    "-L",
+    "-B",
+    "-isystem",
+    "-iquote",
+    "-idirafter",
+    "-include",
+    "-imacros",
+    "-isysroot",
+    "--sysroot",
+    "-T",
+    "-specs",
+    "-iprefix",
+    "-iwithprefix",
+    "-iwithprefixbefore",
+    "-Xlinker",
+    "-Xassembler",
+    "-Xpreprocessor",
+    "-imultilib",
+    "-cxx-isystem",
 ];
 
 /// Options whose input path may be attached (`-I../inc`).
 const INPUT_ATTACHED: &[&str] = &[
-    "-isystem", "-iquote", "-idirafter", "-isysroot", "-include", "-imacros", "-I", "-L", "-B",
+    "-isystem",
+    "-iquote",
+    "-idirafter",
+    "-isysroot",
+    "-include",
+    "-imacros",
+    "-I",
+    "-L",
+    "-B",
     "-T",
 ];
 
@@ -40,7 +65,9 @@ const INPUT_ATTACHED: &[&str] = &[
 const OUTPUT_NEXT: &[&str] = &["-o", "-MF", "-aux-info", "--output"];
 
 /// Options whose next argument is not a path at all.
-const NOT_PATH_NEXT: &[&str] = &["-D", "-U", "-MT", "-MQ", "-x", "-l", "-u", "-e", "-z", "--param", "-G", "-A"];
+const NOT_PATH_NEXT: &[&str] = &[
+    "-D", "-U", "-MT", "-MQ", "-x", "-l", "-u", "-e", "-z", "--param", "-G", "-A",
+];
 
 /// The paths a command line reads and writes.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -120,10 +147,18 @@ fn scan_into(args: &[OsString], cwd: &Path, p: &mut Paths, depth: usize) {
             p.outputs.push(mounts::normalize(Path::new(rest), cwd));
             continue;
         }
-        if a.starts_with("-D") || a.starts_with("-U") || a.starts_with("-MT") || a.starts_with("-MQ") {
+        if a.starts_with("-D")
+            || a.starts_with("-U")
+            || a.starts_with("-MT")
+            || a.starts_with("-MQ")
+        {
             continue;
         }
-        if let Some(list) = a.strip_prefix("-Wl,").or_else(|| a.strip_prefix("-Wa,")).or_else(|| a.strip_prefix("-Wp,")) {
+        if let Some(list) = a
+            .strip_prefix("-Wl,")
+            .or_else(|| a.strip_prefix("-Wa,"))
+            .or_else(|| a.strip_prefix("-Wp,"))
+        {
             for part in list.split(',') {
                 if let Some(map) = part.strip_prefix("-Map=") {
                     p.outputs.push(mounts::normalize(Path::new(map), cwd));
@@ -252,16 +287,39 @@ mod tests {
         let cwd = Path::new("/w/build");
         let p = scan(
             &os(&[
-                "-c", "../src/a.c", "-I../src/include", "-I", "/x/inc", "-o", "../obj/a.o", "-MF",
-                "dep.d", "-DX=/not/a/path", "-D", "Y=/nope", "-Wl,--version-script=../v.map",
-                "-isystem", "/sys/inc", "--sysroot=/sr", "-MT", "t/t.o", "-",
+                "-c",
+                "../src/a.c",
+                "-I../src/include",
+                "-I",
+                "/x/inc",
+                "-o",
+                "../obj/a.o",
+                "-MF",
+                "dep.d",
+                "-DX=/not/a/path",
+                "-D",
+                "Y=/nope",
+                "-Wl,--version-script=../v.map",
+                "-isystem",
+                "/sys/inc",
+                "--sysroot=/sr",
+                "-MT",
+                "t/t.o",
+                "-",
             ]),
             cwd,
         );
         let inputs: Vec<&str> = p.inputs.iter().map(|x| x.to_str().unwrap()).collect();
         assert_eq!(
             inputs,
-            vec!["/w/src/a.c", "/w/src/include", "/x/inc", "/w/v.map", "/sys/inc", "/sr"]
+            vec![
+                "/w/src/a.c",
+                "/w/src/include",
+                "/x/inc",
+                "/w/v.map",
+                "/sys/inc",
+                "/sr"
+            ]
         );
         let outputs: Vec<&str> = p.outputs.iter().map(|x| x.to_str().unwrap()).collect();
         assert_eq!(outputs, vec!["/w/obj/a.o", "/w/build/dep.d"]);
@@ -289,11 +347,25 @@ mod tests {
         let cwd = root.join("build");
         let mut set = MountSet::new();
         set.add(cwd.clone(), true);
-        add_mounts(&mut set, &os(&["-c", "../src/lib/a.c", "-o", "../obj/a.o", "-I/usr/include/x"]), &cwd);
+        add_mounts(
+            &mut set,
+            &os(&[
+                "-c",
+                "../src/lib/a.c",
+                "-o",
+                "../obj/a.o",
+                "-I/usr/include/x",
+            ]),
+            &cwd,
+        );
         let got: Vec<(PathBuf, bool)> = set.iter().map(|m| (m.path.clone(), m.writable)).collect();
         assert_eq!(
             got,
-            vec![(cwd.clone(), true), (root.join("obj"), true), (root.join("src"), false)]
+            vec![
+                (cwd.clone(), true),
+                (root.join("obj"), true),
+                (root.join("src"), false)
+            ]
         );
     }
 
@@ -301,7 +373,11 @@ mod tests {
     fn missing_inputs_and_system_paths_are_not_mounted() {
         let cwd = Path::new("/tmp");
         let mut set = MountSet::new();
-        add_mounts(&mut set, &os(&["/nonexistent/qcc/a.c", "-I/usr/include", "/etc/passwd"]), cwd);
+        add_mounts(
+            &mut set,
+            &os(&["/nonexistent/qcc/a.c", "-I/usr/include", "/etc/passwd"]),
+            cwd,
+        );
         assert!(set.is_empty());
     }
 }

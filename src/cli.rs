@@ -35,7 +35,9 @@ impl Global {
                 .map_err(|e| anyhow::anyhow!("QEMU_CROSS_CC_ENGINE: {e}"))?,
             _ => Choice::Auto,
         };
-        let target = std::env::var("QEMU_CROSS_CC_TARGET").ok().filter(|s| !s.is_empty());
+        let target = std::env::var("QEMU_CROSS_CC_TARGET")
+            .ok()
+            .filter(|s| !s.is_empty());
         Ok(Global {
             choice,
             dockerfile_dirs: Vec::new(),
@@ -126,7 +128,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     match dispatch(args) {
         Ok(code) => code,
         Err(e) => {
-            let code = if e.downcast_ref::<UsageError>().is_some() { 2 } else { 1 };
+            let code = if e.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            };
             eprintln!("qemu-cross-cc: error: {e:#}");
             code
         }
@@ -187,11 +193,14 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         }
         return (cmd.run)(&global.ctx(), &m);
     }
-    let clap_args = || std::iter::once(format!("qemu-cross-cc {first}")).chain(words().unwrap_or_default());
+    let clap_args =
+        || std::iter::once(format!("qemu-cross-cc {first}")).chain(words().unwrap_or_default());
     match first {
         "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args())?),
         "shims" => return shims::run(parse_clap(first, clap_args())?),
-        "sessions" => return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args())?),
+        "sessions" => {
+            return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args())?);
+        }
         "help" => {
             return match rest.get(1).and_then(|a| a.to_str()) {
                 Some(sub) => match commands::find(sub) {
@@ -199,7 +208,9 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
                         print!("{}", cmd.spec.help());
                         Ok(0)
                     }
-                    None => Err(usage_error(format!("no help for unknown subcommand '{sub}'"))),
+                    None => Err(usage_error(format!(
+                        "no help for unknown subcommand '{sub}'"
+                    ))),
                 },
                 None => {
                     println!("{HELP}");
@@ -272,6 +283,13 @@ fn run_tool(global: &Global, plugin: &Plugin, tool: &str, args: Vec<OsString>) -
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
     let ctx = global.ctx();
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
-    let req = Request::new(&plugin.image, program.into(), args, &sources, &plugin.env, false)?;
+    let req = Request::new(
+        &plugin.image,
+        program.into(),
+        args,
+        &sources,
+        &plugin.env,
+        false,
+    )?;
     compile::run_plugin_tool(&ctx, plugin, &req)
 }

@@ -14,13 +14,13 @@ use anyhow::{Context, Result, bail};
 
 use crate::argpaths;
 use crate::commands::Ctx;
-use crate::ensure;
-use crate::plugin::Plugin;
-use crate::session;
 use crate::commands::run::run_container;
 use crate::engine::Engine;
+use crate::ensure;
 use crate::mounts::{self, MountSet};
 use crate::passenv;
+use crate::plugin::Plugin;
+use crate::session;
 
 /// One tool invocation, fully resolved.
 #[derive(Clone, Debug)]
@@ -40,7 +40,9 @@ pub struct Request {
 fn env_source_paths() -> Result<Vec<PathBuf>> {
     match std::env::var("QEMU_CROSS_CC_SOURCE_PATHS") {
         Ok(s) if !s.trim().is_empty() => Ok(shell_words::split(&s)
-            .map_err(|e| anyhow::anyhow!("QEMU_CROSS_CC_SOURCE_PATHS is not a valid shell-words list: {e}"))?
+            .map_err(|e| {
+                anyhow::anyhow!("QEMU_CROSS_CC_SOURCE_PATHS is not a valid shell-words list: {e}")
+            })?
             .into_iter()
             .map(PathBuf::from)
             .collect()),
@@ -203,7 +205,11 @@ mod tests {
         let req = Request {
             image: "img".into(),
             program: "aarch64-linux-gnu-gcc".into(),
-            args: vec!["-DX=\"a b\"".into(), "$HOME;`x`".into(), "ünï cødé.c".into()],
+            args: vec![
+                "-DX=\"a b\"".into(),
+                "$HOME;`x`".into(),
+                "ünï cødé.c".into(),
+            ],
             cwd: PathBuf::from("/w/build"),
             mounts,
             env: vec![("LANG".into(), "C.UTF-8".into())],
@@ -216,9 +222,22 @@ mod tests {
             .map(|a| a.into_string().unwrap())
             .collect();
         let want = [
-            "-i", "--network", "none", "-w", "/w/build", "-v", "/w/build:/w/build:rw", "-v",
-            "/w/src:/w/src:ro", "-e", "LANG=C.UTF-8", "img", "aarch64-linux-gnu-gcc", "-DX=\"a b\"",
-            "$HOME;`x`", "ünï cødé.c",
+            "-i",
+            "--network",
+            "none",
+            "-w",
+            "/w/build",
+            "-v",
+            "/w/build:/w/build:rw",
+            "-v",
+            "/w/src:/w/src:ro",
+            "-e",
+            "LANG=C.UTF-8",
+            "img",
+            "aarch64-linux-gnu-gcc",
+            "-DX=\"a b\"",
+            "$HOME;`x`",
+            "ünï cødé.c",
         ];
         assert_eq!(got, want);
     }

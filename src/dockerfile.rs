@@ -253,7 +253,10 @@ mod tests {
     fn splitlines_matches_python() {
         assert_eq!(py_splitlines("a\nb\r\nc\rd"), vec!["a", "b", "c", "d"]);
         assert_eq!(py_splitlines("a\n\nb\n"), vec!["a", "", "b"]);
-        assert_eq!(py_splitlines("a\u{2028}b\u{1c}c\u{b}d"), vec!["a", "b", "c", "d"]);
+        assert_eq!(
+            py_splitlines("a\u{2028}b\u{1c}c\u{b}d"),
+            vec!["a", "b", "c", "d"]
+        );
         assert_eq!(py_splitlines(""), Vec::<&str>::new());
     }
 

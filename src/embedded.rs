@@ -4,5 +4,8 @@ include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// A built-in dockerfile by file name.
 pub fn dockerfile(file: &str) -> Option<&'static str> {
-    DOCKERFILES.iter().find(|(n, _)| *n == file).map(|(_, t)| *t)
+    DOCKERFILES
+        .iter()
+        .find(|(n, _)| *n == file)
+        .map(|(_, t)| *t)
 }

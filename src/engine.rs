@@ -285,8 +285,7 @@ impl Engine {
             let last = err
                 .lines()
                 .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .last()
+                .rfind(|l| !l.is_empty())
                 .unwrap_or("no message");
             let last = last.strip_prefix("Error: ").unwrap_or(last);
             bail!("{what}: {last}");
@@ -319,8 +318,17 @@ impl Engine {
     }
 
     /// The labels of image `tag`: None when the image does not exist.
-    pub fn image_labels(&self, tag: &str) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-        let out = self.output(["image", "inspect", "--format", "{{json .Config.Labels}}", tag])?;
+    pub fn image_labels(
+        &self,
+        tag: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let out = self.output([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}}",
+            tag,
+        ])?;
         if !out.status.success() {
             return Ok(None);
         }
@@ -334,20 +342,31 @@ impl Engine {
         if !out.status.success() {
             return Ok(None);
         }
-        Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_string()))
+        Ok(Some(
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ))
     }
 
     /// The image's id and dockerfile checksum label ("" when unlabelled),
     /// in one engine call; None when the image does not exist.
     pub fn image_id_and_checksum(&self, tag: &str) -> Result<Option<(String, String)>> {
-        let out = self.output(["image", "inspect", "--format", "{{.Id}} {{json .Config.Labels}}", tag])?;
+        let out = self.output([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{json .Config.Labels}}",
+            tag,
+        ])?;
         if !out.status.success() {
             return Ok(None);
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let (id, labels) = text.trim().split_once(' ').unwrap_or((text.trim(), "null"));
         let labels: serde_json::Value = serde_json::from_str(labels).unwrap_or_default();
-        let checksum = labels[labels::DOCKERFILE_CHECKSUM].as_str().unwrap_or("").to_string();
+        let checksum = labels[labels::DOCKERFILE_CHECKSUM]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         Ok(Some((id.to_string(), checksum)))
     }
 
@@ -554,7 +573,10 @@ mod facts {
         let p = path();
         if let Some(dir) = p.parent() {
             use std::os::unix::fs::DirBuilderExt;
-            let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir);
         }
         let tmp = p.with_extension(format!("tmp{}", std::process::id()));
         if let Ok(b) = serde_json::to_vec(f) {
@@ -565,8 +587,13 @@ mod facts {
     }
 
     pub fn rootless_key(prog: &[String]) -> String {
-        let vars = ["DOCKER_HOST", "DOCKER_CONTEXT", "CONTAINER_HOST", "CONTAINER_CONNECTION"]
-            .map(|v| std::env::var(v).unwrap_or_default());
+        let vars = [
+            "DOCKER_HOST",
+            "DOCKER_CONTEXT",
+            "CONTAINER_HOST",
+            "CONTAINER_CONNECTION",
+        ]
+        .map(|v| std::env::var(v).unwrap_or_default());
         format!("{}|{}", prog.join(" "), vars.join("|"))
     }
 
@@ -601,7 +628,12 @@ mod tests {
     fn choice_parses_case_insensitively() {
         assert_eq!("Docker".parse::<Choice>(), Ok(Choice::Docker));
         assert_eq!("PODMAN".parse::<Choice>(), Ok(Choice::Podman));
-        assert!("lxc".parse::<Choice>().unwrap_err().contains("auto, docker, podman"));
+        assert!(
+            "lxc"
+                .parse::<Choice>()
+                .unwrap_err()
+                .contains("auto, docker, podman")
+        );
     }
 
     #[test]
@@ -609,7 +641,10 @@ mod tests {
         let e = Engine::from_prog(vec!["sudo".into(), "-n".into(), "docker".into()]);
         assert_eq!(e.flavor(), Flavor::Docker);
         assert_eq!(e.probe_name(), "sudo docker");
-        assert_eq!(Engine::from_prog(vec!["podman".into()]).probe_name(), "podman");
+        assert_eq!(
+            Engine::from_prog(vec!["podman".into()]).probe_name(),
+            "podman"
+        );
     }
 
     #[test]

@@ -60,17 +60,27 @@ pub fn image_state(engine: &Engine, plugin: &Plugin, library: &Library) -> Resul
 
 fn sanitize(tag: &str) -> String {
     tag.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
 /// The build log of an image.
 pub fn log_path(tag: &str) -> PathBuf {
-    crate::paths::cache_dir().join("logs").join(format!("{}.log", sanitize(tag)))
+    crate::paths::cache_dir()
+        .join("logs")
+        .join(format!("{}.log", sanitize(tag)))
 }
 
 fn lock_path(tag: &str) -> PathBuf {
-    crate::paths::cache_dir().join("locks").join(format!("{}.lock", sanitize(tag)))
+    crate::paths::cache_dir()
+        .join("locks")
+        .join(format!("{}.lock", sanitize(tag)))
 }
 
 /// Take the per-image build lock (blocking until other builders finish).
@@ -90,7 +100,12 @@ fn lock(tag: &str) -> Result<Flock<File>> {
 }
 
 /// Build the `qemu/NAME` images a plugin's dockerfile builds on.
-pub fn ensure_bases(engine: &Engine, plugin: &Plugin, library: &Library, log: Option<&File>) -> Result<()> {
+pub fn ensure_bases(
+    engine: &Engine,
+    plugin: &Plugin,
+    library: &Library,
+    log: Option<&File>,
+) -> Result<()> {
     let job = job_for(plugin, library)?;
     ensure_sources(engine, &job.text, &job.library, log, &mut Vec::new())
 }
@@ -103,7 +118,11 @@ fn ensure_sources(
     seen: &mut Vec<String>,
 ) -> Result<()> {
     for source in dockerfile::qemu_sources(text) {
-        let image = source.split_whitespace().next().unwrap_or_default().to_string();
+        let image = source
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         if seen.contains(&image) {
             continue;
         }
@@ -179,7 +198,11 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
     });
     match result {
         Ok(_) => {
-            writeln!(log, "=== done in {:.1}s ===", started.elapsed().as_secs_f64())?;
+            writeln!(
+                log,
+                "=== done in {:.1}s ===",
+                started.elapsed().as_secs_f64()
+            )?;
             if tty {
                 eprintln!(
                     "qemu-cross-cc: image {} ready ({:.0}s)",

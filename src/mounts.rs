@@ -22,7 +22,9 @@ pub struct MountSet {
 
 /// Paths that are never bind-mounted: they would hide the image's own system
 /// or hand the container the host's devices or engine.
-const NEVER_MOUNT: &[&str] = &["/", "/usr", "/etc", "/proc", "/dev", "/sys", "/var/run", "/run"];
+const NEVER_MOUNT: &[&str] = &[
+    "/", "/usr", "/etc", "/proc", "/dev", "/sys", "/var/run", "/run",
+];
 
 /// Paths whose contents are never mounted either.
 const NEVER_BELOW: &[&str] = &["/proc", "/dev", "/sys", "/var/run", "/run"];
@@ -44,7 +46,7 @@ fn engine_sockets() -> Vec<PathBuf> {
         v.push(rt.join("docker.sock"));
         v.push(rt.join("podman/podman.sock"));
     }
-    if let Some(host) = std::env::var("DOCKER_HOST").ok() {
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
         if let Some(p) = host.strip_prefix("unix://") {
             v.push(PathBuf::from(p));
         }
@@ -75,7 +77,10 @@ pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
 /// Why `path` may not be mounted, if it may not.
 pub fn refusal(path: &Path) -> Option<String> {
     if NEVER_MOUNT.iter().any(|p| path == Path::new(p)) {
-        return Some(format!("refusing to mount {} into the container", path.display()));
+        return Some(format!(
+            "refusing to mount {} into the container",
+            path.display()
+        ));
     }
     if NEVER_BELOW.iter().any(|p| path.starts_with(p)) {
         return Some(format!(
@@ -156,8 +161,7 @@ impl MountSet {
 
     /// Whether `path` is visible in the container (writable if asked).
     pub fn covers(&self, path: &Path, writable: bool) -> bool {
-        self.covering(path)
-            .is_some_and(|m| m.writable || !writable)
+        self.covering(path).is_some_and(|m| m.writable || !writable)
     }
 
     /// Whether every mount of `other` is visible, with at least its access,
@@ -172,7 +176,10 @@ impl MountSet {
         let mut args = Vec::with_capacity(self.mounts.len() * 2);
         for m in &self.mounts {
             let p = m.path.to_str().ok_or_else(|| {
-                anyhow::anyhow!("cannot mount {}: the path is not valid UTF-8", m.path.display())
+                anyhow::anyhow!(
+                    "cannot mount {}: the path is not valid UTF-8",
+                    m.path.display()
+                )
             })?;
             let mut opts = if m.writable { "rw" } else { "ro" }.to_string();
             if selinux {
@@ -207,7 +214,14 @@ mod tests {
         let v = s.volume_args(false).unwrap();
         assert_eq!(
             v,
-            vec!["-v", "/build:/build:rw", "-v", "/src:/src:rw", "-v", "/src/sub:/src/sub:ro"]
+            vec![
+                "-v",
+                "/build:/build:rw",
+                "-v",
+                "/src:/src:rw",
+                "-v",
+                "/src/sub:/src/sub:ro"
+            ]
         );
     }
 
@@ -232,7 +246,17 @@ mod tests {
 
     #[test]
     fn refusals() {
-        for bad in ["/", "/usr", "/etc", "/proc", "/proc/1", "/dev", "/sys/fs", "/var/run", "/run/user/0"] {
+        for bad in [
+            "/",
+            "/usr",
+            "/etc",
+            "/proc",
+            "/proc/1",
+            "/dev",
+            "/sys/fs",
+            "/var/run",
+            "/run/user/0",
+        ] {
             assert!(refusal(&p(bad)).is_some(), "{bad}");
         }
         assert!(refusal(&p("/var")).is_some(), "holds /var/run/docker.sock");
@@ -243,7 +267,10 @@ mod tests {
 
     #[test]
     fn normalize_is_lexical() {
-        assert_eq!(normalize(&p("../src/./a.c"), &p("/w/build")), p("/w/src/a.c"));
+        assert_eq!(
+            normalize(&p("../src/./a.c"), &p("/w/build")),
+            p("/w/src/a.c")
+        );
         assert_eq!(normalize(&p("/a/../../b"), &p("/x")), p("/b"));
         assert_eq!(normalize(&p("."), &p("/x")), p("/x"));
     }

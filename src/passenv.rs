@@ -91,10 +91,25 @@ mod tests {
     #[test]
     fn allow_list() {
         let extra = vec!["FOO".to_string(), "BAR_*".to_string()];
-        for ok in ["LANG", "LC_ALL", "PKG_CONFIG_PATH", "CCACHE_DIR", "FOO", "BAR_X", "SOURCE_DATE_EPOCH"] {
+        for ok in [
+            "LANG",
+            "LC_ALL",
+            "PKG_CONFIG_PATH",
+            "CCACHE_DIR",
+            "FOO",
+            "BAR_X",
+            "SOURCE_DATE_EPOCH",
+        ] {
             assert!(allowed(ok, &extra), "{ok}");
         }
-        for no in ["PATH", "HOME", "LD_PRELOAD", "FOOD", "SSH_AUTH_SOCK", "TMPDIR"] {
+        for no in [
+            "PATH",
+            "HOME",
+            "LD_PRELOAD",
+            "FOOD",
+            "SSH_AUTH_SOCK",
+            "TMPDIR",
+        ] {
             assert!(!allowed(no, &extra), "{no}");
         }
     }

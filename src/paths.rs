@@ -18,7 +18,8 @@ fn overridden(var: &str) -> Option<PathBuf> {
 /// `~/.config/qemu-cross-cc` (XDG_CONFIG_HOME honoured;
 /// `QEMU_CROSS_CC_CONFIG_DIR` replaces it).
 pub fn config_dir() -> Option<PathBuf> {
-    overridden("QEMU_CROSS_CC_CONFIG_DIR").or_else(|| project().map(|p| p.config_dir().to_path_buf()))
+    overridden("QEMU_CROSS_CC_CONFIG_DIR")
+        .or_else(|| project().map(|p| p.config_dir().to_path_buf()))
 }
 
 /// `~/.cache/qemu-cross-cc` (XDG_CACHE_HOME honoured), or a per-user folder

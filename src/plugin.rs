@@ -68,13 +68,19 @@ impl Plugin {
             anyhow::anyhow!("bad plugin manifest {origin}: field `{field}` {why}")
         };
         if manifest.target.is_empty() || manifest.target.contains(['/', ' ']) {
-            return Err(bad("target", "must be a target triplet such as aarch64-linux-gnu"));
+            return Err(bad(
+                "target",
+                "must be a target triplet such as aarch64-linux-gnu",
+            ));
         }
         if let Some(stem) = file_stem {
             if stem != manifest.target {
                 return Err(bad(
                     "target",
-                    &format!("is '{}' but the file is named {stem}.json; they must match", manifest.target),
+                    &format!(
+                        "is '{}' but the file is named {stem}.json; they must match",
+                        manifest.target
+                    ),
                 ));
             }
         }
@@ -85,14 +91,24 @@ impl Plugin {
             return Err(bad("dockerfile", "must name a file ending in .docker"));
         }
         if !manifest.tools.contains_key("cc") {
-            return Err(bad("tools", "must map \"cc\" to the C compiler in the image"));
+            return Err(bad(
+                "tools",
+                "must map \"cc\" to the C compiler in the image",
+            ));
         }
-        if let Some((k, _)) = manifest.tools.iter().find(|(k, v)| k.is_empty() || k.contains('/') || v.is_empty()) {
+        if let Some((k, _)) = manifest
+            .tools
+            .iter()
+            .find(|(k, v)| k.is_empty() || k.contains('/') || v.is_empty())
+        {
             return Err(bad("tools", &format!("has an invalid entry '{k}'")));
         }
         for p in &manifest.paths {
             if !p.starts_with('/') {
-                return Err(bad("paths", &format!("entry '{p}' must be an absolute path")));
+                return Err(bad(
+                    "paths",
+                    &format!("entry '{p}' must be an absolute path"),
+                ));
             }
         }
         Ok(Plugin {
@@ -135,7 +151,9 @@ impl Plugin {
 
     /// The shim names this plugin provides.
     pub fn shim_names(&self) -> impl Iterator<Item = String> + '_ {
-        self.tools.keys().map(move |t| format!("{}-{t}", self.target))
+        self.tools
+            .keys()
+            .map(move |t| format!("{}-{t}", self.target))
     }
 }
 
@@ -241,7 +259,9 @@ mod tests {
     #[test]
     fn unknown_field_is_named() {
         let bad = GOOD.replace("\"qemu\"", "\"qemuu\"");
-        let e = Plugin::parse(&bad, "/p/t.json", None).unwrap_err().to_string();
+        let e = Plugin::parse(&bad, "/p/t.json", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/p/t.json") && e.contains("qemuu"), "{e}");
     }
 
@@ -254,7 +274,9 @@ mod tests {
 
     #[test]
     fn file_name_must_match_target() {
-        let e = Plugin::parse(GOOD, "f", Some("other")).unwrap_err().to_string();
+        let e = Plugin::parse(GOOD, "f", Some("other"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`target`"), "{e}");
     }
 
@@ -264,7 +286,10 @@ mod tests {
         for p in reg.iter() {
             assert!(p.tools.contains_key("cc"));
             let (q, tool) = reg.by_shim_name(&format!("{}-cc", p.target)).unwrap();
-            assert_eq!((q.target.as_str(), tool.as_str()), (p.target.as_str(), "cc"));
+            assert_eq!(
+                (q.target.as_str(), tool.as_str()),
+                (p.target.as_str(), "cc")
+            );
         }
         assert!(reg.by_shim_name("nonsense-gcc").is_none());
     }

@@ -97,7 +97,10 @@ fn engine_choice_limits_the_probe() {
     assert!(line.contains("tried: podman (not installed))"), "{line}");
     let o = s.qcc_with(&[], &["--engine=docker", "images"]);
     let line = one_line(&o, 1);
-    assert!(line.contains("tried: docker (not installed), sudo -n docker"), "{line}");
+    assert!(
+        line.contains("tried: docker (not installed), sudo -n docker"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -106,7 +109,10 @@ fn failing_engine_reports_its_message() {
     let fail = "echo 'Cannot connect to the Docker daemon at unix:///x.sock' >&2; exit 1";
     let o = s.qcc_with(&[("docker", fail)], &["--engine", "docker", "images"]);
     let line = one_line(&o, 1);
-    assert!(line.contains("docker (Cannot connect to the Docker daemon"), "{line}");
+    assert!(
+        line.contains("docker (Cannot connect to the Docker daemon"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -130,29 +136,45 @@ fn engine_failing_later_is_one_line() {
     // `version` works, `image inspect` fails: check reports a missing image,
     // a build reports the failed build.
     let s = Scratch::new();
-    let script = "case \"$1\" in version) exit 0;; build) echo 'boom' >&2; exit 3;; *) exit 1;; esac";
+    let script =
+        "case \"$1\" in version) exit 0;; build) echo 'boom' >&2; exit 3;; *) exit 1;; esac";
     std::fs::write(s.path().join("x.docker"), "FROM debian:12-slim\n").unwrap();
-    let o = s.qcc_with(&[("docker", script)], &["--engine", "docker", "build", "-t", "t", "-f", "x.docker"]);
+    let o = s.qcc_with(
+        &[("docker", script)],
+        &["--engine", "docker", "build", "-t", "t", "-f", "x.docker"],
+    );
     // The engine's own stderr passes through; our line is the last.
     let e = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(1));
     let last = e.lines().last().unwrap();
-    assert!(last.starts_with("qemu-cross-cc: error: building image t failed"), "{e}");
-    assert!(!std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .any(|e| {
-            let n = e.file_name().to_string_lossy().to_string();
-            n.starts_with("docker_build") && e.path().join("x.docker").exists()
-        }));
+    assert!(
+        last.starts_with("qemu-cross-cc: error: building image t failed"),
+        "{e}"
+    );
+    assert!(
+        !std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                let n = e.file_name().to_string_lossy().to_string();
+                n.starts_with("docker_build") && e.path().join("x.docker").exists()
+            })
+    );
 }
 
 #[test]
 fn invalid_engine_name() {
     let s = Scratch::new();
     let line = one_line(&s.qcc(&["--engine", "lxc", "probe"]).output().unwrap(), 2);
-    assert!(line.contains("invalid engine 'lxc' (choose from auto, docker, podman)"), "{line}");
-    let o = s.qcc(&["probe"]).env("QEMU_CROSS_CC_ENGINE", "rkt").output().unwrap();
+    assert!(
+        line.contains("invalid engine 'lxc' (choose from auto, docker, podman)"),
+        "{line}"
+    );
+    let o = s
+        .qcc(&["probe"])
+        .env("QEMU_CROSS_CC_ENGINE", "rkt")
+        .output()
+        .unwrap();
     let line = one_line(&o, 1);
     assert!(line.contains("QEMU_CROSS_CC_ENGINE"), "{line}");
 }
@@ -162,11 +184,20 @@ fn bad_flags_are_usage_errors() {
     let s = Scratch::new();
     for (args, want) in [
         (&["build", "-t"][..], "argument -t: expected one argument"),
-        (&["cc", "-c", "x.c"][..], "the following arguments are required: --image/-i"),
-        (&["fetch", "only-tag"][..], "the following arguments are required: registry"),
+        (
+            &["cc", "-c", "x.c"][..],
+            "the following arguments are required: --image/-i",
+        ),
+        (
+            &["fetch", "only-tag"][..],
+            "the following arguments are required: registry",
+        ),
         (&["check"][..], "the following arguments are required: tag"),
         (&["build", "-f", "x"][..], "-t TAG is required"),
-        (&["build"][..], "give -t TAG -f DOCKERFILE, or a target name"),
+        (
+            &["build"][..],
+            "give -t TAG -f DOCKERFILE, or a target name",
+        ),
         (&["run", "--keep=yes"][..], "ignored explicit argument"),
         (&["shims"][..], "--dir"),
         (&["targets", "--bogus"][..], "--bogus"),
@@ -180,12 +211,29 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn missing_dockerfile_is_one_line() {
     let s = Scratch::new();
-    let o = s.qcc(&["build", "-t", "x", "-f", "/nonexistent/x.docker"]).output().unwrap();
+    let o = s
+        .qcc(&["build", "-t", "x", "-f", "/nonexistent/x.docker"])
+        .output()
+        .unwrap();
     let line = one_line(&o, 1);
-    assert!(line.contains("cannot read dockerfile /nonexistent/x.docker"), "{line}");
+    assert!(
+        line.contains("cannot read dockerfile /nonexistent/x.docker"),
+        "{line}"
+    );
     // A FROM qemu/ parent that cannot be found names the search path.
     std::fs::write(s.path().join("child.docker"), "FROM qemu/no-such-parent\n").unwrap();
-    let o = s.qcc_with(&[("docker", "exit 0")], &["--engine", "docker", "build", "-t", "x", "-f", "child.docker"]);
+    let o = s.qcc_with(
+        &[("docker", "exit 0")],
+        &[
+            "--engine",
+            "docker",
+            "build",
+            "-t",
+            "x",
+            "-f",
+            "child.docker",
+        ],
+    );
     let line = one_line(&o, 1);
     assert!(line.contains("no-such-parent.docker not found"), "{line}");
     assert!(line.contains("--dockerfiles-dir"), "{line}");
@@ -196,8 +244,14 @@ fn help_and_version() {
     let s = Scratch::new();
     let o = s.qcc(&["help"]).output().unwrap();
     assert!(o.status.success());
-    for sub in ["run", "build", "fetch", "update", "clean", "images", "probe", "cc", "check", "targets", "shims", "sessions"] {
-        assert!(stdout(&o).contains(&format!("  {sub} ")), "{sub} missing from help");
+    for sub in [
+        "run", "build", "fetch", "update", "clean", "images", "probe", "cc", "check", "targets",
+        "shims", "sessions",
+    ] {
+        assert!(
+            stdout(&o).contains(&format!("  {sub} ")),
+            "{sub} missing from help"
+        );
     }
     let o = s.qcc(&["build", "--help"]).output().unwrap();
     assert!(o.status.success());
@@ -213,10 +267,19 @@ fn compiler_line_without_target() {
     let s = Scratch::new();
     let o = s.qcc(&["-c", "x.c"]).output().unwrap();
     let line = one_line(&o, 1);
-    assert!(line.contains("--target=TARGET") && line.contains("aarch64-linux-gnu"), "{line}");
-    let o = s.qcc(&["--target=vax-dec-ultrix", "-c", "x.c"]).output().unwrap();
+    assert!(
+        line.contains("--target=TARGET") && line.contains("aarch64-linux-gnu"),
+        "{line}"
+    );
+    let o = s
+        .qcc(&["--target=vax-dec-ultrix", "-c", "x.c"])
+        .output()
+        .unwrap();
     let line = one_line(&o, 1);
-    assert!(line.contains("unknown target 'vax-dec-ultrix'") && line.contains("riscv64-linux-gnu"), "{line}");
+    assert!(
+        line.contains("unknown target 'vax-dec-ultrix'") && line.contains("riscv64-linux-gnu"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -237,13 +300,24 @@ fn bad_plugin_manifest_names_file_and_field() {
         .output()
         .unwrap();
     let line = one_line(&o, 1);
-    assert!(line.contains(&file.display().to_string()) && line.contains("colour"), "{line}");
+    assert!(
+        line.contains(&file.display().to_string()) && line.contains("colour"),
+        "{line}"
+    );
     std::fs::write(&file, r#"{"target":"toy-linux-gnu"}"#).unwrap();
-    let o = s.qcc(&["targets", "--offline"]).env("QEMU_CROSS_CC_PLUGIN_PATH", &dir).output().unwrap();
+    let o = s
+        .qcc(&["targets", "--offline"])
+        .env("QEMU_CROSS_CC_PLUGIN_PATH", &dir)
+        .output()
+        .unwrap();
     let line = one_line(&o, 1);
     assert!(line.contains("missing field `image`"), "{line}");
     std::fs::write(&file, "{ not json").unwrap();
-    let o = s.qcc(&["targets", "--offline"]).env("QEMU_CROSS_CC_PLUGIN_PATH", &dir).output().unwrap();
+    let o = s
+        .qcc(&["targets", "--offline"])
+        .env("QEMU_CROSS_CC_PLUGIN_PATH", &dir)
+        .output()
+        .unwrap();
     one_line(&o, 1);
 }
 
@@ -265,7 +339,12 @@ fn user_plugin_overrides_builtin_and_missing_dockerfile_is_clear() {
         .unwrap();
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let a = v.as_array().unwrap().iter().find(|t| t["target"] == "aarch64-linux-gnu").unwrap();
+    let a = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "aarch64-linux-gnu")
+        .unwrap();
     assert_eq!(a["image"], "my/aarch64");
     assert!(v.as_array().unwrap().len() >= 16);
     // Compiling needs the dockerfile: a clear error before any engine call.
@@ -284,26 +363,44 @@ fn user_plugin_overrides_builtin_and_missing_dockerfile_is_clear() {
 fn shims_are_idempotent_and_never_overwrite() {
     let s = Scratch::new();
     let dir = s.path().join("bin");
-    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    let o = s
+        .qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let gcc = dir.join("aarch64-linux-gnu-gcc");
     assert!(std::fs::read_link(&gcc).unwrap().ends_with("qemu-cross-cc"));
     let n = std::fs::read_dir(&dir).unwrap().count();
     assert!(n >= 15, "{n} links");
     // Again: nothing changes.
-    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    let o = s
+        .qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     assert!(stdout(&o).contains("0 links created"), "{}", stdout(&o));
     // A foreign file is kept and named.
     std::fs::remove_file(dir.join("aarch64-linux-gnu-ar")).unwrap();
     std::fs::write(dir.join("aarch64-linux-gnu-ar"), "mine").unwrap();
-    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"]).output().unwrap();
+    let o = s
+        .qcc(&["shims", "--dir", dir.to_str().unwrap(), "aarch64-linux-gnu"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("not replacing") && e.contains("aarch64-linux-gnu-ar"), "{e}");
-    assert_eq!(std::fs::read_to_string(dir.join("aarch64-linux-gnu-ar")).unwrap(), "mine");
+    assert!(
+        e.contains("not replacing") && e.contains("aarch64-linux-gnu-ar"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("aarch64-linux-gnu-ar")).unwrap(),
+        "mine"
+    );
     // --remove takes ours away, leaves the foreign file.
-    let o = s.qcc(&["shims", "--remove", "--dir", dir.to_str().unwrap()]).output().unwrap();
+    let o = s
+        .qcc(&["shims", "--remove", "--dir", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -311,6 +408,9 @@ fn shims_are_idempotent_and_never_overwrite() {
         .collect();
     assert_eq!(left, vec!["aarch64-linux-gnu-ar"]);
     // Unknown target.
-    let o = s.qcc(&["shims", "--dir", dir.to_str().unwrap(), "pdp11"]).output().unwrap();
+    let o = s
+        .qcc(&["shims", "--dir", dir.to_str().unwrap(), "pdp11"])
+        .output()
+        .unwrap();
     one_line(&o, 1);
 }

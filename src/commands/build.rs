@@ -161,7 +161,10 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     job.registry = m.value("registry").map(String::from);
     job.include_executable = m.value("include_executable").map(String::from);
     job.skip_binfmt = m.flag("skip_binfmt");
-    job.extra_files = m.list("extra_files").map(<[String]>::to_vec).unwrap_or_default();
+    job.extra_files = m
+        .list("extra_files")
+        .map(<[String]>::to_vec)
+        .unwrap_or_default();
     job.engine_args = std::mem::take(&mut extra);
     let engine = ctx.engine()?;
     build(engine, job)
@@ -235,15 +238,16 @@ pub fn build(engine: &Engine, mut job: Job) -> Result<i32> {
 
 /// Run the dockerfile's `.pre` script in the build context.
 fn run_pre(pre: &Path, context: &Path, quiet: bool) -> Result<i32> {
-    let real = std::fs::canonicalize(pre).with_context(|| format!("cannot resolve {}", pre.display()))?;
+    let real =
+        std::fs::canonicalize(pre).with_context(|| format!("cannot resolve {}", pre.display()))?;
     let mut cmd = std::process::Command::new(&real);
     cmd.current_dir(context);
     if quiet {
         cmd.stdout(Stdio::null());
     }
-    let status = cmd.status().with_context(|| {
-        format!("cannot run {} (is it executable?)", pre.display())
-    })?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {} (is it executable?)", pre.display()))?;
     Ok(crate::engine::exit_code(status))
 }
 

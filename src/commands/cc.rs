@@ -56,6 +56,13 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         .map(PathBuf::from)
         .collect();
     let args = argv.iter().map(OsString::from).collect();
-    let req = Request::new(image, program, args, &sources, &Default::default(), m.flag("quiet"))?;
+    let req = Request::new(
+        image,
+        program,
+        args,
+        &sources,
+        &Default::default(),
+        m.flag("quiet"),
+    )?;
     compile::run_image_tool(ctx, &req)
 }

@@ -170,7 +170,10 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_utc("2026-11-25T11:33:41.271483288Z"), Some(1795606421));
+        assert_eq!(
+            parse_utc("2026-11-25T11:33:41.271483288Z"),
+            Some(1795606421)
+        );
         assert_eq!(parse_utc("2026-11-25T12:33:41+01:00"), Some(1795606421));
         assert_eq!(parse_utc("garbage"), None);
     }

@@ -35,6 +35,10 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         quiet,
         &format!("cannot pull {remote} (check the registry address and that it holds {tag})"),
     )?;
-    engine.run_reporting(["tag", remote.as_str(), tag], quiet, &format!("cannot tag {remote} as {tag}"))?;
+    engine.run_reporting(
+        ["tag", remote.as_str(), tag],
+        quiet,
+        &format!("cannot tag {remote} as {tag}"),
+    )?;
     Ok(0)
 }

@@ -59,15 +59,42 @@ pub struct Command {
 
 /// All compatible subcommands, in docker.py's order.
 pub const ALL: &[Command] = &[
-    Command { spec: &run::SPEC, run: run::run },
-    Command { spec: &build::SPEC, run: build::run },
-    Command { spec: &fetch::SPEC, run: fetch::run },
-    Command { spec: &update::SPEC, run: update::run },
-    Command { spec: &clean::SPEC, run: clean::run },
-    Command { spec: &images::SPEC, run: images::run },
-    Command { spec: &probe::SPEC, run: probe::run },
-    Command { spec: &cc::SPEC, run: cc::run },
-    Command { spec: &check::SPEC, run: check::run },
+    Command {
+        spec: &run::SPEC,
+        run: run::run,
+    },
+    Command {
+        spec: &build::SPEC,
+        run: build::run,
+    },
+    Command {
+        spec: &fetch::SPEC,
+        run: fetch::run,
+    },
+    Command {
+        spec: &update::SPEC,
+        run: update::run,
+    },
+    Command {
+        spec: &clean::SPEC,
+        run: clean::run,
+    },
+    Command {
+        spec: &images::SPEC,
+        run: images::run,
+    },
+    Command {
+        spec: &probe::SPEC,
+        run: probe::run,
+    },
+    Command {
+        spec: &cc::SPEC,
+        run: cc::run,
+    },
+    Command {
+        spec: &check::SPEC,
+        run: check::run,
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Command> {

@@ -35,5 +35,9 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let plugin = plugins.get(target)?;
     let state = crate::ensure::image_state(&engine, plugin, &ctx.library)?;
     println!("{target}: {} {state}", plugin.image);
-    Ok(if state == crate::ensure::State::UpToDate { 0 } else { 1 })
+    Ok(if state == crate::ensure::State::UpToDate {
+        0
+    } else {
+        1
+    })
 }

@@ -82,7 +82,10 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<i32> {
                 println!("no live sessions");
                 return Ok(0);
             }
-            println!("{:<24} {:<34} {:>6} {:>7}  {:<7} ROOT", "TARGET", "IMAGE", "AGE", "CALLS", "ENGINE");
+            println!(
+                "{:<24} {:<34} {:>6} {:>7}  {:<7} ROOT",
+                "TARGET", "IMAGE", "AGE", "CALLS", "ENGINE"
+            );
             for (r, st) in rows {
                 println!(
                     "{:<24} {:<34} {:>6} {:>7}  {:<7} {}",

@@ -42,7 +42,10 @@ pub fn run(args: Args) -> Result<i32> {
     let plugins: Vec<&Plugin> = if args.targets.is_empty() {
         reg.iter().collect()
     } else {
-        args.targets.iter().map(|t| reg.get(t)).collect::<Result<_>>()?
+        args.targets
+            .iter()
+            .map(|t| reg.get(t))
+            .collect::<Result<_>>()?
     };
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)

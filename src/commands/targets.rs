@@ -9,7 +9,10 @@ use crate::ensure;
 use crate::plugin::Registry;
 
 #[derive(Debug, Parser)]
-#[command(name = "qemu-cross-cc targets", about = "List targets: name, image, image state, tools")]
+#[command(
+    name = "qemu-cross-cc targets",
+    about = "List targets: name, image, image state, tools"
+)]
 pub struct Args {
     /// Print JSON (one object per target) instead of a table.
     #[arg(long)]
@@ -21,7 +24,11 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
-    let engine = if args.offline { None } else { ctx.engine().ok() };
+    let engine = if args.offline {
+        None
+    } else {
+        ctx.engine().ok()
+    };
     let mut rows = Vec::new();
     for p in reg.iter() {
         let state = match engine {
@@ -51,13 +58,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    let w_t = rows.iter().map(|(p, _)| p.target.len()).max().unwrap_or(6).max(6);
-    let w_i = rows.iter().map(|(p, _)| p.image.len()).max().unwrap_or(5).max(5);
+    let w_t = rows
+        .iter()
+        .map(|(p, _)| p.target.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let w_i = rows
+        .iter()
+        .map(|(p, _)| p.image.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let w_s = rows.iter().map(|(_, s)| s.len()).max().unwrap_or(5).max(5);
-    println!("{:<w_t$}  {:<w_i$}  {:<w_s$}  TOOLS", "TARGET", "IMAGE", "STATE");
+    println!(
+        "{:<w_t$}  {:<w_i$}  {:<w_s$}  TOOLS",
+        "TARGET", "IMAGE", "STATE"
+    );
     for (p, state) in &rows {
         let tools: Vec<&str> = p.tools.keys().map(String::as_str).collect();
-        println!("{:<w_t$}  {:<w_i$}  {:<w_s$}  {}", p.target, p.image, state, tools.join(" "));
+        println!(
+            "{:<w_t$}  {:<w_i$}  {:<w_s$}  {}",
+            p.target,
+            p.image,
+            state,
+            tools.join(" ")
+        );
     }
     Ok(0)
 }

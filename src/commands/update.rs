@@ -55,7 +55,10 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         }
         if let Some(dest) = &b.interpreter {
             let dest = Path::new(dest);
-            let parent = dest.parent().map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+            let parent = dest
+                .parent()
+                .map(|p| p.to_string_lossy().to_string())
+                .unwrap_or_default();
             let name = dest.file_name().map(|n| n.to_string_lossy().to_string());
             binfmt::copy_with_mkdir(Path::new(exe), context.path(), &parent, name.as_deref())?;
         }

@@ -38,7 +38,10 @@ impl State {
     }
 
     fn idle_for(&self) -> Duration {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).elapsed()
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 
     fn exit(&self, code: i32) -> ! {
@@ -123,7 +126,9 @@ fn reap_as_init() -> Result<()> {
         ForkResult::Parent { child } => loop {
             match waitpid(Pid::from_raw(-1), None) {
                 Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => std::process::exit(128 + sig as i32),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    std::process::exit(128 + sig as i32)
+                }
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => std::process::exit(0),
@@ -158,7 +163,11 @@ fn serve(conn: UnixStream, st: &State) -> Result<()> {
             if run.version != protocol::VERSION {
                 return protocol::send(
                     &conn,
-                    &Reply::Refused(format!("protocol {} wanted, {} offered", protocol::VERSION, run.version)),
+                    &Reply::Refused(format!(
+                        "protocol {} wanted, {} offered",
+                        protocol::VERSION,
+                        run.version
+                    )),
                     &[],
                 );
             }
@@ -202,7 +211,11 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
         Ok(c) => c,
         Err(e) => {
             // As the engines report it: 127 not found, 126 not executable.
-            let code = if e.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
+            let code = if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
             let mut f = std::fs::File::from(err_copy);
             use std::io::Write;
             let _ = writeln!(

@@ -27,10 +27,10 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::argpaths::is_broad;
 use crate::compile::Request;
 use crate::engine::{Choice, Engine, Flavor};
 use crate::labels;
-use crate::argpaths::is_broad;
 use crate::mounts::{self, MountSet};
 use crate::signals;
 
@@ -195,7 +195,12 @@ fn exe_identity() -> Option<(PathBuf, String)> {
     let meta = std::fs::metadata(&path).ok()?;
     Some((
         path,
-        format!("{}-{}-{}", meta.ino(), meta.len(), meta.mtime_nsec() + meta.mtime() * 1_000_000_000),
+        format!(
+            "{}-{}-{}",
+            meta.ino(),
+            meta.len(),
+            meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+        ),
     ))
 }
 
@@ -203,8 +208,12 @@ fn exe_identity() -> Option<(PathBuf, String)> {
 /// such a binary runs inside any image.
 fn is_static_elf(path: &Path) -> bool {
     let mut head = vec![0u8; 4096];
-    let Ok(mut f) = File::open(path) else { return false };
-    let Ok(n) = f.read(&mut head) else { return false };
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let Ok(n) = f.read(&mut head) else {
+        return false;
+    };
     head.truncate(n);
     if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
         return false;
@@ -230,8 +239,14 @@ fn is_static_elf(path: &Path) -> bool {
 /// a build (Makefile, config.status...).
 fn build_root(cwd: &Path) -> PathBuf {
     const MARKERS: &[&str] = &[
-        "Makefile", "GNUmakefile", "makefile", "config.status", "config.log", "CMakeCache.txt",
-        "build.ninja", "meson-private",
+        "Makefile",
+        "GNUmakefile",
+        "makefile",
+        "config.status",
+        "config.log",
+        "CMakeCache.txt",
+        "build.ninja",
+        "meson-private",
     ];
     let home = crate::user::home();
     let mut root = cwd.to_path_buf();
@@ -249,7 +264,9 @@ fn build_root(cwd: &Path) -> PathBuf {
 pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Option<i32> {
     let (_, exe) = exe_identity()?;
     for rec in records() {
-        if !rec.compatible(&req.image, checksum, choice, &exe) || !rec.mount_set().covers_set(&req.mounts) {
+        if !rec.compatible(&req.image, checksum, choice, &exe)
+            || !rec.mount_set().covers_set(&req.mounts)
+        {
             continue;
         }
         if !rec.mounts_current() {
@@ -288,7 +305,10 @@ fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let devnull;
     let out_fd = if req.quiet {
-        devnull = OpenOptions::new().write(true).open("/dev/null").map_err(|_| CallError::NotStarted)?;
+        devnull = OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|_| CallError::NotStarted)?;
         devnull.as_raw_fd()
     } else {
         1
@@ -326,8 +346,10 @@ fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
         // output already, so it is not run again; the build sees a failure
         // like a killed compiler.
         _ => {
-            eprintln!("qemu-cross-cc: error: the session container ended during the call; rerun the command");
-            forget(&rec);
+            eprintln!(
+                "qemu-cross-cc: error: the session container ended during the call; rerun the command"
+            );
+            forget(rec);
             Ok(137)
         }
     }
@@ -364,8 +386,12 @@ pub fn start_and_run(
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join(format!(".start-{}.lock", crate::dockerfile::bytes_checksum(req.image.as_bytes()))))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
+        .open(dir.join(format!(
+            ".start-{}.lock",
+            crate::dockerfile::bytes_checksum(req.image.as_bytes())
+        )))?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
     if let Some(code) = run_in_live(req, checksum, choice) {
         return Ok(Some(code));
     }
@@ -389,7 +415,9 @@ pub fn start_and_run(
     // covers what they did too, and replaces them.
     let superseded: Vec<Record> = records()
         .into_iter()
-        .filter(|r| r.compatible(&req.image, checksum, choice, &exe) && r.root == root && r.mounts_current())
+        .filter(|r| {
+            r.compatible(&req.image, checksum, choice, &exe) && r.root == root && r.mounts_current()
+        })
         .collect();
     for r in &superseded {
         for m in &r.mounts {
@@ -398,7 +426,8 @@ pub fn start_and_run(
     }
     let mut mounts = Vec::new();
     for m in set.iter() {
-        let (dev, ino) = identity(&m.path).with_context(|| format!("cannot stat {}", m.path.display()))?;
+        let (dev, ino) =
+            identity(&m.path).with_context(|| format!("cannot stat {}", m.path.display()))?;
         mounts.push(MountRecord {
             path: m.path.clone(),
             writable: m.writable,
@@ -460,7 +489,12 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         format!("{SESSION_LABEL}={}", rec.id).into(),
     ];
     args.extend(engine.user_args().into_iter().map(OsString::from));
-    args.extend(["--network".into(), "none".into(), "--entrypoint".into(), AGENT_PATH.into()]);
+    args.extend([
+        "--network".into(),
+        "none".into(),
+        "--entrypoint".into(),
+        AGENT_PATH.into(),
+    ]);
     let mut exe_vol = OsString::from(exe.as_os_str());
     exe_vol.push(format!(":{AGENT_PATH}:ro"));
     args.extend(["-v".into(), exe_vol]);
@@ -509,7 +543,7 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    engine.remove_containers(&[rec.container.clone()]);
+    engine.remove_containers(std::slice::from_ref(&rec.container));
     bail!("the session agent did not start")
 }
 
@@ -533,9 +567,10 @@ pub fn stop(rec: &Record) {
         protocol::recv::<protocol::Reply>(&s).ok()?
     });
     if asked.is_none() {
-        rec.engine().remove_containers(&[rec.container.clone()]);
+        rec.engine()
+            .remove_containers(std::slice::from_ref(&rec.container));
     }
-    forget(&rec);
+    forget(rec);
 }
 
 /// The sessions of an image end when it is rebuilt.

@@ -101,17 +101,26 @@ pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result
     if !fds.is_empty() {
         let cmsg = [ControlMessage::ScmRights(fds)];
         let iov = [IoSlice::new(&bytes)];
-        sent = sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)
-            .context("cannot send to the session agent")?;
+        sent = sendmsg::<()>(
+            stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .context("cannot send to the session agent")?;
     }
     let mut w = stream;
-    w.write_all(&bytes[sent..]).context("cannot send to the session agent")?;
+    w.write_all(&bytes[sent..])
+        .context("cannot send to the session agent")?;
     Ok(())
 }
 
 /// Receive one frame and any descriptors that came with it. None at a clean
 /// end of stream.
-pub fn recv<T: for<'de> Deserialize<'de>>(stream: &UnixStream) -> Result<Option<(T, Vec<OwnedFd>)>> {
+pub fn recv<T: for<'de> Deserialize<'de>>(
+    stream: &UnixStream,
+) -> Result<Option<(T, Vec<OwnedFd>)>> {
     let mut head = [0u8; 4];
     let mut fds = Vec::new();
     // The first read may carry descriptors.
@@ -128,7 +137,10 @@ pub fn recv<T: for<'de> Deserialize<'de>>(stream: &UnixStream) -> Result<Option<
         for c in msg.cmsgs().context("descriptors truncated")? {
             if let ControlMessageOwned::ScmRights(raw) = c {
                 // SAFETY: the kernel just gave us these descriptors.
-                fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                fds.extend(
+                    raw.into_iter()
+                        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                );
             }
         }
         msg.bytes
@@ -137,13 +149,15 @@ pub fn recv<T: for<'de> Deserialize<'de>>(stream: &UnixStream) -> Result<Option<
         return Ok(None);
     }
     let mut r = stream;
-    r.read_exact(&mut head[got..]).context("session socket closed mid-frame")?;
+    r.read_exact(&mut head[got..])
+        .context("session socket closed mid-frame")?;
     let len = u32::from_le_bytes(head) as usize;
     if len > MAX_FRAME {
         bail!("session frame too large ({len} bytes)");
     }
     let mut body = vec![0u8; len];
-    r.read_exact(&mut body).context("session socket closed mid-frame")?;
+    r.read_exact(&mut body)
+        .context("session socket closed mid-frame")?;
     let msg = serde_json::from_slice(&body).context("bad frame on the session socket")?;
     Ok(Some((msg, fds)))
 }
@@ -192,7 +206,10 @@ mod tests {
         std::fs::File::from(r).read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"x");
         send(&b, &Reply::Exit(3), &[]).unwrap();
-        assert!(matches!(recv::<Reply>(&a).unwrap(), Some((Reply::Exit(3), _))));
+        assert!(matches!(
+            recv::<Reply>(&a).unwrap(),
+            Some((Reply::Exit(3), _))
+        ));
         drop(b);
         assert!(recv::<Reply>(&a).unwrap().is_none());
     }

@@ -10,33 +10,100 @@ use crate::support::*;
 use crate::{Mode, TestFn};
 
 pub const TESTS: &[(&str, TestFn, Mode)] = &[
-    ("build_twice_then_up_to_date", build_twice_then_up_to_date, Mode::Shared),
-    ("build_no_cache_rebuilds", build_no_cache_rebuilds, Mode::Shared),
-    ("check_checksum_and_age", check_checksum_and_age, Mode::Shared),
-    ("run_as_current_user_owns_files", run_as_current_user_owns_files, Mode::Shared),
-    ("run_passes_exit_status", run_passes_exit_status, Mode::Shared),
-    ("cc_compiles_in_user_owned_dir", cc_compiles_in_user_owned_dir, Mode::Shared),
-    ("cc_source_paths_are_read_only", cc_source_paths_are_read_only, Mode::Shared),
-    ("clean_removes_only_labelled", clean_removes_only_labelled, Mode::Exclusive),
+    (
+        "build_twice_then_up_to_date",
+        build_twice_then_up_to_date,
+        Mode::Shared,
+    ),
+    (
+        "build_no_cache_rebuilds",
+        build_no_cache_rebuilds,
+        Mode::Shared,
+    ),
+    (
+        "check_checksum_and_age",
+        check_checksum_and_age,
+        Mode::Shared,
+    ),
+    (
+        "run_as_current_user_owns_files",
+        run_as_current_user_owns_files,
+        Mode::Shared,
+    ),
+    (
+        "run_passes_exit_status",
+        run_passes_exit_status,
+        Mode::Shared,
+    ),
+    (
+        "cc_compiles_in_user_owned_dir",
+        cc_compiles_in_user_owned_dir,
+        Mode::Shared,
+    ),
+    (
+        "cc_source_paths_are_read_only",
+        cc_source_paths_are_read_only,
+        Mode::Shared,
+    ),
+    (
+        "clean_removes_only_labelled",
+        clean_removes_only_labelled,
+        Mode::Exclusive,
+    ),
     ("probe_names_engine", probe_names_engine, Mode::Shared),
-    ("images_passes_arguments", images_passes_arguments, Mode::Shared),
-    ("fetch_from_local_registry", fetch_from_local_registry, Mode::Shared),
-    ("build_with_registry_cache", build_with_registry_cache, Mode::Shared),
-    ("include_executable_persistent_binfmt", include_executable_persistent_binfmt, Mode::Shared),
-    ("include_executable_and_update_copy_interpreter", include_executable_and_update_copy_interpreter, Mode::Shared),
+    (
+        "images_passes_arguments",
+        images_passes_arguments,
+        Mode::Shared,
+    ),
+    (
+        "fetch_from_local_registry",
+        fetch_from_local_registry,
+        Mode::Shared,
+    ),
+    (
+        "build_with_registry_cache",
+        build_with_registry_cache,
+        Mode::Shared,
+    ),
+    (
+        "include_executable_persistent_binfmt",
+        include_executable_persistent_binfmt,
+        Mode::Shared,
+    ),
+    (
+        "include_executable_and_update_copy_interpreter",
+        include_executable_and_update_copy_interpreter,
+        Mode::Shared,
+    ),
     ("pre_script_exit_codes", pre_script_exit_codes, Mode::Shared),
     ("extra_files_labels", extra_files_labels, Mode::Shared),
     ("proxy_build_args", proxy_build_args, Mode::Shared),
     ("add_current_user", add_current_user, Mode::Shared),
-    ("signals_remove_run_container", signals_remove_run_container, Mode::Shared),
-    ("signals_remove_cc_container", signals_remove_cc_container, Mode::Shared),
-    ("daemon_down_is_one_line", daemon_down_is_one_line, Mode::Shared),
+    (
+        "signals_remove_run_container",
+        signals_remove_run_container,
+        Mode::Shared,
+    ),
+    (
+        "signals_remove_cc_container",
+        signals_remove_cc_container,
+        Mode::Shared,
+    ),
+    (
+        "daemon_down_is_one_line",
+        daemon_down_is_one_line,
+        Mode::Shared,
+    ),
 ];
 
 const SMALL: &str = "FROM debian:12-slim\nRUN echo small > /small.txt\n";
 
-/// A dockerfile in the test folder; returns its path.
+/// A dockerfile in the test folder; returns its path. A label naming the
+/// test keeps its image apart from other tests' (identical dockerfiles
+/// would share one image, which one test's `rmi -f` would take from all).
 fn dockerfile(t: &T, name: &str, body: &str) -> String {
+    let body = format!("{body}\nLABEL qcc-test-name={}\n", t.name);
     t.write(&format!("df/{name}"), body).display().to_string()
 }
 
@@ -67,7 +134,10 @@ fn build_twice_then_up_to_date(eng: Eng) {
     let o = ok(t.qcc(["build", "-t", &tag, "-f", &df]).env("PATH", &path));
     assert_eq!(stdout(&o), "Image is up to date.\n");
     let calls = std::fs::read_to_string(&log).unwrap();
-    assert!(!calls.lines().any(|l| l.starts_with("build")), "engine calls: {calls}");
+    assert!(
+        !calls.lines().any(|l| l.starts_with("build")),
+        "engine calls: {calls}"
+    );
     assert_eq!(t.image_id(&tag), id);
     let o = ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df]));
     assert_eq!(stdout(&o), "");
@@ -81,11 +151,24 @@ pub fn which(prog: &str) -> String {
 fn build_no_cache_rebuilds(eng: Eng) {
     let t = T::new(eng, "no-cache", false);
     let tag = t.tag("img");
-    let df = dockerfile(&t, "date.docker", "FROM debian:12-slim\nRUN date +%s%N > /stamp\n");
+    let df = dockerfile(
+        &t,
+        "date.docker",
+        "FROM debian:12-slim\nRUN date +%s%N > /stamp\n",
+    );
     let label = t.run_label();
     ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
     let first = t.image_id(&tag);
-    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df, "--no-cache", "--label", &label]));
+    let o = ok(t.qcc([
+        "build",
+        "-t",
+        &tag,
+        "-f",
+        &df,
+        "--no-cache",
+        "--label",
+        &label,
+    ]));
     assert!(!stdout(&o).contains("up to date"), "{}", stdout(&o));
     assert_ne!(t.image_id(&tag), first, "--no-cache must rebuild");
 }
@@ -121,7 +204,8 @@ fn check_checksum_and_age(eng: Eng) {
     std::thread::sleep(Duration::from_millis(1100));
     let o = fails(t.qcc(["check", "--checktype=age", "--olderthan=0", &tag]));
     assert!(
-        stdout(&o).starts_with("Image created @ ") && stdout(&o).ends_with(" more than 0 minutes old\n"),
+        stdout(&o).starts_with("Image created @ ")
+            && stdout(&o).ends_with(" more than 0 minutes old\n"),
         "{}",
         stdout(&o)
     );
@@ -137,8 +221,18 @@ fn run_as_current_user_owns_files(eng: Eng) {
     let work = t.work().display().to_string();
     let vol = format!("{work}:{work}");
     ok(t.qcc([
-        "run", "--run-as-current-user", "--network", "none", "-v", &vol, "-w", &work, "debian:12-slim",
-        "sh", "-c", "touch made-inside && id -u && id -g",
+        "run",
+        "--run-as-current-user",
+        "--network",
+        "none",
+        "-v",
+        &vol,
+        "-w",
+        &work,
+        "debian:12-slim",
+        "sh",
+        "-c",
+        "touch made-inside && id -u && id -g",
     ]));
     let meta = std::fs::metadata(t.work().join("made-inside")).unwrap();
     assert_eq!(meta.uid(), tester_uid());
@@ -147,7 +241,13 @@ fn run_as_current_user_owns_files(eng: Eng) {
 
 fn run_passes_exit_status(eng: Eng) {
     let t = T::new(eng, "run-status", false);
-    let o = out(t.qcc(["run", "debian:12-slim", "sh", "-c", "echo out; echo err >&2; exit 7"]));
+    let o = out(t.qcc([
+        "run",
+        "debian:12-slim",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]));
     assert_eq!(o.status.code(), Some(7));
     assert_eq!(stdout(&o), "out\n");
     assert_eq!(stderr(&o), "err\n");
@@ -155,7 +255,8 @@ fn run_passes_exit_status(eng: Eng) {
     assert_eq!(stdout(&o), "");
 }
 
-const HELLO: &str = "#include <stdio.h>\nint main(void) { puts(\"hello from the image\"); return 0; }\n";
+const HELLO: &str =
+    "#include <stdio.h>\nint main(void) { puts(\"hello from the image\"); return 0; }\n";
 
 /// `cc` in a folder owned by a non-root user: docker as that user (docker
 /// group), podman as that user's rootless podman, and rootful podman as root.
@@ -189,10 +290,38 @@ fn cc_source_paths_are_read_only(eng: Eng) {
     let src_s = src.display().to_string();
     // -s given twice and equal to the cwd: deduplicated, not "Duplicate mount point".
     let work = t.work().display().to_string();
-    ok(t.qcc(["cc", "-i", &image, "-s", &src_s, &src_s, &work, "--", "-c", &format!("{src_s}/lib.c"), "-o", "lib.o"]));
+    ok(t.qcc([
+        "cc",
+        "-i",
+        &image,
+        "-s",
+        &src_s,
+        &src_s,
+        &work,
+        "--",
+        "-c",
+        &format!("{src_s}/lib.c"),
+        "-o",
+        "lib.o",
+    ]));
     assert!(t.work().join("lib.o").exists());
-    let o = fails(t.qcc(["cc", "-i", &image, "-s", &src_s, "--", "-c", &format!("{src_s}/lib.c"), "-o", &format!("{src_s}/lib.o")]));
-    assert!(stderr(&o).to_lowercase().contains("read-only"), "{}", stderr(&o));
+    let o = fails(t.qcc([
+        "cc",
+        "-i",
+        &image,
+        "-s",
+        &src_s,
+        "--",
+        "-c",
+        &format!("{src_s}/lib.c"),
+        "-o",
+        &format!("{src_s}/lib.o"),
+    ]));
+    assert!(
+        stderr(&o).to_lowercase().contains("read-only"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!src.join("lib.o").exists());
 }
 
@@ -205,25 +334,55 @@ fn clean_removes_only_labelled(eng: Eng) {
     stop_all_sessions();
     let foreign = t.containers_with("com.qemu.instance.uuid");
     if !foreign.is_empty() {
-        eprintln!("{eng}::clean: skipped, {} labelled containers exist that this run did not create", foreign.len());
+        eprintln!(
+            "{eng}::clean: skipped, {} labelled containers exist that this run did not create",
+            foreign.len()
+        );
         return;
     }
     let run_label = t.run_label();
     let mark = format!("qcc-test-clean={}", t.name);
     let labelled = ok(t.engine([
-        "run", "-d", "--network", "none", "--label", "com.qemu.instance.uuid=qcc-test", "--label", &run_label,
-        "--label", &mark, "debian:12-slim", "sleep", "300",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        "com.qemu.instance.uuid=qcc-test",
+        "--label",
+        &run_label,
+        "--label",
+        &mark,
+        "debian:12-slim",
+        "sleep",
+        "300",
     ]));
     let plain = ok(t.engine([
-        "run", "-d", "--network", "none", "--label", &run_label, "--label", &mark, "debian:12-slim", "sleep", "300",
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--label",
+        &run_label,
+        "--label",
+        &mark,
+        "debian:12-slim",
+        "sleep",
+        "300",
     ]));
     let labelled = stdout(&labelled).trim().to_string();
     let plain = stdout(&plain).trim().to_string();
     let o = ok(t.qcc(["clean"]));
     assert_eq!(stdout(&o), "filter=--filter=label=com.qemu.instance.uuid\n");
     let left = t.containers_with(&mark);
-    assert!(left.iter().any(|c| plain.starts_with(c.as_str())), "unlabelled container removed");
-    assert!(!left.iter().any(|c| labelled.starts_with(c.as_str())), "labelled container left");
+    assert!(
+        left.iter().any(|c| plain.starts_with(c.as_str())),
+        "unlabelled container removed"
+    );
+    assert!(
+        !left.iter().any(|c| labelled.starts_with(c.as_str())),
+        "labelled container left"
+    );
     ok(t.engine(["rm", "-f", &plain]));
 }
 
@@ -231,7 +390,9 @@ fn probe_names_engine(eng: Eng) {
     let t = T::new(eng, "probe", false);
     let o = ok(t.qcc(["probe"]));
     assert_eq!(stdout(&o), format!("{}\n", eng.name()));
-    let o = ok(t.qcc_plain(["probe"]).env("QEMU_CROSS_CC_ENGINE", eng.name()));
+    let o = ok(t
+        .qcc_plain(["probe"])
+        .env("QEMU_CROSS_CC_ENGINE", eng.name()));
     assert_eq!(stdout(&o), format!("{}\n", eng.name()));
 }
 
@@ -285,7 +446,17 @@ fn build_with_registry_cache(eng: Eng) {
     push(&t, &tag, &format!("{reg}/{tag}"));
     let cs = t.label(&tag, "com.qemu.dockerfile-checksum");
     ok(t.engine(["rmi", "-f", &tag]).stdout(Stdio::null()));
-    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df, "--registry", &reg, "--label", &label]));
+    let o = ok(t.qcc([
+        "build",
+        "-t",
+        &tag,
+        "-f",
+        &df,
+        "--registry",
+        &reg,
+        "--label",
+        &label,
+    ]));
     assert!(!stdout(&o).contains("up to date"));
     assert_eq!(t.label(&tag, "com.qemu.dockerfile-checksum"), cs);
     let _ = out(t.engine(["rmi", "-f", &format!("{reg}/{tag}")]));
@@ -296,22 +467,44 @@ fn build_with_registry_cache(eng: Eng) {
 fn include_executable_persistent_binfmt(eng: Eng) {
     let t = T::new(eng, "binfmt-f", false);
     let entry = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64");
-    let text = std::fs::read_to_string(entry).expect("qemu-aarch64 binfmt handler: run tests/setup-engines.sh");
-    assert!(text.contains("flags: ") && text.lines().any(|l| l.starts_with("flags:") && l.contains('F')));
+    let text = std::fs::read_to_string(entry)
+        .expect("qemu-aarch64 binfmt handler: run tests/setup-engines.sh");
+    assert!(
+        text.contains("flags: ")
+            && text
+                .lines()
+                .any(|l| l.starts_with("flags:") && l.contains('F'))
+    );
     let exe = t.dir.join("qemu-aarch64");
     std::fs::copy("/usr/bin/qemu-aarch64-static", &exe).unwrap();
     let tag = t.tag("img");
     let df = dockerfile(&t, "small.docker", SMALL);
     let label = t.run_label();
-    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df, "--include-executable"]).arg(&exe).args(["--label", &label]));
+    let o = ok(t
+        .qcc(["build", "-t", &tag, "-f", &df, "--include-executable"])
+        .arg(&exe)
+        .args(["--label", &label]));
     let s = stdout(&o);
-    assert!(s.contains("binfmt_misc for qemu-aarch64 uses persistent(F) mapping to host binary"), "{s}");
+    assert!(
+        s.contains("binfmt_misc for qemu-aarch64 uses persistent(F) mapping to host binary"),
+        "{s}"
+    );
     assert!(s.contains("only copying support libraries for"), "{s}");
     assert!(t.image_exists(&tag));
     // An executable without a handler is refused.
     let none = t.dir.join("qemu-nonexistent-arch");
     std::fs::copy("/bin/true", &none).unwrap();
-    let o = fails(t.qcc(["build", "-t", &format!("{tag}-x"), "-f", &df, "--include-executable"]).arg(&none));
+    let o = fails(
+        t.qcc([
+            "build",
+            "-t",
+            &format!("{tag}-x"),
+            "-f",
+            &df,
+            "--include-executable",
+        ])
+        .arg(&none),
+    );
     assert!(stdout(&o).contains("No binfmt_misc entry for qemu-nonexistent-arch"));
 }
 
@@ -338,9 +531,22 @@ fn include_executable_and_update_copy_interpreter(eng: Eng) {
     let tag = t.tag("img");
     let df = dockerfile(&t, "add.docker", "FROM debian:12-slim\nADD . /\n");
     let label = t.run_label();
-    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df, "-e"]).arg(&exe).args(["--label", &label]));
-    assert!(stdout(&o).contains(&format!("binfmt_misc for {name} does not point to")), "{}", stdout(&o));
-    let o = ok(t.qcc(["run", &tag, "sh", "-c", &format!("ls /opt/{name}/{name} && ls /lib/x86_64-linux-gnu/libselinux.so.1")]));
+    let o = ok(t
+        .qcc(["build", "-t", &tag, "-f", &df, "-e"])
+        .arg(&exe)
+        .args(["--label", &label]));
+    assert!(
+        stdout(&o).contains(&format!("binfmt_misc for {name} does not point to")),
+        "{}",
+        stdout(&o)
+    );
+    let o = ok(t.qcc([
+        "run",
+        &tag,
+        "sh",
+        "-c",
+        &format!("ls /opt/{name}/{name} && ls /lib/x86_64-linux-gnu/libselinux.so.1"),
+    ]));
     assert!(stdout(&o).contains(&name));
 
     let utag = t.tag("updated");
@@ -349,14 +555,21 @@ fn include_executable_and_update_copy_interpreter(eng: Eng) {
     let o = ok(t.qcc(["run", &utag, "ls", &interp]));
     assert_eq!(stdout(&o).trim(), interp);
     // Labels survive the update.
-    assert_eq!(t.label(&utag, "com.qemu.dockerfile-checksum"), t.label(&tag, "com.qemu.dockerfile-checksum"));
+    assert_eq!(
+        t.label(&utag, "com.qemu.dockerfile-checksum"),
+        t.label(&tag, "com.qemu.dockerfile-checksum")
+    );
 }
 
 fn pre_script_exit_codes(eng: Eng) {
     let t = T::new(eng, "pre", false);
     let label = t.run_label();
     for (code, name) in [(0, "zero"), (3, "three"), (1, "one")] {
-        let df = dockerfile(&t, &format!("{name}.docker"), "FROM debian:12-slim\nADD made-by-pre /\n");
+        let df = dockerfile(
+            &t,
+            &format!("{name}.docker"),
+            "FROM debian:12-slim\nADD made-by-pre /\n",
+        );
         let pre = t.write(
             &format!("df/{name}.pre"),
             format!("#!/bin/sh\necho pre-ran > made-by-pre\nexit {code}\n"),
@@ -390,24 +603,50 @@ fn extra_files_labels(eng: Eng) {
     t.write("work/payload.txt", "payload\n");
     t.write("work/second.bin", [0u8, 1, 2, 255]);
     let tag = t.tag("img");
-    let df = dockerfile(&t, "extra.docker", "FROM debian:12-slim\nADD payload.txt second.bin /\n");
+    let df = dockerfile(
+        &t,
+        "extra.docker",
+        "FROM debian:12-slim\nADD payload.txt second.bin /\n",
+    );
     let label = t.run_label();
-    ok(t.qcc(["build", "-t", &tag, "-f", &df, "--extra-files", "payload.txt", "second.bin", "--label", &label]));
-    assert_eq!(t.label(&tag, "com.qemu.payload.txt-checksum"), sha1_hex(b"payload\n"));
-    assert_eq!(t.label(&tag, "com.qemu.second.bin-checksum"), sha1_hex(&[0, 1, 2, 255]));
+    ok(t.qcc([
+        "build",
+        "-t",
+        &tag,
+        "-f",
+        &df,
+        "--extra-files",
+        "payload.txt",
+        "second.bin",
+        "--label",
+        &label,
+    ]));
+    assert_eq!(
+        t.label(&tag, "com.qemu.payload.txt-checksum"),
+        sha1_hex(b"payload\n")
+    );
+    assert_eq!(
+        t.label(&tag, "com.qemu.second.bin-checksum"),
+        sha1_hex(&[0, 1, 2, 255])
+    );
     let o = ok(t.qcc(["run", &tag, "cat", "/payload.txt"]));
     assert_eq!(stdout(&o), "payload\n");
 }
 
 fn sha1_hex(b: &[u8]) -> String {
     use sha1::Digest;
-    sha1::Sha1::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    sha1::Sha1::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 fn proxy_build_args(eng: Eng) {
     let mut t = T::new(eng, "proxy", false);
-    t.env.push(("http_proxy".into(), "http://proxy.invalid:3128".into()));
-    t.env.push(("FTP_PROXY".into(), "ftp://ftp.invalid:21".into()));
+    t.env
+        .push(("http_proxy".into(), "http://proxy.invalid:3128".into()));
+    t.env
+        .push(("FTP_PROXY".into(), "ftp://ftp.invalid:21".into()));
     let tag = t.tag("img");
     let df = dockerfile(
         &t,
@@ -417,7 +656,10 @@ fn proxy_build_args(eng: Eng) {
     let label = t.run_label();
     ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
     let o = ok(t.qcc(["run", &tag, "cat", "/proxies"]));
-    assert_eq!(stdout(&o), "http://proxy.invalid:3128 ftp://ftp.invalid:21\n");
+    assert_eq!(
+        stdout(&o),
+        "http://proxy.invalid:3128 ftp://ftp.invalid:21\n"
+    );
 }
 
 fn add_current_user(eng: Eng) {
@@ -425,7 +667,9 @@ fn add_current_user(eng: Eng) {
     let tag = t.tag("img");
     let df = dockerfile(&t, "small.docker", SMALL);
     let label = t.run_label();
-    ok(t.qcc(["build", "--quiet", "-u", "-t", &tag, "-f", &df, "--label", &label]));
+    ok(t.qcc([
+        "build", "--quiet", "-u", "-t", &tag, "-f", &df, "--label", &label,
+    ]));
     let o = ok(t.qcc(["run", &tag, "id", "-un"]));
     assert_eq!(stdout(&o), "root\n");
 }
@@ -445,7 +689,13 @@ fn wait_for_container(t: &T, marker: &str) -> bool {
 
 fn labelled_with(t: &T, marker: &str) -> Vec<String> {
     let o = out(t.engine([
-        "ps", "-a", "--no-trunc", "--filter", "label=com.qemu.instance.uuid", "--format", "{{.ID}} {{.Command}}",
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "label=com.qemu.instance.uuid",
+        "--format",
+        "{{.ID}} {{.Command}}",
     ]));
     stdout(&o)
         .lines()
@@ -455,8 +705,17 @@ fn labelled_with(t: &T, marker: &str) -> Vec<String> {
 }
 
 fn signal_leaves_no_container(t: &T, args: &[&str], marker: &str) {
-    for (sig, code) in [(libc_sig::SIGTERM, 143), (libc_sig::SIGINT, 130), (libc_sig::SIGHUP, 129)] {
-        let mut child = t.qcc(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    for (sig, code) in [
+        (libc_sig::SIGTERM, 143),
+        (libc_sig::SIGINT, 130),
+        (libc_sig::SIGHUP, 129),
+    ] {
+        let mut child = t
+            .qcc(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         assert!(wait_for_container(t, marker), "the container never started");
         unsafe_kill(child.id() as i32, sig);
         let status = child.wait().unwrap();
@@ -466,7 +725,10 @@ fn signal_leaves_no_container(t: &T, args: &[&str], marker: &str) {
         for c in &left {
             let _ = out(t.engine(["rm", "-f", c]));
         }
-        assert!(left.is_empty(), "containers left after signal {sig}: {left:?}");
+        assert!(
+            left.is_empty(),
+            "containers left after signal {sig}: {left:?}"
+        );
     }
 }
 
@@ -486,7 +748,16 @@ fn signals_remove_run_container(eng: Eng) {
     let label = t.run_label();
     signal_leaves_no_container(
         &t,
-        &["run", "--label", &label, "--network", "none", "debian:12-slim", "sleep", &marker],
+        &[
+            "run",
+            "--label",
+            &label,
+            "--network",
+            "none",
+            "debian:12-slim",
+            "sleep",
+            &marker,
+        ],
         &marker,
     );
 }
@@ -498,7 +769,11 @@ fn signals_remove_cc_container(eng: Eng) {
     // The one-shot path (sessions have their own test).
     let mut t = t;
     t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));
-    signal_leaves_no_container(&t, &["cc", "-i", &image, "--cc", "sleep", "--", &marker], &marker);
+    signal_leaves_no_container(
+        &t,
+        &["cc", "-i", &image, "--cc", "sleep", "--", &marker],
+        &marker,
+    );
 }
 
 /// The engine is installed but its daemon (docker) or service (podman
@@ -509,7 +784,10 @@ fn daemon_down_is_one_line(eng: Eng) {
     std::fs::create_dir_all(&dir).unwrap();
     let w = dir.join(eng.name());
     let body = match eng {
-        Eng::Docker => format!("#!/bin/sh\nexec {} -H unix:///nonexistent/qcc.sock \"$@\"\n", which("docker")),
+        Eng::Docker => format!(
+            "#!/bin/sh\nexec {} -H unix:///nonexistent/qcc.sock \"$@\"\n",
+            which("docker")
+        ),
         Eng::Podman => format!(
             "#!/bin/sh\nexec {} --remote --url unix:///nonexistent/qcc.sock \"$@\"\n",
             which("podman")

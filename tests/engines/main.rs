@@ -63,21 +63,26 @@ fn main() {
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for eng in Eng::ALL {
-        for (name, f, mode) in core::TESTS.iter().chain(targets::TESTS).chain(sessions::TESTS) {
+        for (name, f, mode) in core::TESTS
+            .iter()
+            .chain(targets::TESTS)
+            .chain(sessions::TESTS)
+        {
             trials.push(trial(eng, name, *f, *mode));
         }
     }
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {
         for eng in Eng::ALL {
-            trials.push(
-                Trial::test(format!("{eng}::target::{}", target.name), move || {
+            trials.push(Trial::test(
+                format!("{eng}::target::{}", target.name),
+                move || {
                     run_caught(|| {
                         let _g = GATE.read().unwrap_or_else(|e| e.into_inner());
                         targets::target_builds_and_runs(eng, &targets::TARGETS[i]);
                     })
-                }),
-            );
+                },
+            ));
         }
     }
     // Make sure the run exists before tests start in parallel.

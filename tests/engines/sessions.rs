@@ -10,14 +10,46 @@ use crate::support::*;
 use crate::{Mode, TestFn};
 
 pub const TESTS: &[(&str, TestFn, Mode)] = &[
-    ("session_matches_one_shot", session_matches_one_shot, Mode::Shared),
-    ("session_matches_one_shot_as_user", session_matches_one_shot_as_user, Mode::Shared),
-    ("make_j8_uses_one_session", make_j8_uses_one_session, Mode::Shared),
-    ("killed_container_is_replaced", killed_container_is_replaced, Mode::Shared),
-    ("ctrl_c_kills_compiler_keeps_session", ctrl_c_kills_compiler_keeps_session, Mode::Shared),
-    ("idle_timeout_ends_container", idle_timeout_ends_container, Mode::Shared),
-    ("recreated_build_dir_gets_new_session", recreated_build_dir_gets_new_session, Mode::Shared),
-    ("sessions_off_runs_one_shot", sessions_off_runs_one_shot, Mode::Shared),
+    (
+        "session_matches_one_shot",
+        session_matches_one_shot,
+        Mode::Shared,
+    ),
+    (
+        "session_matches_one_shot_as_user",
+        session_matches_one_shot_as_user,
+        Mode::Shared,
+    ),
+    (
+        "make_j8_uses_one_session",
+        make_j8_uses_one_session,
+        Mode::Shared,
+    ),
+    (
+        "killed_container_is_replaced",
+        killed_container_is_replaced,
+        Mode::Shared,
+    ),
+    (
+        "ctrl_c_kills_compiler_keeps_session",
+        ctrl_c_kills_compiler_keeps_session,
+        Mode::Shared,
+    ),
+    (
+        "idle_timeout_ends_container",
+        idle_timeout_ends_container,
+        Mode::Shared,
+    ),
+    (
+        "recreated_build_dir_gets_new_session",
+        recreated_build_dir_gets_new_session,
+        Mode::Shared,
+    ),
+    (
+        "sessions_off_runs_one_shot",
+        sessions_off_runs_one_shot,
+        Mode::Shared,
+    ),
     ("clean_ends_sessions", clean_ends_sessions, Mode::Exclusive),
 ];
 
@@ -27,7 +59,12 @@ const CHEAP: &str = "qcctest-linux-gnu";
 fn plugin(t: &T) -> String {
     let image = t.tag("cheap");
     let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(CHEAP, &image, &df, &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh"), ("env", "env")]);
+    t.plugin(
+        CHEAP,
+        &image,
+        &df,
+        &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh"), ("env", "env")],
+    );
     image
 }
 
@@ -51,7 +88,10 @@ const SOURCES: &[(&str, &str)] = &[
     ("ok.c", "int ok(void) { return 1; }\n"),
     ("warn.c", "int warn(void) { int unused; return 0; }\n"),
     ("bad.c", "int bad(void) { return missing; }\n"),
-    ("main.c", "#include <stdio.h>\nint main(void) { puts(\"ran\"); return 0; }\n"),
+    (
+        "main.c",
+        "#include <stdio.h>\nint main(void) { puts(\"ran\"); return 0; }\n",
+    ),
 ];
 
 /// The same commands, one-shot and in a session: identical stdout, stderr,
@@ -62,11 +102,23 @@ fn compare_modes(t: &T) {
     let sh = format!("{CHEAP}-sh");
     let commands: Vec<(String, Vec<String>)> = vec![
         (gcc.clone(), vec!["-c".into(), "ok.c".into()]),
-        (gcc.clone(), vec!["-Wall".into(), "-c".into(), "warn.c".into()]),
+        (
+            gcc.clone(),
+            vec!["-Wall".into(), "-c".into(), "warn.c".into()],
+        ),
         (gcc.clone(), vec!["-c".into(), "bad.c".into()]),
         (gcc.clone(), vec!["-E".into(), "-P".into(), "ok.c".into()]),
-        (gcc.clone(), vec!["main.c".into(), "-o".into(), "main".into()]),
-        (sh.clone(), vec!["-c".into(), "echo out; echo err >&2; umask; id -u; exit 5".into()]),
+        (
+            gcc.clone(),
+            vec!["main.c".into(), "-o".into(), "main".into()],
+        ),
+        (
+            sh.clone(),
+            vec![
+                "-c".into(),
+                "echo out; echo err >&2; umask; id -u; exit 5".into(),
+            ],
+        ),
     ];
     let mut results: Vec<Vec<Output>> = Vec::new();
     for (mode, session) in [("one-shot", "0"), ("session", "1")] {
@@ -87,7 +139,12 @@ fn compare_modes(t: &T) {
         results.push(outs);
     }
     for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
-        assert_eq!(a.status.code(), b.status.code(), "status of {:?}", commands[i]);
+        assert_eq!(
+            a.status.code(),
+            b.status.code(),
+            "status of {:?}",
+            commands[i]
+        );
         assert_eq!(stdout(a), stdout(b), "stdout of {:?}", commands[i]);
         assert_eq!(stderr(a), stderr(b), "stderr of {:?}", commands[i]);
     }
@@ -96,16 +153,30 @@ fn compare_modes(t: &T) {
     for f in ["ok.o", "warn.o", "main"] {
         let a = t.dir.join("work/one-shot").join(f);
         let b = t.dir.join("work/session").join(f);
-        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "{f} differs");
-        let (ma, mb) = (std::fs::metadata(&a).unwrap(), std::fs::metadata(&b).unwrap());
-        assert_eq!((ma.uid(), ma.gid(), ma.mode()), (mb.uid(), mb.gid(), mb.mode()), "{f} owner/mode");
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{f} differs"
+        );
+        let (ma, mb) = (
+            std::fs::metadata(&a).unwrap(),
+            std::fs::metadata(&b).unwrap(),
+        );
+        assert_eq!(
+            (ma.uid(), ma.gid(), ma.mode()),
+            (mb.uid(), mb.gid(), mb.mode()),
+            "{f} owner/mode"
+        );
         let want = if t.tester { tester_uid() } else { 0 };
         assert_eq!(mb.uid(), want);
     }
     // The session really served the second half.
     let s = t.sessions();
     assert_eq!(s.len(), 1, "{s:?}");
-    assert!(s[0]["calls"].as_u64().unwrap() >= commands.len() as u64, "{s:?}");
+    assert!(
+        s[0]["calls"].as_u64().unwrap() >= commands.len() as u64,
+        "{s:?}"
+    );
 }
 
 fn session_matches_one_shot(eng: Eng) {
@@ -128,7 +199,10 @@ fn make_j8_uses_one_session(eng: Eng) {
     let path = t.shims(&[CHEAP]);
     let mut mk = String::from("OBJS =");
     for i in 0..16 {
-        t.write(&format!("work/sub/f{i}.c"), format!("int f{i}(void) {{ return {i}; }}\n"));
+        t.write(
+            &format!("work/sub/f{i}.c"),
+            format!("int f{i}(void) {{ return {i}; }}\n"),
+        );
         mk.push_str(&format!(" sub/f{i}.o"));
     }
     mk.push_str(&format!(
@@ -136,7 +210,10 @@ fn make_j8_uses_one_session(eng: Eng) {
     ));
     t.write("work/Makefile", mk);
     t.write("work/sub2/g.c", "int g(void) { return 0; }\n");
-    t.write("work/sub2/Makefile", format!("g.o: g.c\n\t{CHEAP}-gcc -c g.c -o g.o\n"));
+    t.write(
+        "work/sub2/Makefile",
+        format!("g.o: g.c\n\t{CHEAP}-gcc -c g.c -o g.o\n"),
+    );
     ok(t.program("make", ["-s", "-j8"]).env("PATH", &path));
     for i in 0..16 {
         assert!(t.work().join(format!("sub/f{i}.o")).exists());
@@ -145,7 +222,10 @@ fn make_j8_uses_one_session(eng: Eng) {
     let s = t.sessions();
     assert_eq!(s.len(), 1, "one session for the whole build: {s:#?}");
     assert_eq!(s[0]["calls"].as_u64(), Some(17), "{s:?}");
-    assert_eq!(s[0]["root"].as_str().unwrap(), t.work().display().to_string());
+    assert_eq!(
+        s[0]["root"].as_str().unwrap(),
+        t.work().display().to_string()
+    );
 }
 
 fn killed_container_is_replaced(eng: Eng) {
@@ -168,7 +248,11 @@ fn killed_container_is_replaced(eng: Eng) {
     ok(t.engine(["rm", "-f", &first]));
     let o = long.wait_with_output().unwrap();
     assert_ne!(o.status.code(), Some(0));
-    assert!(stderr(&o).contains("session container ended"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("session container ended"),
+        "{}",
+        stderr(&o)
+    );
 
     // ...and the next calls work, in a fresh session, with nothing printed.
     for _ in 0..2 {
@@ -205,7 +289,10 @@ fn ctrl_c_kills_compiler_keeps_session(eng: Eng) {
             .spawn()
             .unwrap();
         // The pattern does not match its own text (no grep finding itself).
-        let find = format!("grep -l '4[7][.]{}' /proc/[0-9]*/cmdline 2>/dev/null | wc -l", eng as u8);
+        let find = format!(
+            "grep -l '4[7][.]{}' /proc/[0-9]*/cmdline 2>/dev/null | wc -l",
+            eng as u8
+        );
         wait_until("the compiler to start", 30, || {
             let o = out(t.program(&sh, ["-c", &find]).env("PATH", &path));
             stdout(&o).trim() != "0"
@@ -227,14 +314,18 @@ fn ctrl_c_kills_compiler_keeps_session(eng: Eng) {
 
 fn idle_timeout_ends_container(eng: Eng) {
     let mut t = T::new(eng, "sess-idle", false);
-    t.env.push(("QEMU_CROSS_CC_SESSION_IDLE".into(), "2".into()));
+    t.env
+        .push(("QEMU_CROSS_CC_SESSION_IDLE".into(), "2".into()));
     plugin(&t);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
-    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+        .env("PATH", &path));
     let container = t.sessions()[0]["container"].as_str().unwrap().to_string();
     assert!(container_alive(&t, &container));
-    wait_until("the idle session to end", 30, || !container_alive(&t, &container));
+    wait_until("the idle session to end", 30, || {
+        !container_alive(&t, &container)
+    });
     assert!(t.sessions().is_empty());
     // Its container is removed (`--rm`), not just stopped.
     wait_until("the container to be removed", 30, || {
@@ -252,7 +343,10 @@ fn recreated_build_dir_gets_new_session(eng: Eng) {
         let _ = std::fs::remove_dir_all(&build);
         std::fs::create_dir_all(&build).unwrap();
         std::fs::write(build.join("a.c"), format!("int a{round};\n")).unwrap();
-        let o = ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).current_dir(&build).env("PATH", &path));
+        let o = ok(t
+            .program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+            .current_dir(&build)
+            .env("PATH", &path));
         assert_eq!(stderr(&o), "");
         assert!(build.join("a.o").exists(), "round {round}");
     }
@@ -265,7 +359,8 @@ fn sessions_off_runs_one_shot(eng: Eng) {
     plugin(&t);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
-    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+        .env("PATH", &path));
     assert!(t.sessions().is_empty());
     assert!(!Path::new(&t.dir.join("runtime/sessions")).exists());
 }
@@ -277,14 +372,19 @@ fn clean_ends_sessions(eng: Eng) {
     t.write("work/a.c", "int a;\n");
     stop_all_sessions();
     if !t.containers_with("com.qemu.instance.uuid").is_empty() {
-        eprintln!("{eng}::clean_ends_sessions: skipped, labelled containers exist that this run did not create");
+        eprintln!(
+            "{eng}::clean_ends_sessions: skipped, labelled containers exist that this run did not create"
+        );
         return;
     }
-    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+        .env("PATH", &path));
     let container = t.sessions()[0]["container"].as_str().unwrap().to_string();
     ok(t.qcc(["clean", "--quiet"]));
     assert!(!container_alive(&t, &container));
     assert!(t.sessions().is_empty());
-    let o = ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"]).env("PATH", &path));
+    let o = ok(t
+        .program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+        .env("PATH", &path));
     assert_eq!(stderr(&o), "");
 }

@@ -96,7 +96,10 @@ pub fn tester_gid() -> u32 {
 }
 
 fn tester_home() -> String {
-    let out = Command::new("getent").args(["passwd", TESTER]).output().unwrap();
+    let out = Command::new("getent")
+        .args(["passwd", TESTER])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .split(':')
@@ -177,7 +180,8 @@ impl T {
         for sub in ["config", "runtime", "work", "plugins", "bin"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700))
+            .unwrap();
         if tester {
             chown_r(&dir, tester_uid(), tester_gid());
         }
@@ -211,7 +215,9 @@ impl T {
     /// The cache (build logs and locks) shared by the run's tests, so that
     /// tests needing the same image build it once.
     pub fn cache(&self) -> PathBuf {
-        let dir = run().root.join(if self.tester { "cache-tester" } else { "cache" });
+        let dir = run()
+            .root
+            .join(if self.tester { "cache-tester" } else { "cache" });
         if !dir.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             if self.tester {
@@ -240,18 +246,28 @@ impl T {
         for (k, v) in tools {
             m["tools"][*k] = serde_json::Value::from(*v);
         }
-        self.write(&format!("plugins/{target}.json"), serde_json::to_string_pretty(&m).unwrap());
+        self.write(
+            &format!("plugins/{target}.json"),
+            serde_json::to_string_pretty(&m).unwrap(),
+        );
         self.write(&format!("plugins/{target}.docker"), dockerfile);
     }
 
     /// A copy of a built-in target's manifest whose image is this run's.
     pub fn builtin_plugin(&self, target: &str) -> serde_json::Value {
-        let text = std::fs::read_to_string(run().repo.join(format!("plugins/{target}.json"))).unwrap();
+        let text =
+            std::fs::read_to_string(run().repo.join(format!("plugins/{target}.json"))).unwrap();
         let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
         let image = format!("qcc-test-{}-{target}", run().id);
-        CREATED.lock().unwrap().push((self.eng, self.tester, image.clone()));
+        CREATED
+            .lock()
+            .unwrap()
+            .push((self.eng, self.tester, image.clone()));
         m["image"] = serde_json::Value::from(image);
-        self.write(&format!("plugins/{target}.json"), serde_json::to_string_pretty(&m).unwrap());
+        self.write(
+            &format!("plugins/{target}.json"),
+            serde_json::to_string_pretty(&m).unwrap(),
+        );
         m
     }
 
@@ -259,18 +275,33 @@ impl T {
     /// with them first.
     pub fn shims(&self, targets: &[&str]) -> String {
         let bin = self.dir.join("bin");
-        ok(self.qcc(["shims", "--quiet", "--dir"]).arg(&bin).args(targets));
+        ok(self
+            .qcc(["shims", "--quiet", "--dir"])
+            .arg(&bin)
+            .args(targets));
         format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
     }
 
     /// Environment every tool call gets: its own config, cache and runtime.
     fn tool_env(&self) -> Vec<(String, String)> {
         let mut env = vec![
-            ("QEMU_CROSS_CC_CONFIG_DIR".into(), self.dir.join("config").display().to_string()),
-            ("QEMU_CROSS_CC_CACHE_DIR".into(), self.cache().display().to_string()),
-            ("QEMU_CROSS_CC_PLUGIN_PATH".into(), self.plugins().display().to_string()),
+            (
+                "QEMU_CROSS_CC_CONFIG_DIR".into(),
+                self.dir.join("config").display().to_string(),
+            ),
+            (
+                "QEMU_CROSS_CC_CACHE_DIR".into(),
+                self.cache().display().to_string(),
+            ),
+            (
+                "QEMU_CROSS_CC_PLUGIN_PATH".into(),
+                self.plugins().display().to_string(),
+            ),
             ("QEMU_CROSS_CC_ENGINE".into(), self.eng.name().to_string()),
-            ("QEMU_CROSS_CC_RUNTIME_DIR".into(), self.dir.join("runtime").display().to_string()),
+            (
+                "QEMU_CROSS_CC_RUNTIME_DIR".into(),
+                self.dir.join("runtime").display().to_string(),
+            ),
         ];
         env.extend(self.env.iter().cloned());
         env
@@ -345,7 +376,10 @@ impl T {
     /// A unique image tag, removed at the end of the run.
     pub fn tag(&self, suffix: &str) -> String {
         let t = format!("{}-{suffix}", self.name);
-        CREATED.lock().unwrap().push((self.eng, self.tester, t.clone()));
+        CREATED
+            .lock()
+            .unwrap()
+            .push((self.eng, self.tester, t.clone()));
         t
     }
 
@@ -463,7 +497,10 @@ pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
             let t = T::new(eng, "fixture", false);
             let tag = t.tag("gcc");
             let df = run().repo.join("tests/fixtures/gcc.docker");
-            let o = out(t.qcc(["build", "--quiet", "-t", &tag, "-f"]).arg(&df).args(["--label", &t.run_label()]));
+            let o = out(t
+                .qcc(["build", "--quiet", "-t", &tag, "-f"])
+                .arg(&df)
+                .args(["--label", &t.run_label()]));
             if o.status.success() {
                 Ok(tag)
             } else {
@@ -480,7 +517,10 @@ pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
             let archive = run().root.join(format!("gcc-{eng}.tar"));
             let _ = std::fs::remove_file(&archive);
             let t = T::new(eng, "fixture-copy", true);
-            ok(T::new(eng, "fixture-save", false).engine(["save", "-o"]).arg(&archive).arg(&tag));
+            ok(T::new(eng, "fixture-save", false)
+                .engine(["save", "-o"])
+                .arg(&archive)
+                .arg(&tag));
             std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
             ok(t.engine(["load", "-i"]).arg(&archive));
             let _ = std::fs::remove_file(&archive);
