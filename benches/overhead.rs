@@ -274,14 +274,25 @@ fn main() {
     println!();
 
     // The configure-style workload.
-    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project");
-    println!("configure + make -j4 of tests/fixtures/project, out of tree ({builds} runs):");
+    // The project's sources beside the build folder, as in a real tree.
+    let project = root.join("tree/src");
+    std::fs::create_dir_all(root.join("tree")).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project"))
+        .arg(&project)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    println!(
+        "configure + make -j4 of tests/fixtures/project, out of tree, fresh build folder each run ({builds} runs):"
+    );
     let build_once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
-        let build = root.join("build");
+        let build = root.join("tree/build");
         let _ = std::fs::remove_dir_all(&build);
         std::fs::create_dir_all(&build).unwrap();
         let start = Instant::now();
-        let mut c = Command::new(project.join("configure"));
+        let mut c = Command::new("../src/configure");
         c.arg(format!("--host={TARGET}"))
             .current_dir(&build)
             .env("PATH", path_env);
@@ -386,18 +397,19 @@ fn gnu_hello(root: &Path, b: &Bench, builds: usize) {
         }
     }
     let tree = root.join("hello");
-    let _ = std::fs::remove_dir_all(&tree);
-    std::fs::create_dir_all(&tree).unwrap();
-    let st = Command::new("cp")
-        .arg("-r")
-        .arg(&src)
-        .arg(tree.join("src"))
-        .status()
-        .unwrap();
-    assert!(st.success());
     let once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
+        // A pristine source tree each time (its build updates files in it);
+        // `cp -a` keeps the timestamps make relies on.
+        let _ = std::fs::remove_dir_all(&tree);
+        std::fs::create_dir_all(&tree).unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(tree.join("src"))
+            .status()
+            .unwrap();
+        assert!(st.success());
         let build = tree.join("build");
-        let _ = std::fs::remove_dir_all(&build);
         std::fs::create_dir_all(&build).unwrap();
         let start = Instant::now();
         for args in [

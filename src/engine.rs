@@ -112,19 +112,27 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<(Exi
     Ok((status, reader.join().unwrap_or_default()))
 }
 
-fn first_line(s: &str) -> String {
-    let line = s
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("failed");
+/// The first (or last) non-empty line of an engine's message, without its
+/// `Error: ` prefix, shortened for a one-line error.
+fn message_line(s: &str, last: bool) -> String {
+    let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
+    let line = if last {
+        lines.next_back()
+    } else {
+        lines.next()
+    };
+    let line = line.unwrap_or("failed");
     let line = line.strip_prefix("Error: ").unwrap_or(line);
-    if line.chars().count() > 120 {
-        let cut: String = line.chars().take(117).collect();
+    if line.chars().count() > 160 {
+        let cut: String = line.chars().take(157).collect();
         format!("{cut}...")
     } else {
         line.to_string()
     }
+}
+
+fn first_line(s: &str) -> String {
+    message_line(s, false)
 }
 
 /// The exit code a finished child reports, 128+N for a signal death.
@@ -282,13 +290,7 @@ impl Engine {
         signals::hold_if_terminating();
         let code = exit_code(status?);
         if code != 0 {
-            let last = err
-                .lines()
-                .map(str::trim)
-                .rfind(|l| !l.is_empty())
-                .unwrap_or("no message");
-            let last = last.strip_prefix("Error: ").unwrap_or(last);
-            bail!("{what}: {last}");
+            bail!("{what}: {}", message_line(&err, true));
         }
         eprint!("{err}");
         Ok(())
@@ -650,6 +652,7 @@ mod tests {
     #[test]
     fn first_line_is_short() {
         assert_eq!(first_line("\nError: boom\nmore"), "boom");
-        assert!(first_line(&"x".repeat(500)).len() <= 120);
+        assert!(first_line(&"x".repeat(500)).len() <= 160);
+        assert_eq!(message_line("a\nError: b\n\n", true), "b");
     }
 }

@@ -20,7 +20,34 @@ mod session;
 mod signals;
 mod user;
 
+/// Only stdin, stdout and stderr reach the programs this one starts. A
+/// compiler's caller may hold other descriptors open without close-on-exec
+/// (configure's `config.log` on 5 and its messages on 6, make's jobserver
+/// pipe), and podman hands what it inherits to conmon, which outlives the
+/// call by minutes when it monitors a session: `configure | tee log` would
+/// never see the end of its output.
+fn close_inherited_descriptors_on_exec() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting a flag on a descriptor number; a closed one fails
+        // harmlessly.
+        unsafe {
+            let flags = nix::libc::fcntl(fd, nix::libc::F_GETFD);
+            if flags >= 0 {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, flags | nix::libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
 fn main() {
+    close_inherited_descriptors_on_exec();
     if let Err(e) = signals::install() {
         eprintln!("qemu-cross-cc: error: cannot install signal handlers: {e:#}");
         std::process::exit(1);

@@ -43,14 +43,7 @@ pub const SPEC: Spec = Spec {
             help: "Files copied into the build context (for ADD), recorded in checksum labels",
             required: false,
         },
-        Opt {
-            names: &["--add-current-user", "-u"],
-            dest: "user",
-            arity: Arity::Flag,
-            metavar: "",
-            help: "Add the current user to image's passwd",
-            required: false,
-        },
+        ADD_CURRENT_USER,
         Opt {
             names: &["--registry", "-r"],
             dest: "registry",
@@ -79,6 +72,16 @@ pub const SPEC: Spec = Spec {
     positionals: &[],
     epilog: "examples:\n  qemu-cross-cc build -t qemu/debian-x -f dockerfiles/debian-x.docker --add-current-user\n  \
              qemu-cross-cc build aarch64-linux-gnu --no-cache",
+};
+
+/// `--add-current-user/-u`, shared with `update`.
+pub const ADD_CURRENT_USER: Opt = Opt {
+    names: &["--add-current-user", "-u"],
+    dest: "user",
+    arity: Arity::Flag,
+    metavar: "",
+    help: "Add the current user to image's passwd",
+    required: false,
 };
 
 /// docker.py passes these through from the environment as build args.

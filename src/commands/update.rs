@@ -22,14 +22,7 @@ pub const SPEC: Spec = Spec {
             help: "Executable to copy",
             required: false,
         },
-        Opt {
-            names: &["--add-current-user", "-u"],
-            dest: "user",
-            arity: Arity::Flag,
-            metavar: "",
-            help: "Add the current user to image's passwd",
-            required: false,
-        },
+        super::build::ADD_CURRENT_USER,
     ],
     positionals: &[Pos {
         name: "tag",

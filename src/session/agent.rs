@@ -7,6 +7,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ use nix::unistd::{ForkResult, Pid, fork};
 use super::protocol::{self, Reply, Request, Run, Status};
 
 struct State {
+    /// The host folders mounted for the calls.
+    mounts: Vec<PathBuf>,
     /// Shutdown asked: no new calls; exit once the running ones end.
     draining: AtomicBool,
     calls: AtomicU64,
@@ -54,10 +57,12 @@ impl State {
 pub fn main(args: &[OsString]) -> Result<i32> {
     let mut socket = None;
     let mut idle = 600u64;
+    let mut mounts = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.to_str() {
             Some("--socket") => socket = it.next().map(PathBuf::from),
+            Some("--mount") => mounts.extend(it.next().map(PathBuf::from)),
             Some("--idle") => {
                 idle = it
                     .next()
@@ -76,6 +81,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     let listener = protocol::bind(&socket)
         .with_context(|| format!("agent: cannot listen on {}", socket.display()))?;
     let state = Arc::new(State {
+        mounts,
         draining: AtomicBool::new(false),
         calls: AtomicU64::new(0),
         active: AtomicU64::new(0),
@@ -170,6 +176,15 @@ fn serve(conn: UnixStream, st: &State) -> Result<()> {
                     )),
                     &[],
                 );
+            }
+            // A folder removed (and maybe made again) on the host is still
+            // the old, deleted one here: no links left.
+            if let Some(m) = st
+                .mounts
+                .iter()
+                .find(|m| std::fs::metadata(m).map(|x| x.nlink() == 0).unwrap_or(true))
+            {
+                return protocol::send(&conn, &Reply::Stale(m.display().to_string()), &[]);
             }
             st.calls.fetch_add(1, Ordering::SeqCst);
             st.active.fetch_add(1, Ordering::SeqCst);

@@ -82,10 +82,20 @@ pub struct MountRecord {
     pub writable: bool,
     pub dev: u64,
     pub ino: u64,
+    pub born: u128,
 }
 
-fn identity(path: &Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+/// Device, inode and birth time (0 where the file system has none): inode
+/// numbers are reused at once, birth times tell a new folder from the old.
+fn identity(path: &Path) -> Option<(u64, u64, u128)> {
+    let m = std::fs::metadata(path).ok()?;
+    let born = m
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Some((m.dev(), m.ino(), born))
 }
 
 /// What a session is, kept in `RUNTIME/sessions/<id>/record.json`.
@@ -149,7 +159,7 @@ impl Record {
     fn mounts_current(&self) -> bool {
         self.mounts
             .iter()
-            .all(|m| identity(&m.path) == Some((m.dev, m.ino)))
+            .all(|m| identity(&m.path) == Some((m.dev, m.ino, m.born)))
     }
 }
 
@@ -275,7 +285,7 @@ pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Option<i32>
         }
         match call(&rec, req) {
             Ok(code) => return Some(code),
-            Err(CallError::NotStarted) => forget(&rec),
+            Err(CallError::NotStarted) => stop(&rec),
         }
     }
     None
@@ -426,13 +436,14 @@ pub fn start_and_run(
     }
     let mut mounts = Vec::new();
     for m in set.iter() {
-        let (dev, ino) =
+        let (dev, ino, born) =
             identity(&m.path).with_context(|| format!("cannot stat {}", m.path.display()))?;
         mounts.push(MountRecord {
             path: m.path.clone(),
             writable: m.writable,
             dev,
             ino,
+            born,
         });
     }
     let rec = Record {
@@ -510,6 +521,10 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
     args.push(rec.socket().into_os_string());
     args.push("--idle".into());
     args.push(idle_seconds().to_string().into());
+    for m in set.iter() {
+        args.push("--mount".into());
+        args.push(m.path.clone().into_os_string());
+    }
     let out = engine
         .command(&args)
         .stdin(Stdio::null())

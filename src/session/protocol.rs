@@ -53,6 +53,9 @@ pub enum Reply {
     Status(Status),
     /// The request was refused (wrong protocol version).
     Refused(String),
+    /// A mounted folder was removed on the host: this session cannot serve
+    /// calls any more (nothing ran).
+    Stale(String),
     Bye,
 }
 

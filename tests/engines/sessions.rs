@@ -50,6 +50,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         sessions_off_runs_one_shot,
         Mode::Shared,
     ),
+    (
+        "inherited_descriptors_do_not_leak",
+        inherited_descriptors_do_not_leak,
+        Mode::Shared,
+    ),
     ("clean_ends_sessions", clean_ends_sessions, Mode::Exclusive),
 ];
 
@@ -339,7 +344,7 @@ fn recreated_build_dir_gets_new_session(eng: Eng) {
     plugin(&t);
     let path = t.shims(&[CHEAP]);
     let build = t.dir.join("tree/build");
-    for round in 0..2 {
+    for round in 0..3 {
         let _ = std::fs::remove_dir_all(&build);
         std::fs::create_dir_all(&build).unwrap();
         std::fs::write(build.join("a.c"), format!("int a{round};\n")).unwrap();
@@ -387,4 +392,37 @@ fn clean_ends_sessions(eng: Eng) {
         .program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
         .env("PATH", &path));
     assert_eq!(stderr(&o), "");
+}
+
+/// A caller's extra descriptors (configure keeps config.log on 5 and its
+/// messages on 6) must not reach the engine: podman would hand them to the
+/// session's conmon, and `configure | tee log` would never end.
+fn inherited_descriptors_do_not_leak(eng: Eng) {
+    let t = T::new(eng, "sess-fds", false);
+    plugin(&t);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    // The shell's stdout (also on 9) is our pipe: it must reach end of file
+    // when the shell exits.
+    let script = format!("exec 5>config.log 9>&1; {CHEAP}-gcc -c a.c && echo built");
+    let mut child = t
+        .program("sh", ["-c", &script])
+        .env("PATH", &path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    assert!(child.wait().unwrap().success());
+    let got = rx.recv_timeout(Duration::from_secs(60)).expect(
+        "the caller's pipe stayed open after the compile (a descriptor leaked into the engine)",
+    );
+    assert_eq!(got, "built\n");
+    assert_eq!(t.sessions().len(), 1);
 }

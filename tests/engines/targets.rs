@@ -272,41 +272,27 @@ pub fn target_builds_and_runs(eng: Eng, target: &Target) {
     // Dynamic binaries need the target's libraries: run them in the image.
     let b = build.display().to_string();
     let inner = format!("/usr/local/bin/qemu-{}-static", target.qemu);
-    let o = ok(t.qcc([
-        "run",
-        "--network",
-        "none",
-        "-v",
-        &format!("{b}:{b}:ro"),
-        "-v",
-        &format!("{qemu}:{inner}:ro"),
-        &image,
-        "timeout",
-        "120",
-        &inner,
-        "-L",
-        &sysroot,
-        &format!("{b}/hello"),
-    ]));
-    assert_eq!(stdout(&o), expected_hello(target));
-    let o = ok(t.qcc([
-        "run",
-        "--network",
-        "none",
-        "-v",
-        &format!("{b}:{b}:ro"),
-        "-v",
-        &format!("{qemu}:{inner}:ro"),
-        &image,
-        "timeout",
-        "120",
-        &inner,
-        "-L",
-        &sysroot,
-        &format!("{b}/hello++"),
-    ]));
+    let run_in_image = |program: &str| {
+        ok(t.qcc([
+            "run",
+            "--network",
+            "none",
+            "-v",
+            &format!("{b}:{b}:ro"),
+            "-v",
+            &format!("{qemu}:{inner}:ro"),
+            &image,
+            "timeout",
+            "120",
+            &inner,
+            "-L",
+            &sysroot,
+            &format!("{b}/{program}"),
+        ]))
+    };
+    assert_eq!(stdout(&run_in_image("hello")), expected_hello(target));
     assert_eq!(
-        stdout(&o),
+        stdout(&run_in_image("hello++")),
         format!("hello++ from {}: 3 words\n", target.name)
     );
 
