@@ -152,7 +152,8 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     let mut global = Global::from_env()?;
 
     if !name.starts_with("qemu-cross-cc") {
-        let reg = Registry::load()?;
+        // Only the manifests whose target could prefix this name.
+        let reg = Registry::load_matching(|t| name.starts_with(&format!("{t}-")))?;
         if let Some((plugin, tool)) = reg.by_shim_name(&name) {
             return run_tool(&global, plugin, &tool, rest);
         }
@@ -243,8 +244,11 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
             reg.names().join(", ")
         );
     };
-    let reg = Registry::load()?;
-    let plugin = reg.get(&target)?;
+    let reg = Registry::load_matching(|t| t == target)?;
+    let Some(plugin) = reg.find(&target) else {
+        // The error lists every target.
+        return Err(Registry::load()?.unknown(&target));
+    };
     run_tool(&global, plugin, "cc", rest)
 }
 

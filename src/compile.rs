@@ -188,9 +188,19 @@ pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32>
     })
 }
 
-/// A tool of a given image (`cc -i IMAGE`): no dockerfile to check.
+/// A tool of a given image (`cc -i IMAGE`): no dockerfile to check, but
+/// the image must exist (no registry is assumed).
 pub fn run_image_tool(ctx: &Ctx, req: &Request) -> Result<i32> {
-    run_with_sessions(ctx, req, None, "", |engine| engine.image_id(&req.image))
+    run_with_sessions(ctx, req, None, "", |engine| {
+        match engine.image_id(&req.image)? {
+            Some(id) => Ok(Some(id)),
+            None => bail!(
+                "image {} does not exist; build it first (qemu-cross-cc build -t {} -f DOCKERFILE)",
+                req.image,
+                req.image
+            ),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 use std::ffi::OsStr;
 use std::fmt;
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -252,15 +252,26 @@ impl Engine {
     }
 
     /// Run a prepared engine command in the foreground; returns its exit code.
-    pub fn run_command(&self, mut cmd: Command) -> Result<i32> {
+    pub fn run_command(&self, cmd: Command) -> Result<i32> {
+        self.foreground(cmd, |_| ()).map(|(code, ())| code)
+    }
+
+    /// Spawn `cmd` as the foreground child (a signal meanwhile kills it), let
+    /// `during` read from it, and wait for its exit code.
+    fn foreground<T>(
+        &self,
+        mut cmd: Command,
+        during: impl FnOnce(&mut Child) -> T,
+    ) -> Result<(i32, T)> {
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot run {}", self.prog.join(" ")))?;
         signals::set_child(Some(child.id()));
+        let got = during(&mut child);
         let status = child.wait();
         signals::set_child(None);
         signals::hold_if_terminating();
-        Ok(exit_code(status?))
+        Ok((exit_code(status?), got))
     }
 
     /// Run in the foreground with stderr captured; on failure the error
@@ -276,19 +287,14 @@ impl Engine {
         if quiet {
             cmd.stdout(Stdio::null());
         }
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("cannot run {}", self.prog.join(" ")))?;
-        signals::set_child(Some(child.id()));
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        let status = child.wait();
-        signals::set_child(None);
-        signals::hold_if_terminating();
-        let code = exit_code(status?);
+        let (code, err) = self.foreground(cmd, |child| {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            err
+        })?;
         if code != 0 {
             bail!("{what}: {}", message_line(&err, true));
         }
@@ -317,25 +323,6 @@ impl Engine {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout)
             .with_context(|| format!("cannot parse the engine's inspect output for {tag}"))?;
         Ok(v.get(0).cloned())
-    }
-
-    /// The labels of image `tag`: None when the image does not exist.
-    pub fn image_labels(
-        &self,
-        tag: &str,
-    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
-        let out = self.output([
-            "image",
-            "inspect",
-            "--format",
-            "{{json .Config.Labels}}",
-            tag,
-        ])?;
-        if !out.status.success() {
-            return Ok(None);
-        }
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-        Ok(Some(v.as_object().cloned().unwrap_or_default()))
     }
 
     /// The image's id, None when it does not exist.
@@ -375,13 +362,9 @@ impl Engine {
     /// The image's dockerfile checksum label ("" when unlabelled), None when
     /// the image does not exist.
     pub fn image_checksum(&self, tag: &str) -> Result<Option<String>> {
-        Ok(self.image_labels(tag)?.map(|labels| {
-            labels
-                .get(labels::DOCKERFILE_CHECKSUM)
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        }))
+        Ok(self
+            .image_id_and_checksum(tag)?
+            .map(|(_, checksum)| checksum))
     }
 
     /// Whether the engine runs without root (rootless podman or docker):

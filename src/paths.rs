@@ -2,11 +2,15 @@
 //! (build logs, locks) and runtime (session sockets).
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use directories::ProjectDirs;
 
-fn project() -> Option<ProjectDirs> {
-    ProjectDirs::from("", "", "qemu-cross-cc")
+/// Computed once: the compile path asks for these folders many times.
+fn project() -> Option<&'static ProjectDirs> {
+    static DIRS: OnceLock<Option<ProjectDirs>> = OnceLock::new();
+    DIRS.get_or_init(|| ProjectDirs::from("", "", "qemu-cross-cc"))
+        .as_ref()
 }
 
 fn overridden(var: &str) -> Option<PathBuf> {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::dockerfile::{self, Library};
@@ -178,9 +178,18 @@ pub fn user_dirs() -> Vec<PathBuf> {
 impl Registry {
     /// Built-in plugins, then the user's.
     pub fn load() -> Result<Registry> {
+        Registry::load_matching(|_| true)
+    }
+
+    /// Only the plugins whose target (file name) `wanted` accepts: the
+    /// compile path parses the one it needs, not every manifest.
+    pub fn load_matching(wanted: impl Fn(&str) -> bool) -> Result<Registry> {
         let mut reg = Registry::default();
         for (name, text) in embedded::PLUGINS {
             let stem = name.trim_end_matches(".json");
+            if !wanted(stem) {
+                continue;
+            }
             let p = Plugin::parse(text, &format!("built-in {name}"), Some(stem))?;
             reg.plugins.insert(p.target.clone(), p);
         }
@@ -191,6 +200,7 @@ impl Registry {
             let mut files: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| p.file_stem().and_then(|s| s.to_str()).is_some_and(&wanted))
                 .collect();
             files.sort();
             for f in files {
@@ -219,17 +229,19 @@ impl Registry {
 
     /// The plugin for `target`, or an error listing the known targets.
     pub fn get(&self, target: &str) -> Result<&Plugin> {
-        match self.plugins.get(target) {
-            Some(p) => Ok(p),
-            None => bail!(
-                "unknown target '{target}'; known targets: {} (add a plugin to {} for others)",
-                self.names().join(", "),
-                user_dirs()
-                    .first()
-                    .map(|d| d.display().to_string())
-                    .unwrap_or_else(|| "QEMU_CROSS_CC_PLUGIN_PATH".into())
-            ),
-        }
+        self.plugins.get(target).ok_or_else(|| self.unknown(target))
+    }
+
+    /// The error for a target no plugin provides, listing the known ones.
+    pub fn unknown(&self, target: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "unknown target '{target}'; known targets: {} (add a plugin to {} for others)",
+            self.names().join(", "),
+            user_dirs()
+                .first()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| "QEMU_CROSS_CC_PLUGIN_PATH".into())
+        )
     }
 
     /// The plugin and tool a shim name (`aarch64-linux-gnu-gcc`) stands for.

@@ -28,6 +28,8 @@ struct State {
     child: Option<i32>,
     /// The engine and instance label of containers to remove.
     instance: Option<(Engine, String)>,
+    /// Temporary folders to remove (build contexts).
+    temp_dirs: Vec<std::path::PathBuf>,
     /// Called instead of the default clean-up (the session client forwards
     /// the signal to the remote compiler).
     forward: Option<Box<dyn Fn(Signal) + Send>>,
@@ -115,6 +117,9 @@ fn handle(sig: Signal) {
     if let Some((engine, label)) = instance {
         engine.remove_instance(&label);
     }
+    for dir in std::mem::take(&mut lock().temp_dirs) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     std::process::exit(128 + sig as i32);
 }
 
@@ -146,6 +151,23 @@ impl InstanceGuard {
 impl Drop for InstanceGuard {
     fn drop(&mut self) {
         lock().instance = None;
+    }
+}
+
+/// While the guard lives, a signal removes the folder (destructors do not
+/// run when a signal ends the process).
+pub struct TempDirGuard(std::path::PathBuf);
+
+impl TempDirGuard {
+    pub fn new(dir: &std::path::Path) -> TempDirGuard {
+        lock().temp_dirs.push(dir.to_path_buf());
+        TempDirGuard(dir.to_path_buf())
+    }
+}
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        lock().temp_dirs.retain(|d| d != &self.0);
     }
 }
 

@@ -191,6 +191,7 @@ pub fn build(engine: &Engine, mut job: Job) -> Result<i32> {
         .prefix("docker_build")
         .tempdir()
         .context("cannot create a temporary build context")?;
+    let _removed_on_signal = crate::signals::TempDirGuard::new(context.path());
 
     let qpath = match (&job.include_executable, job.skip_binfmt) {
         (Some(exe), true) => Some(exe.clone()),

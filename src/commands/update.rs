@@ -38,6 +38,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         .prefix("docker_update")
         .tempdir()
         .context("cannot create a temporary build context")?;
+    let _removed_on_signal = crate::signals::TempDirGuard::new(context.path());
     let mut df = format!("FROM {tag}\n");
 
     if let Some(exe) = m.value("executable") {

@@ -410,6 +410,7 @@ pub fn start_and_run(
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
     let sdir = dir.join(&id);
     private_dir(&sdir)?;
+    let _removed_on_signal = signals::TempDirGuard::new(&sdir);
     let root = build_root(&req.cwd);
     let mut set = req.mounts.clone();
     set.add(root.clone(), true);
@@ -485,6 +486,8 @@ pub fn start_and_run(
 }
 
 fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
+    // A signal before the session is up removes its container.
+    let _removed_on_signal = signals::InstanceGuard::new(engine, &rec.id);
     let sdir = rec.dir();
     let selinux = mounts::selinux_enabled();
     let z = if selinux { ",z" } else { "" };

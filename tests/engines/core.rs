@@ -91,6 +91,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         Mode::Shared,
     ),
     (
+        "signal_during_build_leaves_nothing",
+        signal_during_build_leaves_nothing,
+        Mode::Shared,
+    ),
+    (
         "daemon_down_is_one_line",
         daemon_down_is_one_line,
         Mode::Shared,
@@ -253,6 +258,14 @@ fn run_passes_exit_status(eng: Eng) {
     assert_eq!(stderr(&o), "err\n");
     let o = ok(t.qcc(["run", "--quiet", "debian:12-slim", "echo", "hidden"]));
     assert_eq!(stdout(&o), "");
+    // `cc` with an image that does not exist: one line, no engine noise.
+    let absent = format!("{}-absent", t.name);
+    let o = fails(t.qcc(["cc", "-i", &absent, "--", "-c", "x.c"]));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains(&format!("image {absent} does not exist")),
+        "{line}"
+    );
 }
 
 const HELLO: &str =
@@ -802,4 +815,39 @@ fn daemon_down_is_one_line(eng: Eng) {
     assert!(line.contains(&format!("{} (", eng.name())), "{line}");
     let o = ok(t.qcc(["probe"]).env("PATH", &dir));
     assert_eq!(stdout(&o), "no\n");
+}
+
+/// SIGTERM while an image builds: exit 143, the temporary build context is
+/// gone (destructors do not run on a signal exit; the handler removes it).
+fn signal_during_build_leaves_nothing(eng: Eng) {
+    let mut t = T::new(eng, "sig-build", false);
+    let tmp = t.dir.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    t.env.push(("TMPDIR".into(), tmp.display().to_string()));
+    let tag = t.tag("img");
+    let df = dockerfile(&t, "slow.docker", "FROM debian:12-slim\nRUN sleep 60\n");
+    let label = t.run_label();
+    let mut child = t
+        .qcc(["build", "-t", &tag, "-f", &df, "--label", &label])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the context exists and the build runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&tmp).unwrap().next().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    unsafe_kill(child.id() as i32, libc_sig::SIGTERM);
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    // Ours is docker_build*; what a killed engine client leaves in TMPDIR
+    // (podman's buildah*) is the engine's.
+    let left: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("docker_build"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!t.image_exists(&tag));
 }
