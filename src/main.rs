@@ -47,12 +47,22 @@ fn close_inherited_descriptors_on_exec() {
 }
 
 fn main() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `qemu-cross-cc targets | head` ends quietly, like any filter, instead
+    // of panicking on the closed pipe. The agent keeps SIGPIPE ignored: a
+    // caller's closed stderr must not end it.
+    if args.get(1).is_none_or(|a| a != session::AGENT_COMMAND) {
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe {
+            nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+        }
+    }
     close_inherited_descriptors_on_exec();
     if let Err(e) = signals::install() {
         eprintln!("qemu-cross-cc: error: cannot install signal handlers: {e:#}");
         std::process::exit(1);
     }
-    let code = cli::main(std::env::args_os().collect());
+    let code = cli::main(args);
     signals::hold_if_terminating();
     std::process::exit(code);
 }

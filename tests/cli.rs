@@ -414,3 +414,19 @@ fn shims_are_idempotent_and_never_overwrite() {
         .unwrap();
     one_line(&o, 1);
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // `qemu-cross-cc targets | head -1`: the reader may go away first.
+    let s = Scratch::new();
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let o = s
+        .qcc(&["targets", "--offline"])
+        .stdout(std::process::Stdio::from(write))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!e.contains("panicked"), "{e}");
+    assert!(!o.status.success());
+}

@@ -2,7 +2,7 @@
 //! stream socket. The first frame of a run carries the caller's stdin,
 //! stdout and stderr as SCM_RIGHTS, so the compiler writes straight to them.
 
-use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -101,21 +101,28 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
     let bytes = frame(msg)?;
     let mut sent = 0;
+    let mut cmsg = Vec::new();
     if !fds.is_empty() {
-        let cmsg = [ControlMessage::ScmRights(fds)];
-        let iov = [IoSlice::new(&bytes)];
-        sent = sendmsg::<()>(
+        cmsg.push(ControlMessage::ScmRights(fds));
+    }
+    // MSG_NOSIGNAL: a peer gone away is an error here, not a SIGPIPE.
+    while sent < bytes.len() {
+        let iov = [IoSlice::new(&bytes[sent..])];
+        match sendmsg::<()>(
             stream.as_raw_fd(),
             &iov,
             &cmsg,
             MsgFlags::MSG_NOSIGNAL,
             None,
-        )
-        .context("cannot send to the session agent")?;
+        ) {
+            Ok(n) => {
+                sent += n;
+                cmsg.clear();
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => bail!("cannot send to the session agent: {e}"),
+        }
     }
-    let mut w = stream;
-    w.write_all(&bytes[sent..])
-        .context("cannot send to the session agent")?;
     Ok(())
 }
 
@@ -168,6 +175,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn long_socket_paths_work() {
