@@ -104,6 +104,12 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
 
 const SMALL: &str = "FROM debian:12-slim\nRUN echo small > /small.txt\n";
 
+/// `build --quiet -t TAG -f DF`, labelled as this run's.
+fn build_quiet(t: &T, tag: &str, df: &str) {
+    let label = t.run_label();
+    ok(t.qcc(["build", "--quiet", "-t", tag, "-f", df, "--label", &label]));
+}
+
 /// A dockerfile in the test folder; returns its path. A label naming the
 /// test keeps its image apart from other tests' (identical dockerfiles
 /// would share one image, which one test's `rmi -f` would take from all).
@@ -162,7 +168,7 @@ fn build_no_cache_rebuilds(eng: Eng) {
         "FROM debian:12-slim\nRUN date +%s%N > /stamp\n",
     );
     let label = t.run_label();
-    ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
+    build_quiet(&t, &tag, &df);
     let first = t.image_id(&tag);
     let o = ok(t.qcc([
         "build",
@@ -182,8 +188,7 @@ fn check_checksum_and_age(eng: Eng) {
     let t = T::new(eng, "check", false);
     let tag = t.tag("img");
     let df = dockerfile(&t, "small.docker", SMALL);
-    let label = t.run_label();
-    ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
+    build_quiet(&t, &tag, &df);
 
     let o = ok(t.qcc(["check", &tag, &df]));
     assert_eq!(stdout(&o), "Image is up to date\n");
@@ -455,7 +460,7 @@ fn build_with_registry_cache(eng: Eng) {
     let tag = t.tag("cached");
     let df = dockerfile(&t, "small.docker", SMALL);
     let label = t.run_label();
-    ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
+    build_quiet(&t, &tag, &df);
     push(&t, &tag, &format!("{reg}/{tag}"));
     let cs = t.label(&tag, "com.qemu.dockerfile-checksum");
     ok(t.engine(["rmi", "-f", &tag]).stdout(Stdio::null()));
@@ -666,8 +671,7 @@ fn proxy_build_args(eng: Eng) {
         "proxy.docker",
         "FROM debian:12-slim\nARG http_proxy\nARG ftp_proxy\nRUN echo \"$http_proxy $ftp_proxy\" > /proxies\n",
     );
-    let label = t.run_label();
-    ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df, "--label", &label]));
+    build_quiet(&t, &tag, &df);
     let o = ok(t.qcc(["run", &tag, "cat", "/proxies"]));
     assert_eq!(
         stdout(&o),

@@ -570,6 +570,7 @@ fn stale_dockerfile_rebuilds(eng: Eng) {
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
         .env("PATH", &path));
     assert_eq!(build_headers(&t, &image), 1);
+    let old_session = t.sessions()[0]["container"].as_str().unwrap().to_string();
     let df = t.plugins().join(format!("{CHEAP}.docker"));
     let mut text = std::fs::read_to_string(&df).unwrap();
     text.push_str("RUN echo changed\n");
@@ -581,6 +582,16 @@ fn stale_dockerfile_rebuilds(eng: Eng) {
     assert_eq!(build_headers(&t, &image), 2, "rebuilt once");
     assert_ne!(t.label(&image, "com.qemu.dockerfile-checksum"), first);
     ok(t.qcc(["check", CHEAP]));
+    // The rebuilt image retired the old image's session.
+    let s = t.sessions();
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_ne!(s[0]["container"].as_str().unwrap(), old_session);
+    let o = out(t.engine(["ps", "-q", "--filter", &format!("name={old_session}")]));
+    assert_eq!(
+        stdout(&o).trim(),
+        "",
+        "the old session's container still runs"
+    );
 }
 
 fn image_build_failure_is_reported(eng: Eng) {
