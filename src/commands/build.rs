@@ -12,7 +12,7 @@ use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Spec, UsageError};
 use crate::binfmt;
 use crate::dockerfile::{self, Library};
-use crate::engine::Engine;
+use crate::engine::{Engine, Flavor};
 use crate::labels;
 
 pub const SPEC: Spec = Spec {
@@ -310,6 +310,10 @@ fn build_image(
     ];
     if engine.buildkit() {
         args.extend(["--build-arg".into(), "BUILDKIT_INLINE_CACHE=1".into()]);
+    } else if engine.flavor() == Flavor::Docker {
+        // The classic builder keeps the container of a failed step unless
+        // told otherwise; a failed build leaves nothing behind.
+        args.push("--force-rm".into());
     }
     if let Some(reg) = &registry {
         let cache = format!("{reg}/{}", job.tag);
