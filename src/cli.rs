@@ -149,6 +149,7 @@ fn program_name(argv0: &OsStr) -> String {
 fn dispatch(args: Vec<OsString>) -> Result<i32> {
     let name = args.first().map(|a| program_name(a)).unwrap_or_default();
     let rest = args.get(1..).unwrap_or_default().to_vec();
+    let args = &args;
     let mut global = Global::from_env()?;
 
     if !name.starts_with("qemu-cross-cc") {
@@ -194,13 +195,16 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         }
         return (cmd.run)(&global.ctx(), &m);
     }
-    let clap_args =
-        || std::iter::once(format!("qemu-cross-cc {first}")).chain(words().unwrap_or_default());
+    let clap_args = || -> Result<Vec<String>> {
+        Ok(std::iter::once(format!("qemu-cross-cc {first}"))
+            .chain(words()?)
+            .collect())
+    };
     match first {
-        "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args())?),
-        "shims" => return shims::run(parse_clap(first, clap_args())?),
+        "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args()?)?),
+        "shims" => return shims::run(parse_clap(first, clap_args()?)?),
         "sessions" => {
-            return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args())?);
+            return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args()?)?);
         }
         "help" => {
             return match rest.get(1).and_then(|a| a.to_str()) {
@@ -208,6 +212,9 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
                     Some(cmd) => {
                         print!("{}", cmd.spec.help());
                         Ok(0)
+                    }
+                    None if CLAP_COMMANDS.contains(&sub) => {
+                        dispatch(vec![args[0].clone(), sub.into(), "--help".into()])
                     }
                     None => Err(usage_error(format!(
                         "no help for unknown subcommand '{sub}'"
@@ -252,7 +259,10 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     run_tool(&global, plugin, "cc", rest)
 }
 
-fn parse_clap<T: Parser>(command: &str, args: impl Iterator<Item = String>) -> Result<T> {
+/// The subcommands new in qemu-cross-cc, parsed with clap.
+const CLAP_COMMANDS: &[&str] = &["targets", "shims", "sessions"];
+
+fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
     match T::try_parse_from(args) {
         Ok(v) => Ok(v),
         Err(e) => match e.kind() {

@@ -253,6 +253,9 @@ fn help_and_version() {
             "{sub} missing from help"
         );
     }
+    let o = s.qcc(&["help", "shims"]).output().unwrap();
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("--dir"), "{}", stdout(&o));
     let o = s.qcc(&["build", "--help"]).output().unwrap();
     assert!(o.status.success());
     assert!(stdout(&o).contains("--include-executable"));
