@@ -389,13 +389,24 @@ impl T {
     }
 
     /// Whether image `tag` exists.
+    /// Whether image `tag` exists. podman 4.3's `image inspect` can fail
+    /// for a moment while other tests change the image store at the same
+    /// time ("layer not known"); only "no such image" answers counts as
+    /// absent, anything else is asked again.
     pub fn image_exists(&self, tag: &str) -> bool {
-        self.engine(["image", "inspect", tag])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap()
-            .success()
+        for _ in 0..5 {
+            let o = out(self.engine(["image", "inspect", "--format", "{{.Id}}", tag]));
+            if o.status.success() {
+                return true;
+            }
+            let e = stderr(&o).to_lowercase();
+            if e.contains("not known") && !e.contains("layer") || e.contains("no such image") {
+                return false;
+            }
+            eprintln!("{}: image inspect {tag}: {}", self.eng, e.trim());
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        false
     }
 
     pub fn image_id(&self, tag: &str) -> String {
