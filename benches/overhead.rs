@@ -14,9 +14,13 @@
 //! Environment: QCC_BENCH_RUNS (trivial compiles per mode, default 40),
 //! QCC_BENCH_BUILDS (configure+make runs per mode, default 5).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::{configure_and_make, median, time};
 
 const TARGET: &str = "aarch64-linux-gnu";
 const NATIVE: &str = "/usr/bin/aarch64-linux-gnu-gcc";
@@ -28,25 +32,8 @@ fn env_num(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn time(cmd: &mut Command) -> Duration {
-    let start = Instant::now();
-    let st = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("spawn");
-    let d = start.elapsed();
-    assert!(st.success(), "{cmd:?} failed");
-    d
 }
 
 struct Bench {
@@ -274,44 +261,15 @@ fn main() {
     println!();
 
     // The configure-style workload.
-    // The project's sources beside the build folder, as in a real tree.
-    let project = root.join("tree/src");
-    std::fs::create_dir_all(root.join("tree")).unwrap();
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project"))
-        .arg(&project)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project");
     println!(
         "configure + make -j4 of tests/fixtures/project, out of tree, fresh build folder each run ({builds} runs):"
     );
+    let tree = root.join("tree");
     let build_once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
-        let build = root.join("tree/build");
-        let _ = std::fs::remove_dir_all(&build);
-        std::fs::create_dir_all(&build).unwrap();
-        let start = Instant::now();
-        let mut c = Command::new("../src/configure");
-        c.arg(format!("--host={TARGET}"))
-            .current_dir(&build)
-            .env("PATH", path_env);
-        for (k, v) in extra {
-            c.env(k, v);
-        }
-        if !c.stdout(Stdio::null()).status().unwrap().success() {
-            let log = std::fs::read_to_string(build.join("config.log")).unwrap_or_default();
-            panic!("configure failed ({extra:?}); config.log:\n{log}");
-        }
-        let mut m = Command::new("make");
-        m.args(["-s", "-j4"])
-            .current_dir(&build)
-            .env("PATH", path_env);
-        for (k, v) in extra {
-            m.env(k, v);
-        }
-        assert!(m.stdout(Stdio::null()).status().unwrap().success());
-        start.elapsed()
+        let mut env = vec![("PATH", path_env)];
+        env.extend_from_slice(extra);
+        configure_and_make(&project, &tree, TARGET, &env)
     };
     let sys_path = std::env::var("PATH").unwrap();
     let shim_path = format!("{}:{sys_path}", b.shims.display());
@@ -398,37 +356,9 @@ fn gnu_hello(root: &Path, b: &Bench, builds: usize) {
     }
     let tree = root.join("hello");
     let once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
-        // A pristine source tree each time (its build updates files in it);
-        // `cp -a` keeps the timestamps make relies on.
-        let _ = std::fs::remove_dir_all(&tree);
-        std::fs::create_dir_all(&tree).unwrap();
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(&src)
-            .arg(tree.join("src"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let build = tree.join("build");
-        std::fs::create_dir_all(&build).unwrap();
-        let start = Instant::now();
-        for args in [
-            vec!["../src/configure", "--host=aarch64-linux-gnu"],
-            vec!["make", "-s", "-j4"],
-        ] {
-            let mut c = Command::new(args[0]);
-            c.args(&args[1..]).current_dir(&build).env("PATH", path_env);
-            for (k, v) in extra {
-                c.env(k, v);
-            }
-            let o = c.stdin(Stdio::null()).output().unwrap();
-            assert!(
-                o.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-        start.elapsed()
+        let mut env = vec![("PATH", path_env)];
+        env.extend_from_slice(extra);
+        configure_and_make(&src, &tree, "aarch64-linux-gnu", &env)
     };
     let sys_path = std::env::var("PATH").unwrap();
     let shim_path = format!("{}:{sys_path}", b.shims.display());

@@ -8,20 +8,13 @@
 //! QCC_BENCH_ENGINE (default docker); QCC_BENCH_TARGETS limits the targets
 //! (comma-separated).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn run(cmd: &mut Command) -> Duration {
-    let start = Instant::now();
-    let st = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("spawn");
-    assert!(st.success(), "{cmd:?} failed");
-    start.elapsed()
-}
+use common::{configure_and_make, time as run};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -73,35 +66,19 @@ fn main() {
     run(qcc(&["shims", "--quiet", "--dir", shims.to_str().unwrap()]).stdout(Stdio::null()));
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
     let project = repo.join("tests/fixtures/project");
+    let runtime = root.join("runtime").display().to_string();
+    let cache = root.join("cache").display().to_string();
+    let plugin_path = plugins.display().to_string();
     let build = |t: &str, path: &str, extra: &[(&str, &str)]| -> Duration {
-        let b = root.join("src-tree/build");
-        let _ = std::fs::remove_dir_all(root.join("src-tree"));
-        std::fs::create_dir_all(&b).unwrap();
-        let src = root.join("src-tree/src");
-        let st = Command::new("cp")
-            .arg("-r")
-            .arg(&project)
-            .arg(&src)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let start = Instant::now();
-        for args in [
-            vec!["../src/configure".to_string(), format!("--host={t}")],
-            vec!["make".into(), "-s".into(), "-j4".into()],
-        ] {
-            let mut c = Command::new(&args[0]);
-            c.args(&args[1..]).current_dir(&b).env("PATH", path);
-            c.env("QEMU_CROSS_CC_ENGINE", &engine)
-                .env("QEMU_CROSS_CC_PLUGIN_PATH", &plugins)
-                .env("QEMU_CROSS_CC_RUNTIME_DIR", root.join("runtime"))
-                .env("QEMU_CROSS_CC_CACHE_DIR", root.join("cache"));
-            for (k, v) in extra {
-                c.env(k, v);
-            }
-            run(&mut c);
-        }
-        start.elapsed()
+        let mut env = vec![
+            ("PATH", path),
+            ("QEMU_CROSS_CC_ENGINE", engine.as_str()),
+            ("QEMU_CROSS_CC_PLUGIN_PATH", plugin_path.as_str()),
+            ("QEMU_CROSS_CC_RUNTIME_DIR", runtime.as_str()),
+            ("QEMU_CROSS_CC_CACHE_DIR", cache.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        configure_and_make(&project, &root.join("src-tree"), t, &env)
     };
     println!(
         "per-target figures, engine {engine}: image build (network-bound), then configure + make -j4"

@@ -1,0 +1,64 @@
+//! Measuring helpers shared by the benchmarks.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The median of some durations.
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Run `cmd` (no stdin, stdout discarded), requiring success; its wall time.
+pub fn time(cmd: &mut Command) -> Duration {
+    let start = Instant::now();
+    let st = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("spawn");
+    let d = start.elapsed();
+    assert!(st.success(), "{cmd:?} failed");
+    d
+}
+
+/// Copy the source tree `src` to `tree/src` (timestamps kept: make relies on
+/// them, and a build may update files of its source tree), then time
+/// `../src/configure --host=HOST` and `make -s -j4` in a fresh `tree/build`,
+/// with `env` set (PATH among them).
+pub fn configure_and_make(src: &Path, tree: &Path, host: &str, env: &[(&str, &str)]) -> Duration {
+    let _ = std::fs::remove_dir_all(tree);
+    std::fs::create_dir_all(tree).unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(tree.join("src"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let build = tree.join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    let start = Instant::now();
+    for args in [
+        vec!["../src/configure".to_string(), format!("--host={host}")],
+        vec!["make".into(), "-s".into(), "-j4".into()],
+    ] {
+        let mut c = Command::new(&args[0]);
+        c.args(&args[1..]).current_dir(&build);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.stdin(Stdio::null()).output().unwrap();
+        if !o.status.success() {
+            let log = std::fs::read_to_string(build.join("config.log")).unwrap_or_default();
+            panic!(
+                "{args:?} failed ({env:?}): {}\nconfig.log:\n{log}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    start.elapsed()
+}
