@@ -16,6 +16,7 @@ mod mounts;
 mod passenv;
 mod paths;
 mod plugin;
+mod safefs;
 mod session;
 mod signals;
 mod user;
