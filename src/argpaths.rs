@@ -15,6 +15,8 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use anyhow::{Result, bail};
+
 use crate::mounts::{self, MountSet};
 
 /// Folders whose contents come from the image, never from the host.
@@ -69,6 +71,10 @@ const NOT_PATH_NEXT: &[&str] = &[
     "-D", "-U", "-MT", "-MQ", "-x", "-l", "-u", "-e", "-z", "--param", "-G", "-A",
 ];
 
+/// The largest response file scanned: only a regular file of at most this
+/// size is read (`@/dev/zero` never ends, a FIFO blocks or is consumed).
+const RESPONSE_CAP: u64 = 4 << 20;
+
 /// The paths a command line reads and writes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Paths {
@@ -105,7 +111,7 @@ fn scan_into(args: &[OsString], cwd: &Path, p: &mut Paths, depth: usize) {
         if let Some(file) = a.strip_prefix('@') {
             let path = mounts::normalize(Path::new(file), cwd);
             if depth < 8 {
-                if let Ok(body) = std::fs::read_to_string(&path) {
+                if let Ok(body) = crate::safefs::read_config(&path, RESPONSE_CAP) {
                     if let Ok(words) = shell_words::split(&body) {
                         let words: Vec<OsString> = words.into_iter().map(OsString::from).collect();
                         scan_into(&words, cwd, p, depth + 1);
@@ -243,35 +249,130 @@ fn input_root(input: &Path, cwd: &Path, home: Option<&Path>) -> Option<PathBuf> 
 }
 
 /// Add to `set` the mounts that the paths in `args` need.
-pub fn add_mounts(set: &mut MountSet, args: &[OsString], cwd: &Path) {
+pub fn add_mounts(set: &mut MountSet, args: &[OsString], cwd: &Path) -> Result<()> {
     let paths = scan(args, cwd);
-    add_path_mounts(set, &paths, cwd);
+    add_path_mounts(set, &paths, cwd)
 }
 
-/// Add to `set` the mounts that `paths` need.
-pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) {
+/// Outputs that are the same file inside the container as outside.
+fn passes_through(out: &Path) -> bool {
+    ["/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"]
+        .iter()
+        .any(|p| out == Path::new(p))
+        || out.starts_with("/dev/fd")
+        || out.starts_with("/proc/self/fd")
+}
+
+/// Where a path really is: every symlink resolved (for a file that does
+/// not exist yet, its folder resolved). None when its folder is missing.
+fn resolve(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let real_dir = std::fs::canonicalize(path.parent()?).ok()?;
+    Some(real_dir.join(path.file_name()?))
+}
+
+/// Why the folder of an output cannot be mounted, if it cannot.
+fn unwritable_reason(dir: &Path) -> Option<String> {
+    if is_system(dir) {
+        return Some(format!(
+            "{} is a system folder, of which the container has its own copy (the file would be lost)",
+            dir.display()
+        ));
+    }
+    mounts::refusal(dir)
+}
+
+/// Make `real` (a resolved folder or file) visible in the container under
+/// the name `given`: when `given` lies below a mount, the container follows
+/// the host's symlinks itself and needs `real` at its own path; otherwise
+/// `real` is mounted at `given` (an alias).
+fn mount_as_given(set: &mut MountSet, given: &Path, real: &Path, writable: bool) {
+    if set.covering(given).is_some() {
+        if set.covering(real).is_none() {
+            set.add(real.to_path_buf(), writable);
+        }
+    } else if !is_system(given) && mounts::refusal(given).is_none() {
+        set.add_alias(given.to_path_buf(), real.to_path_buf(), writable);
+    }
+}
+
+/// Add to `set` the mounts that `paths` need. Every path is resolved first
+/// (symlinks followed), and the refusals and the system-folder rule apply to
+/// where it really is: a symlink can never bring a host system folder or
+/// the engine socket into the container. An output that cannot be mounted
+/// is an error, never a file silently written inside the container.
+pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) -> Result<()> {
     let home = crate::user::home();
     // Outputs first: a folder nobody mounted yet becomes writable. One that
     // is already mounted keeps its access (an explicit read-only source
     // stays read-only, as `cc -s` promises).
     for out in &paths.outputs {
-        if is_system(out) || set.covering(out).is_some() {
+        if passes_through(out) {
             continue;
         }
-        if let Some(dir) = out.parent() {
-            if dir.is_dir() && mounts::refusal(dir).is_none() && !is_system(dir) {
-                set.add(dir.to_path_buf(), true);
+        let Some(dir) = out.parent() else { continue };
+        if let Some(why) = unwritable_reason(dir) {
+            bail!("cannot write {}: {why}; write it below a project folder", out.display());
+        }
+        let Ok(real_dir) = std::fs::canonicalize(dir) else {
+            // A missing folder: the compiler reports it, as on the host.
+            continue;
+        };
+        if let Some(why) = unwritable_reason(&real_dir) {
+            bail!(
+                "cannot write {}: {} leads to {}: {why}; write it below a project folder",
+                out.display(),
+                dir.display(),
+                real_dir.display()
+            );
+        }
+        if real_dir == dir {
+            if set.covering(out).is_none() {
+                set.add(real_dir, true);
             }
+        } else {
+            mount_as_given(set, dir, &real_dir, true);
         }
     }
     for input in &paths.inputs {
-        if is_system(input) || set.covers(input, false) {
+        if is_system(input) || (set.covers(input, false) && resolve(input).as_deref() == Some(input)) {
             continue;
         }
-        if let Some(root) = input_root(input, cwd, home.as_deref()) {
+        let Some(real) = resolve(input) else { continue };
+        if is_system(&real) || mounts::refusal(&real).is_some() {
+            crate::compile::debug(format!(
+                "not mounting {}: it leads to {}",
+                input.display(),
+                real.display()
+            ));
+            continue;
+        }
+        let Some(root) = input_root(&real, cwd, home.as_deref()) else {
+            continue;
+        };
+        if real == *input {
             set.add(root, false);
+            continue;
+        }
+        // A symlinked name: mount the folder under the name it was given
+        // when the name ends like the real path, else just its own folder.
+        let tail = real.strip_prefix(&root).unwrap_or(Path::new(""));
+        let given_root = if input.ends_with(tail) {
+            input
+                .ancestors()
+                .nth(tail.components().count())
+                .map(Path::to_path_buf)
+        } else {
+            None
+        };
+        match given_root {
+            Some(g) if !is_broad(&g, home.as_deref()) => mount_as_given(set, &g, &root, false),
+            _ => mount_as_given(set, input, &real, false),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -334,6 +435,39 @@ mod tests {
         assert!(p.inputs.contains(&PathBuf::from("/q/in c")));
         assert!(p.inputs.contains(&rsp));
         assert_eq!(p.outputs, vec![PathBuf::from("/q/out.o")]);
+    }
+
+    /// `scan` of `args`, failing the test when it takes more than 10 s.
+    fn scan_promptly(args: Vec<OsString>) -> Paths {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(scan(&args, Path::new("/w"))));
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("scan hung on a response file")
+    }
+
+    #[test]
+    fn response_files_that_never_end_are_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("args.rsp");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let zero = d.path().join("zero.rsp");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        for rsp in [fifo, zero, PathBuf::from("/dev/zero")] {
+            let p = scan_promptly(os(&[&format!("@{}", rsp.display()), "-o", "/q/o"]));
+            assert_eq!(p.inputs, vec![rsp]);
+            assert_eq!(p.outputs, vec![PathBuf::from("/q/o")]);
+        }
+    }
+
+    #[test]
+    fn oversized_response_files_are_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let rsp = d.path().join("big.rsp");
+        let mut body = "-I/q/in ".repeat((1 << 19) + 1);
+        body.truncate(RESPONSE_CAP as usize + 1);
+        std::fs::write(&rsp, body).unwrap();
+        let p = scan_promptly(os(&[&format!("@{}", rsp.display())]));
+        assert_eq!(p.inputs, vec![rsp]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use crate::argpaths;
 use crate::commands::Ctx;
 use crate::commands::run::run_container;
-use crate::engine::Engine;
+use crate::engine::{Engine, Kind};
 use crate::ensure;
 use crate::mounts::{self, MountSet};
 use crate::passenv;
@@ -81,7 +81,7 @@ impl Request {
             }
             set.add_checked(p, false)?;
         }
-        argpaths::add_mounts(&mut set, &args, &cwd);
+        argpaths::add_mounts(&mut set, &args, &cwd)?;
         let deps = argpaths::Paths {
             inputs: Vec::new(),
             outputs: passenv::dependency_outputs()
@@ -89,7 +89,7 @@ impl Request {
                 .map(|d| mounts::normalize(Path::new(d), &cwd))
                 .collect(),
         };
-        argpaths::add_path_mounts(&mut set, &deps, &cwd);
+        argpaths::add_path_mounts(&mut set, &deps, &cwd)?;
         let env = passenv::compiler_env(plugin_env, &set);
         Ok(Request {
             image: image.to_string(),
@@ -103,7 +103,10 @@ impl Request {
     }
 
     /// The `run` options (after the user options) for a one-shot container.
-    pub fn run_args(&self) -> Result<Vec<OsString>> {
+    /// Variables are named, not given: `-e NAME` (the values come from the
+    /// engine client's environment) or, where the client loses its
+    /// environment (`sudo`), an `--env-file` in the private runtime folder.
+    pub fn run_args(&self, env_file: Option<&Path>) -> Result<Vec<OsString>> {
         let mut a: Vec<OsString> = vec![
             "-i".into(),
             "--network".into(),
@@ -117,11 +120,13 @@ impl Request {
                 .into_iter()
                 .map(OsString::from),
         );
-        for (k, v) in &self.env {
-            let mut kv = OsString::from(format!("{k}="));
-            kv.push(v);
-            a.push("-e".into());
-            a.push(kv);
+        match env_file {
+            Some(f) => a.extend(["--env-file".into(), f.as_os_str().to_os_string()]),
+            None => {
+                for (k, _) in &self.env {
+                    a.extend(["-e".into(), k.into()]);
+                }
+            }
         }
         a.push(self.image.clone().into());
         a.push(self.program.clone());
@@ -132,7 +137,41 @@ impl Request {
 
 /// Run the request in a fresh container (`run --rm`).
 pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
-    run_container(engine, req.run_args()?, false, req.quiet, true)
+    if engine.kind() != Kind::SudoDocker {
+        return run_container(engine, req.run_args(None)?, false, req.quiet, true, &req.env);
+    }
+    let file = env_file(&req.env)?;
+    run_container(
+        engine,
+        req.run_args(Some(file.path()))?,
+        false,
+        req.quiet,
+        true,
+        &[],
+    )
+}
+
+/// The variables as an engine env file (`NAME=VALUE` lines), private to the
+/// user and removed when dropped.
+fn env_file(env: &[(String, OsString)]) -> Result<tempfile::NamedTempFile> {
+    use std::io::Write;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = crate::paths::runtime_dir()?;
+    let mut f = tempfile::Builder::new()
+        .prefix(".env")
+        .tempfile_in(&dir)
+        .map_err(|e| crate::safefs::io_error(e, "create a file in", &dir))?;
+    for (k, v) in env {
+        if v.as_bytes().contains(&b'\n') {
+            bail!("cannot pass {k} to the container through sudo: its value holds a newline");
+        }
+        f.write_all(k.as_bytes())
+            .and_then(|()| f.write_all(b"="))
+            .and_then(|()| f.write_all(v.as_bytes()))
+            .and_then(|()| f.write_all(b"\n"))
+            .map_err(|e| crate::safefs::io_error(e, "write", f.path()))?;
+    }
+    Ok(f)
 }
 
 /// Print a diagnostic when `QEMU_CROSS_CC_DEBUG` is set (the compile path
@@ -153,6 +192,8 @@ fn run_with_sessions(
     checksum: &str,
     prepare: impl FnOnce(&Engine) -> Result<Option<String>>,
 ) -> Result<i32> {
+    // The runtime folder decides what runs: refuse one that is not ours.
+    crate::paths::runtime_dir()?;
     let sessions = session::enabled();
     if sessions {
         if let Some(code) = session::run_in_live(req, checksum, ctx.choice) {
@@ -226,7 +267,7 @@ mod tests {
             quiet: false,
         };
         let got: Vec<String> = req
-            .run_args()
+            .run_args(None)
             .unwrap()
             .into_iter()
             .map(|a| a.into_string().unwrap())
@@ -242,7 +283,7 @@ mod tests {
             "-v",
             "/w/src:/w/src:ro",
             "-e",
-            "LANG=C.UTF-8",
+            "LANG",
             "img",
             "aarch64-linux-gnu-gcc",
             "-DX=\"a b\"",

@@ -92,7 +92,8 @@ impl Library {
         }
         for dir in &self.dirs {
             let path = dir.join(&file);
-            if path.is_file() {
+            // Anything there is read (a FIFO or device is refused by name).
+            if path.exists() {
                 return Ok(Found {
                     text: read(&path)?,
                     dir: Some(dir.clone()),
@@ -107,13 +108,15 @@ impl Library {
     }
 }
 
+/// The largest dockerfile read; a bigger one is refused, never truncated.
+const DOCKERFILE_CAP: u64 = 4 << 20;
+
 /// Read a dockerfile the way Python's text mode does: UTF-8, with `\r\n` and
-/// `\r` turned into `\n`.
+/// `\r` turned into `\n`. Only a regular file of at most 4 MiB is read (a
+/// FIFO would block, a device never ends).
 pub fn read(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
+    let text = crate::safefs::read_config(path, DOCKERFILE_CAP)
         .with_context(|| format!("cannot read dockerfile {}", path.display()))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("dockerfile {} is not valid UTF-8", path.display()))?;
     Ok(normalize_newlines(&text))
 }
 
@@ -294,6 +297,40 @@ mod tests {
             n += 1;
         }
         assert!(n >= 10);
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f.docker");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("z.docker")).unwrap();
+        let lib = Library::of_dirs(vec![dir.path().to_path_buf()]);
+        for (name, kind) in [("f", "a FIFO"), ("z", "a character device")] {
+            let e = format!("{:#}", lib.find(name).unwrap_err());
+            assert!(
+                e.contains(&format!("{name}.docker")) && e.contains(kind),
+                "{e}"
+            );
+        }
+        let big = dir.path().join("big.docker");
+        std::fs::write(&big, vec![b'#'; DOCKERFILE_CAP as usize + 1]).unwrap();
+        let e = format!("{:#}", read(&big).unwrap_err());
+        assert!(e.contains("big.docker"), "{e}");
+    }
+
+    #[test]
+    fn reading_normalizes_newlines_and_wants_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x.docker");
+        std::fs::write(&f, "FROM a\r\nRUN b\rRUN c\n").unwrap();
+        assert_eq!(read(&f).unwrap(), "FROM a\nRUN b\nRUN c\n");
+        std::fs::write(&f, b"FROM \xff\n").unwrap();
+        let e = format!("{:#}", read(&f).unwrap_err());
+        assert!(
+            e.contains("dockerfile") && e.contains("not valid UTF-8"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 
 use crate::labels;
 use crate::signals;
@@ -43,18 +44,66 @@ pub enum Flavor {
     Podman,
 }
 
+/// Which engine command: the only thing about an engine that is ever
+/// remembered in a state file. The command line itself is always made
+/// here, never read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Podman,
+    Docker,
+    SudoDocker,
+}
+
+impl Kind {
+    /// Candidates in docker.py's order.
+    const ALL: [Kind; 3] = [Kind::Podman, Kind::Docker, Kind::SudoDocker];
+
+    /// The command words.
+    pub fn prog(self) -> &'static [&'static str] {
+        match self {
+            Kind::Podman => &["podman"],
+            Kind::Docker => &["docker"],
+            Kind::SudoDocker => &["sudo", "-n", "docker"],
+        }
+    }
+
+    pub fn flavor(self) -> Flavor {
+        match self {
+            Kind::Podman => Flavor::Podman,
+            Kind::Docker | Kind::SudoDocker => Flavor::Docker,
+        }
+    }
+
+    /// What `probe` prints: podman, docker or sudo docker.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Podman => "podman",
+            Kind::Docker => "docker",
+            Kind::SudoDocker => "sudo docker",
+        }
+    }
+
+    fn allowed_by(self, choice: Choice) -> bool {
+        match choice {
+            Choice::Auto => true,
+            Choice::Docker => self.flavor() == Flavor::Docker,
+            Choice::Podman => self.flavor() == Flavor::Podman,
+        }
+    }
+}
+
 /// A working engine command (`podman`, `docker` or `sudo -n docker`).
 #[derive(Clone)]
 pub struct Engine {
-    prog: Vec<String>,
-    flavor: Flavor,
+    kind: Kind,
     rootless: OnceCell<bool>,
     buildkit: OnceCell<bool>,
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.prog.join(" "))
+        f.write_str(self.kind.name())
     }
 }
 
@@ -145,18 +194,55 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
+/// Ask `kind` for its version; the reason when it does not answer.
+fn probe(kind: Kind, timeout: Duration) -> Result<(), String> {
+    let prog = kind.prog();
+    let mut cmd = Command::new(prog[0]);
+    cmd.args(&prog[1..]).arg("version");
+    match run_with_timeout(cmd, timeout) {
+        Ok((status, _)) if status.success() => Ok(()),
+        Ok((_, stderr)) => Err(first_line(&stderr)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("not installed".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Probe the engine in use again: up to three tries, a moment apart.
+fn probe_with_retries(kind: Kind) -> Result<(), String> {
+    let timeout = probe_timeout();
+    let mut last = String::new();
+    for delay in [0, 300, 1000] {
+        std::thread::sleep(Duration::from_millis(delay));
+        match probe(kind, timeout) {
+            Ok(()) => return Ok(()),
+            Err(why) => last = why,
+        }
+    }
+    Err(last)
+}
+
+/// The last change of engine that `auto` made, if any: (from, to, when,
+/// why), for `probe` and `sessions` to show.
+pub fn last_switch(choice: Choice) -> Option<String> {
+    let key = format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default());
+    facts::get_switch(&key).map(|s| {
+        format!(
+            "the engine changed from {} to {} {} ago because {} failed: {}",
+            s.from.name(),
+            s.to.name(),
+            facts::ago(s.at),
+            s.from.prog().join(" "),
+            s.why
+        )
+    })
+}
+
 impl Engine {
-    /// An engine from an explicit command, not probed (used for sessions
-    /// whose engine was probed before).
-    pub fn from_prog(prog: Vec<String>) -> Engine {
-        let flavor = if prog.iter().any(|p| p.ends_with("podman")) {
-            Flavor::Podman
-        } else {
-            Flavor::Docker
-        };
+    /// An engine of a known kind, not probed (used for sessions whose
+    /// engine was probed before).
+    pub fn new(kind: Kind) -> Engine {
         Engine {
-            prog,
-            flavor,
+            kind,
             rootless: OnceCell::new(),
             buildkit: OnceCell::new(),
         }
@@ -165,64 +251,92 @@ impl Engine {
     /// The first of podman, docker, `sudo -n docker` (filtered by `choice`)
     /// whose `version` succeeds, as docker.py does.
     pub fn detect(choice: Choice) -> Result<Engine, NoEngine> {
-        let mut candidates: Vec<Vec<&str>> = Vec::new();
-        if matches!(choice, Choice::Auto | Choice::Podman) {
-            candidates.push(vec!["podman"]);
-        }
-        if matches!(choice, Choice::Auto | Choice::Docker) {
-            candidates.push(vec!["docker"]);
-            candidates.push(vec!["sudo", "-n", "docker"]);
-        }
         let timeout = probe_timeout();
         let mut tried = Vec::new();
-        for cand in candidates {
-            let mut cmd = Command::new(cand[0]);
-            cmd.args(&cand[1..]).arg("version");
-            let why = match run_with_timeout(cmd, timeout) {
-                Ok((status, _)) if status.success() => {
-                    return Ok(Engine::from_prog(
-                        cand.iter().map(|s| s.to_string()).collect(),
-                    ));
-                }
-                Ok((_, stderr)) => first_line(&stderr),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "not installed".to_string(),
-                Err(e) => e.to_string(),
-            };
-            tried.push(format!("{} ({why})", cand.join(" ")));
+        for kind in Kind::ALL.into_iter().filter(|k| k.allowed_by(choice)) {
+            match probe(kind, timeout) {
+                Ok(()) => return Ok(Engine::new(kind)),
+                Err(why) => tried.push(format!("{} ({why})", kind.prog().join(" "))),
+            }
         }
         Err(NoEngine {
             tried: tried.join(", "),
         })
     }
 
-    /// `detect`, remembered for a minute in the runtime folder: a build that
-    /// runs the compiler hundreds of times probes once.
+    /// `detect`, remembered in the runtime folder: a build that runs the
+    /// compiler hundreds of times probes once a minute at most, and keeps
+    /// the engine it started with. The remembered engine is checked again
+    /// when its minute is over, with retries: a slow or briefly failing
+    /// `podman version` does not move a build to docker. Only an engine that
+    /// keeps failing is replaced, and the change is recorded for `probe`,
+    /// `sessions` and `QEMU_CROSS_CC_DEBUG`.
     pub fn detect_cached(choice: Choice) -> Result<Engine, NoEngine> {
         let key = format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default());
-        if let Some(prog) = facts::get_detected(&key) {
-            return Ok(Engine::from_prog(prog));
+        let remembered = facts::get_detected(&key);
+        let mut failed = None;
+        if let Some((kind, fresh)) = remembered {
+            if fresh {
+                return Ok(Engine::new(kind));
+            }
+            match probe_with_retries(kind) {
+                Ok(()) => {
+                    facts::set_detected(&key, kind, None);
+                    return Ok(Engine::new(kind));
+                }
+                Err(why) => failed = Some((kind, why)),
+            }
         }
-        let e = Engine::detect(choice)?;
-        facts::set_detected(&key, e.prog());
+        let e = Engine::detect(choice).map_err(|mut err| {
+            if let Some((kind, why)) = &failed {
+                err.tried = format!(
+                    "{} (the engine in use until now, {}, stopped answering: {why})",
+                    err.tried,
+                    kind.name()
+                );
+            }
+            err
+        })?;
+        let switch = failed.filter(|(from, _)| *from != e.kind).map(|(from, why)| {
+            crate::compile::debug(format!(
+                "engine changed from {} to {}: {} {why}",
+                from.name(),
+                e.kind.name(),
+                from.prog().join(" ")
+            ));
+            facts::Switch {
+                from,
+                to: e.kind,
+                at: facts::now(),
+                why,
+            }
+        });
+        facts::set_detected(&key, e.kind, switch);
         Ok(e)
     }
 
+    /// Whether this engine should be swept for orphaned containers now:
+    /// once per detection period, the first time a call reaches it.
+    pub fn sweep_due(&self) -> bool {
+        facts::sweep_due(self.kind)
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     pub fn flavor(&self) -> Flavor {
-        self.flavor
+        self.kind.flavor()
     }
 
     /// The engine command words, e.g. `["sudo", "-n", "docker"]`.
-    pub fn prog(&self) -> &[String] {
-        &self.prog
+    pub fn prog(&self) -> &'static [&'static str] {
+        self.kind.prog()
     }
 
     /// What `probe` prints: docker, sudo docker or podman.
     pub fn probe_name(&self) -> &'static str {
-        match (self.flavor, self.prog[0].as_str()) {
-            (Flavor::Podman, _) => "podman",
-            (Flavor::Docker, "sudo") => "sudo docker",
-            (Flavor::Docker, _) => "docker",
-        }
+        self.kind.name()
     }
 
     /// A `Command` for `ENGINE args...`; the only place engine commands are
@@ -232,8 +346,9 @@ impl Engine {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut cmd = Command::new(&self.prog[0]);
-        cmd.args(&self.prog[1..]).args(args);
+        let prog = self.prog();
+        let mut cmd = Command::new(prog[0]);
+        cmd.args(&prog[1..]).args(args);
         cmd
     }
 
@@ -265,7 +380,7 @@ impl Engine {
     ) -> Result<(i32, T)> {
         let mut child = cmd
             .spawn()
-            .with_context(|| format!("cannot run {}", self.prog.join(" ")))?;
+            .with_context(|| format!("cannot run {}", self.prog().join(" ")))?;
         signals::set_child(Some(child.id()));
         let got = during(&mut child);
         let status = child.wait();
@@ -311,7 +426,7 @@ impl Engine {
         self.command(args)
             .stdin(Stdio::null())
             .output()
-            .with_context(|| format!("cannot run {}", self.prog.join(" ")))
+            .with_context(|| format!("cannot run {}", self.prog().join(" ")))
     }
 
     /// `image inspect TAG` as JSON, None when the image does not exist.
@@ -372,18 +487,18 @@ impl Engine {
     pub fn is_rootless(&self) -> bool {
         *self.rootless.get_or_init(|| {
             // `podman info` takes half a second: its answer is remembered.
-            let key = facts::rootless_key(&self.prog);
+            let key = facts::rootless_key(self.kind);
             if let Some(r) = facts::get_rootless(&key) {
                 return r;
             }
-            let out = match self.flavor {
+            let out = match self.flavor() {
                 Flavor::Podman => self.output(["info", "--format", "{{.Host.Security.Rootless}}"]),
                 Flavor::Docker => self.output(["info", "--format", "{{json .SecurityOptions}}"]),
             };
             match out {
                 Ok(o) if o.status.success() => {
                     let s = String::from_utf8_lossy(&o.stdout);
-                    let r = match self.flavor {
+                    let r = match self.flavor() {
                         Flavor::Podman => s.trim() == "true",
                         Flavor::Docker => s.contains("rootless"),
                     };
@@ -399,7 +514,7 @@ impl Engine {
     /// and fails where buildx is missing).
     pub fn buildkit(&self) -> bool {
         *self.buildkit.get_or_init(|| {
-            self.flavor == Flavor::Docker
+            self.flavor() == Flavor::Docker
                 && self
                     .command(["buildx", "version"])
                     .stdin(Stdio::null())
@@ -422,7 +537,7 @@ impl Engine {
                 .open("/dev/net/tun")
                 .is_ok()
         };
-        if self.flavor == Flavor::Podman && self.is_rootless() && !tun_usable() {
+        if self.flavor() == Flavor::Podman && self.is_rootless() && !tun_usable() {
             &["--network=host"]
         } else {
             &[]
@@ -437,7 +552,7 @@ impl Engine {
     {
         let mut cmd = self.command(["build"]);
         cmd.args(self.build_network_args()).args(args);
-        if self.flavor == Flavor::Docker {
+        if self.flavor() == Flavor::Docker {
             cmd.env("DOCKER_BUILDKIT", if self.buildkit() { "1" } else { "0" });
         }
         cmd
@@ -447,7 +562,7 @@ impl Engine {
     /// `-u uid:gid`, plus `--userns=keep-id` for rootless podman; rootless
     /// docker maps its root to the calling user, so it gets none.
     pub fn user_args(&self) -> Vec<String> {
-        match (self.flavor, self.is_rootless()) {
+        match (self.flavor(), self.is_rootless()) {
             (Flavor::Podman, true) => vec![
                 "--userns=keep-id".into(),
                 "-u".into(),
@@ -487,7 +602,7 @@ impl Engine {
     /// process that ignores SIGTERM, such as any PID 1 without a handler).
     pub fn remove_args<'a>(&self, ids: &'a [String]) -> Vec<&'a str> {
         let mut args = vec!["rm", "-f"];
-        if self.flavor == Flavor::Podman {
+        if self.flavor() == Flavor::Podman {
             args.extend(["-t", "0"]);
         }
         args.extend(ids.iter().map(String::as_str));
@@ -516,62 +631,95 @@ impl Engine {
 }
 
 /// Facts about the engines remembered in `RUNTIME/engine.json`: which
-/// engine `auto` found (for a minute) and whether an engine is rootless (for
-/// a day; keyed by the engine command and the variables that point it at
-/// another service).
+/// engine `auto` found (checked again after a minute) and whether an engine
+/// is rootless (for a day; keyed by the engine and the variables that point
+/// it at another service). Only engine kinds are stored, never commands.
 mod facts {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
     use serde::{Deserialize, Serialize};
 
-    const DETECT_TTL: u64 = 60;
+    use super::Kind;
+
     const ROOTLESS_TTL: u64 = 86_400;
+    /// A state file larger than this is not ours.
+    const MAX_BYTES: u64 = 256 << 10;
+
+    /// How long the detected engine is used without asking it again
+    /// (`QEMU_CROSS_CC_ENGINE_TTL`, seconds; default 60).
+    fn detect_ttl() -> u64 {
+        std::env::var("QEMU_CROSS_CC_ENGINE_TTL")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60)
+    }
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    pub struct Switch {
+        pub from: Kind,
+        pub to: Kind,
+        pub at: u64,
+        pub why: String,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Detected {
+        kind: Kind,
+        verified: u64,
+        #[serde(default)]
+        switch: Option<Switch>,
+    }
 
     #[derive(Default, Serialize, Deserialize)]
     struct Facts {
         #[serde(default)]
-        detected: BTreeMap<String, (Vec<String>, u64)>,
+        detected: BTreeMap<String, Detected>,
         #[serde(default)]
         rootless: BTreeMap<String, (bool, u64)>,
+        /// When each engine was last swept for orphaned containers.
+        #[serde(default)]
+        swept: BTreeMap<String, u64>,
     }
 
-    fn path() -> PathBuf {
-        crate::paths::runtime_dir().join("engine.json")
+    fn path() -> Option<PathBuf> {
+        crate::paths::runtime_dir()
+            .ok()
+            .map(|d| d.join("engine.json"))
     }
 
-    fn now() -> u64 {
+    pub fn now() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0)
     }
 
+    pub fn ago(at: u64) -> String {
+        let s = now().saturating_sub(at);
+        match s {
+            s if s < 120 => format!("{s}s"),
+            s if s < 7200 => format!("{}m", s / 60),
+            s => format!("{}h", s / 3600),
+        }
+    }
+
+    /// The facts, when the file is this user's own private file.
     fn load() -> Facts {
-        std::fs::read(path())
-            .ok()
+        path()
+            .and_then(|p| crate::safefs::read_state(&p, MAX_BYTES))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
 
+    /// Best effort: a full or read-only runtime folder only costs probes.
     fn save(f: &Facts) {
-        let p = path();
-        if let Some(dir) = p.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            let _ = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir);
-        }
-        let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-        if let Ok(b) = serde_json::to_vec(f) {
-            if std::fs::write(&tmp, b).is_ok() {
-                let _ = std::fs::rename(&tmp, &p);
-            }
+        if let (Some(p), Ok(b)) = (path(), serde_json::to_vec(f)) {
+            let _ = crate::safefs::write_private(&p, &b);
         }
     }
 
-    pub fn rootless_key(prog: &[String]) -> String {
+    pub fn rootless_key(kind: Kind) -> String {
         let vars = [
             "DOCKER_HOST",
             "DOCKER_CONTEXT",
@@ -579,18 +727,46 @@ mod facts {
             "CONTAINER_CONNECTION",
         ]
         .map(|v| std::env::var(v).unwrap_or_default());
-        format!("{}|{}", prog.join(" "), vars.join("|"))
+        format!("{}|{}", kind.name(), vars.join("|"))
     }
 
-    pub fn get_detected(key: &str) -> Option<Vec<String>> {
-        let (prog, at) = load().detected.remove(key)?;
-        (now().saturating_sub(at) < DETECT_TTL).then_some(prog)
+    /// The remembered engine and whether it is still fresh.
+    pub fn get_detected(key: &str) -> Option<(Kind, bool)> {
+        let d = load().detected.remove(key)?;
+        Some((d.kind, now().saturating_sub(d.verified) < detect_ttl()))
     }
 
-    pub fn set_detected(key: &str, prog: &[String]) {
+    pub fn get_switch(key: &str) -> Option<Switch> {
+        load().detected.remove(key)?.switch
+    }
+
+    /// Remember `kind` as verified now; a new switch replaces the last one,
+    /// which is kept otherwise.
+    pub fn set_detected(key: &str, kind: Kind, switch: Option<Switch>) {
         let mut f = load();
-        f.detected.insert(key.to_string(), (prog.to_vec(), now()));
+        let old = f.detected.remove(key).and_then(|d| d.switch);
+        f.detected.insert(
+            key.to_string(),
+            Detected {
+                kind,
+                verified: now(),
+                switch: switch.or(old),
+            },
+        );
         save(&f);
+    }
+
+    /// Whether `kind` is due for a sweep (once per detection period); marks
+    /// it swept.
+    pub fn sweep_due(kind: Kind) -> bool {
+        let mut f = load();
+        let at = f.swept.get(kind.name()).copied().unwrap_or(0);
+        if now().saturating_sub(at) < detect_ttl() {
+            return false;
+        }
+        f.swept.insert(kind.name().to_string(), now());
+        save(&f);
+        true
     }
 
     pub fn get_rootless(key: &str) -> Option<bool> {
@@ -623,12 +799,14 @@ mod tests {
 
     #[test]
     fn flavor_and_probe_names() {
-        let e = Engine::from_prog(vec!["sudo".into(), "-n".into(), "docker".into()]);
+        let e = Engine::new(Kind::SudoDocker);
         assert_eq!(e.flavor(), Flavor::Docker);
         assert_eq!(e.probe_name(), "sudo docker");
+        assert_eq!(e.prog(), ["sudo", "-n", "docker"]);
+        assert_eq!(Engine::new(Kind::Podman).probe_name(), "podman");
         assert_eq!(
-            Engine::from_prog(vec!["podman".into()]).probe_name(),
-            "podman"
+            serde_json::to_string(&Kind::SudoDocker).unwrap(),
+            "\"sudo-docker\""
         );
     }
 

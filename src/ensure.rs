@@ -6,16 +6,18 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
 
 use crate::commands::build::{self, Job};
 use crate::dockerfile::{self, Library};
 use crate::engine::Engine;
 use crate::plugin::Plugin;
+use crate::safefs;
 
 /// Whether an image matches its dockerfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,32 +73,34 @@ fn sanitize(tag: &str) -> String {
 }
 
 /// The build log of an image.
-pub fn log_path(tag: &str) -> PathBuf {
-    crate::paths::cache_dir()
-        .join("logs")
-        .join(format!("{}.log", sanitize(tag)))
-}
-
-fn lock_path(tag: &str) -> PathBuf {
-    crate::paths::cache_dir()
-        .join("locks")
-        .join(format!("{}.lock", sanitize(tag)))
+pub fn log_path(tag: &str) -> Result<PathBuf> {
+    Ok(crate::paths::cache_subdir("logs")?.join(format!("{}.log", sanitize(tag))))
 }
 
 /// Take the per-image build lock (blocking until other builders finish).
 fn lock(tag: &str) -> Result<Flock<File>> {
-    let path = lock_path(tag);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    let path = crate::paths::cache_subdir("locks")?.join(format!("{}.lock", sanitize(tag)));
+    let file = safefs::open_private(&path, OpenOptions::new().create(true).truncate(false).write(true))?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+}
+
+/// The last failed build of an image, kept beside its lock: calls that
+/// waited for that build fail with its error instead of building again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Failure {
+    /// Tells one failed build from the next.
+    id: String,
+    checksum: String,
+    message: String,
+}
+
+fn failure_path(tag: &str) -> Result<PathBuf> {
+    Ok(crate::paths::cache_subdir("locks")?.join(format!("{}.failed", sanitize(tag))))
+}
+
+fn last_failure(path: &Path) -> Option<Failure> {
+    safefs::read_state(path, 1 << 20).and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 /// Build the `qemu/NAME` images a plugin's dockerfile builds on.
@@ -149,13 +153,33 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
             return Ok(id);
         }
     }
+    let marker = failure_path(&plugin.image)?;
+    let before = last_failure(&marker);
     let _lock = lock(&plugin.image)?;
     // Someone else may have built it while we waited.
     match engine.image_id_and_checksum(&plugin.image)? {
         Some((id, have)) if have == want => return Ok(id),
         _ => {}
     }
-    build_logged(engine, plugin, library)?;
+    // Or failed to: the calls that waited for that build share its error
+    // (a later call tries again).
+    if let Some(f) = last_failure(&marker) {
+        if f.checksum == want && before.as_ref() != Some(&f) {
+            bail!("{}", f.message);
+        }
+    }
+    if let Err(e) = build_logged(engine, plugin, library) {
+        let f = Failure {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            checksum: want.to_string(),
+            message: format!("{e:#}"),
+        };
+        if let Ok(b) = serde_json::to_vec(&f) {
+            let _ = safefs::write_private(&marker, &b);
+        }
+        return Err(e);
+    }
+    let _ = std::fs::remove_file(&marker);
     crate::session::retire_image(&plugin.image);
     match engine.image_id_and_checksum(&plugin.image)? {
         Some((id, _)) => Ok(id),
@@ -164,22 +188,19 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
 }
 
 fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {
-    let log_file = log_path(&plugin.image);
-    if let Some(dir) = log_file.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(&log_file)
-        .with_context(|| format!("cannot open build log {}", log_file.display()))?;
-    let start_offset = log.seek(SeekFrom::End(0))?;
+    let log_file = log_path(&plugin.image)?;
+    let mut log = safefs::open_private(
+        &log_file,
+        OpenOptions::new().create(true).append(true).read(true),
+    )?;
+    let log_err = |e| safefs::io_error(e, "write the build log", &log_file);
+    let start_offset = log.seek(SeekFrom::End(0)).map_err(log_err)?;
     writeln!(
         log,
         "=== qemu-cross-cc: building image {} for target {} ===",
         plugin.image, plugin.target
-    )?;
+    )
+    .map_err(log_err)?;
     let tty = std::io::stderr().is_terminal();
     if tty {
         eprintln!(
@@ -202,7 +223,8 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
                 log,
                 "=== done in {:.1}s ===",
                 started.elapsed().as_secs_f64()
-            )?;
+            )
+            .map_err(log_err)?;
             if tty {
                 eprintln!(
                     "qemu-cross-cc: image {} ready ({:.0}s)",

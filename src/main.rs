@@ -13,6 +13,7 @@ mod engine;
 mod ensure;
 mod labels;
 mod mounts;
+mod orphans;
 mod passenv;
 mod paths;
 mod plugin;

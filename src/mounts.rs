@@ -5,11 +5,20 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-/// One bind mount, at the same path inside and outside.
+/// One bind mount: the host folder `source` (symlinks resolved) at `path`
+/// in the container. They are the same path except for an alias, which
+/// makes a path given through a symlink work under the name it was given.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Mount {
     pub path: PathBuf,
+    pub source: PathBuf,
     pub writable: bool,
+}
+
+impl Mount {
+    pub fn is_alias(&self) -> bool {
+        self.path != self.source
+    }
 }
 
 /// Mounts keyed by path: adding a path twice keeps one mount, writable if
@@ -125,20 +134,49 @@ impl MountSet {
         MountSet::default()
     }
 
-    /// Add a mount; the same path twice keeps one, writable if either is.
+    /// Add a mount of `path` at the same path (the caller resolved its
+    /// symlinks); the same path twice keeps one, writable if either is.
     pub fn add(&mut self, path: PathBuf, writable: bool) {
+        self.add_alias(path.clone(), path, writable);
+    }
+
+    /// Mount the host folder `source` (resolved) at `path` in the
+    /// container. A later mount at the same path keeps the first source.
+    pub fn add_alias(&mut self, path: PathBuf, source: PathBuf, writable: bool) {
         match self.mounts.binary_search_by(|m| m.path.cmp(&path)) {
             Ok(i) => self.mounts[i].writable |= writable,
-            Err(i) => self.mounts.insert(i, Mount { path, writable }),
+            Err(i) => self.mounts.insert(
+                i,
+                Mount {
+                    path,
+                    source,
+                    writable,
+                },
+            ),
         }
     }
 
-    /// Add a mount after checking it against the refusal rules.
+    /// Add a folder given by the user (`-s`, `QEMU_CROSS_CC_SOURCE_PATHS`,
+    /// a plugin's `paths`): its symlinks are resolved and the refusal rules
+    /// apply to where it really is; a symlinked name is mounted as an alias
+    /// too, so that it works under the name it was given.
     pub fn add_checked(&mut self, path: PathBuf, writable: bool) -> Result<()> {
-        if let Some(why) = refusal(&path) {
-            bail!("{why}; pass a project directory instead");
+        let real = std::fs::canonicalize(&path)
+            .map_err(|e| anyhow::anyhow!("cannot resolve {}: {e}", path.display()))?;
+        if let Some(why) = refusal(&real) {
+            if real == path {
+                bail!("{why}; pass a project directory instead");
+            }
+            bail!(
+                "{} leads to {}: {why}; pass a project directory instead",
+                path.display(),
+                real.display()
+            );
         }
-        self.add(path, writable);
+        if real != path && refusal(&path).is_none() {
+            self.add_alias(path, real.clone(), writable);
+        }
+        self.add(real, writable);
         Ok(())
     }
 
@@ -165,31 +203,39 @@ impl MountSet {
     }
 
     /// Whether every mount of `other` is visible, with at least its access,
-    /// through this set.
+    /// through this set (an alias only through the same alias).
     pub fn covers_set(&self, other: &MountSet) -> bool {
-        other.iter().all(|m| self.covers(&m.path, m.writable))
+        other.iter().all(|m| {
+            if m.is_alias() {
+                self.mounts.iter().any(|s| {
+                    s.path == m.path && s.source == m.source && (s.writable || !m.writable)
+                })
+            } else {
+                self.covers(&m.path, m.writable)
+            }
+        })
     }
 
     /// `-v PATH:PATH:rw|ro[,z]` for each mount.
     pub fn volume_args(&self, selinux: bool) -> Result<Vec<String>> {
         let home = crate::user::home();
         let mut args = Vec::with_capacity(self.mounts.len() * 2);
+        let utf8 = |p: &Path| -> Result<String> {
+            p.to_str().map(String::from).ok_or_else(|| {
+                anyhow::anyhow!("cannot mount {}: the path is not valid UTF-8", p.display())
+            })
+        };
         for m in &self.mounts {
-            let p = m.path.to_str().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "cannot mount {}: the path is not valid UTF-8",
-                    m.path.display()
-                )
-            })?;
+            let (p, src) = (utf8(&m.path)?, utf8(&m.source)?);
             let mut opts = if m.writable { "rw" } else { "ro" }.to_string();
             if selinux {
-                if let Some(why) = relabel_refusal(&m.path, home.as_deref()) {
+                if let Some(why) = relabel_refusal(&m.source, home.as_deref()) {
                     bail!(why);
                 }
                 opts.push_str(",z");
             }
             args.push("-v".to_string());
-            args.push(format!("{p}:{p}:{opts}"));
+            args.push(format!("{src}:{p}:{opts}"));
         }
         Ok(args)
     }

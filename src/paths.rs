@@ -1,10 +1,17 @@
 //! Per-user directories: configuration (user plugins and dockerfiles), cache
-//! (build logs, locks) and runtime (session sockets).
+//! (build logs, locks) and runtime (session sockets, engine facts).
+//!
+//! The cache and runtime folders hold state that decides what runs: each is
+//! made private (0700) on first use and refused when it is not the caller's
+//! own (see `safefs::private_dir`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use anyhow::Result;
 use directories::ProjectDirs;
+
+use crate::safefs;
 
 /// Computed once: the compile path asks for these folders many times.
 fn project() -> Option<&'static ProjectDirs> {
@@ -26,11 +33,14 @@ pub fn config_dir() -> Option<PathBuf> {
         .or_else(|| project().map(|p| p.config_dir().to_path_buf()))
 }
 
-/// `~/.cache/qemu-cross-cc` (XDG_CACHE_HOME honoured), or a per-user folder
-/// in the temp dir when there is no home (`QEMU_CROSS_CC_CACHE_DIR` replaces
-/// it).
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = overridden("QEMU_CROSS_CC_CACHE_DIR") {
+const CACHE_VAR: &str = "QEMU_CROSS_CC_CACHE_DIR";
+const RUNTIME_VAR: &str = "QEMU_CROSS_CC_RUNTIME_DIR";
+
+/// Where the cache is: `~/.cache/qemu-cross-cc` (XDG_CACHE_HOME honoured),
+/// or a per-user folder in the temp dir when there is no home
+/// (`QEMU_CROSS_CC_CACHE_DIR` replaces it). Not checked: see `cache_dir`.
+pub fn cache_location() -> PathBuf {
+    if let Some(d) = overridden(CACHE_VAR) {
         return d;
     }
     match project() {
@@ -39,14 +49,52 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/qemu-cross-cc`, else `/tmp/qemu-cross-cc-UID`
-/// (`QEMU_CROSS_CC_RUNTIME_DIR` replaces it).
-pub fn runtime_dir() -> PathBuf {
-    if let Some(d) = overridden("QEMU_CROSS_CC_RUNTIME_DIR") {
+/// Where the runtime folder is: `$XDG_RUNTIME_DIR/qemu-cross-cc`, else
+/// `/tmp/qemu-cross-cc-UID` (`QEMU_CROSS_CC_RUNTIME_DIR` replaces it). Not
+/// checked: see `runtime_dir`.
+pub fn runtime_location() -> PathBuf {
+    if let Some(d) = overridden(RUNTIME_VAR) {
         return d;
     }
     match project().and_then(|p| p.runtime_dir().map(|d| d.to_path_buf())) {
         Some(d) => d,
         None => std::env::temp_dir().join(format!("qemu-cross-cc-{}", crate::user::uid())),
     }
+}
+
+/// A folder made private once per process.
+fn checked(cell: &'static OnceLock<PathBuf>, dir: PathBuf, var: &'static str) -> Result<PathBuf> {
+    if let Some(d) = cell.get() {
+        return Ok(d.clone());
+    }
+    safefs::private_dir(&dir, var)?;
+    Ok(cell.get_or_init(|| dir).clone())
+}
+
+/// The cache folder, created private or checked to be the caller's own.
+pub fn cache_dir() -> Result<PathBuf> {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    checked(&CELL, cache_location(), CACHE_VAR)
+}
+
+/// The runtime folder, created private or checked to be the caller's own.
+pub fn runtime_dir() -> Result<PathBuf> {
+    static CELL: OnceLock<PathBuf> = OnceLock::new();
+    checked(&CELL, runtime_location(), RUNTIME_VAR)
+}
+
+/// A private subfolder of the cache folder (`logs`, `locks`).
+pub fn cache_subdir(name: &str) -> Result<PathBuf> {
+    private_subdir(&cache_dir()?, name, CACHE_VAR)
+}
+
+/// A private subfolder of the runtime folder (`sessions`).
+pub fn runtime_subdir(name: &str) -> Result<PathBuf> {
+    private_subdir(&runtime_dir()?, name, RUNTIME_VAR)
+}
+
+fn private_subdir(parent: &Path, name: &str, var: &'static str) -> Result<PathBuf> {
+    let dir = parent.join(name);
+    safefs::private_dir(&dir, var)?;
+    Ok(dir)
 }

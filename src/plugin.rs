@@ -7,9 +7,11 @@
 //! same target replaces an earlier one.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+use std::sync::LazyLock;
 
 use anyhow::{Context, Result};
+use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::dockerfile::{self, Library};
@@ -43,6 +45,199 @@ pub struct Manifest {
     pub paths: Vec<String>,
 }
 
+/// The largest manifest read; a bigger one is refused, never truncated.
+const MANIFEST_CAP: u64 = 1 << 20;
+
+/// The longest target triplet and tool name: a link name must stay well
+/// within a file name's 255 bytes.
+const NAME_MAX: usize = 100;
+
+/// The longest image name (without tag and digest), as in the distribution
+/// reference grammar.
+const IMAGE_NAME_MAX: usize = 255;
+
+/// An image reference, by the distribution reference grammar:
+/// `[registry[:port]/]path[:tag][@sha256:digest]`. The first component is a
+/// registry only when it has a `.` or a port or is `localhost` (as docker
+/// reads it); path components are lowercase.
+static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"^(?P<name>(?:(?:(?:",
+        r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+",
+        r"|localhost|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?",
+        r"|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?:[0-9]+)/)?",
+        r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*",
+        r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)",
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",
+        r"(?:@sha256:[0-9a-f]{64})?$",
+    ))
+    .expect("valid regex")
+});
+
+/// A target triplet (the prefix of every link name).
+static TARGET: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$").expect("valid regex"));
+
+/// A tool name (the suffix of a link name): `gcc`, `g++`, `pkg-config`...
+static TOOL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$").expect("valid regex"));
+
+/// A qemu-user name (`qemu-<name>`).
+static QEMU: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z0-9_]+$").expect("valid regex"));
+
+/// An environment variable name.
+static ENV_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex"));
+
+/// A refused manifest field: its name and why (completing "field `X` ...").
+struct Invalid(&'static str, String);
+
+/// A value for a message: escaped (one line, control characters visible)
+/// and cut short.
+fn shown(value: &str) -> String {
+    const MAX: usize = 80;
+    let head: String = value.chars().take(MAX).collect();
+    let mut out = head.escape_debug().to_string();
+    if value.chars().count() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
+impl Manifest {
+    /// Every field checked for what the tool will do with it: image names go
+    /// to the engine, targets and tool names become link names, paths
+    /// become mounts.
+    fn validate(&self) -> std::result::Result<(), Invalid> {
+        check_target(&self.target).map_err(|w| Invalid("target", w))?;
+        check_image(&self.image).map_err(|w| Invalid("image", w))?;
+        check_dockerfile(&self.dockerfile).map_err(|w| Invalid("dockerfile", w))?;
+        check_qemu(&self.qemu).map_err(|w| Invalid("qemu", w))?;
+        check_tools(&self.tools).map_err(|w| Invalid("tools", w))?;
+        check_env(&self.env).map_err(|w| Invalid("env", w))?;
+        self.paths
+            .iter()
+            .try_for_each(|p| check_path(p))
+            .map_err(|w| Invalid("paths", w))
+    }
+}
+
+fn check_target(target: &str) -> std::result::Result<(), String> {
+    if target.len() <= NAME_MAX && target.contains('-') && TARGET.is_match(target) {
+        return Ok(());
+    }
+    Err(format!(
+        "is '{}'; it must be a target triplet such as aarch64-linux-gnu: letters, digits \
+         and `_.+-`, at least one `-`, not starting with `.` or `-`, at most {NAME_MAX} characters",
+        shown(target)
+    ))
+}
+
+fn check_image(image: &str) -> std::result::Result<(), String> {
+    let name_len = IMAGE
+        .captures(image)
+        .and_then(|c| c.name("name"))
+        .map(|n| n.len());
+    if name_len.is_some_and(|n| n <= IMAGE_NAME_MAX) {
+        return Ok(());
+    }
+    Err(format!(
+        "is '{}'; it must be an image reference [REGISTRY[:PORT]/]NAME[:TAG][@sha256:DIGEST] \
+         with a lowercase NAME, such as qemu-cross-cc/aarch64-linux-gnu",
+        shown(image)
+    ))
+}
+
+fn check_dockerfile(file: &str) -> std::result::Result<(), String> {
+    let plain = !file.starts_with('.')
+        && !file.contains('/')
+        && !file.chars().any(char::is_control);
+    if plain && file.len() > ".docker".len() && file.ends_with(".docker") {
+        return Ok(());
+    }
+    Err(format!(
+        "is '{}'; it must be a plain file name ending in .docker (no `/`, not starting with `.`)",
+        shown(file)
+    ))
+}
+
+fn check_qemu(qemu: &str) -> std::result::Result<(), String> {
+    if QEMU.is_match(qemu) {
+        return Ok(());
+    }
+    Err(format!(
+        "is '{}'; it must be a qemu-user name of lowercase letters, digits and `_`, such as aarch64",
+        shown(qemu)
+    ))
+}
+
+fn check_tools(tools: &BTreeMap<String, String>) -> std::result::Result<(), String> {
+    if !tools.contains_key("cc") {
+        return Err("must map \"cc\" to the C compiler in the image".into());
+    }
+    for (name, program) in tools {
+        check_tool_name(name)?;
+        check_program(name, program)?;
+    }
+    Ok(())
+}
+
+fn check_tool_name(name: &str) -> std::result::Result<(), String> {
+    if name.len() <= NAME_MAX && TOOL.is_match(name) {
+        return Ok(());
+    }
+    Err(format!(
+        "has the tool name '{}'; a tool name is letters, digits and `_.+-`, not starting with \
+         `.` or `-`, at most {NAME_MAX} characters (such as gcc, g++, pkg-config)",
+        shown(name)
+    ))
+}
+
+fn check_program(name: &str, program: &str) -> std::result::Result<(), String> {
+    if !program.is_empty() && !program.starts_with('-') && !program.chars().any(char::is_control)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "maps '{}' to '{}'; it must name an executable in the image (not empty, no control \
+         characters, not starting with `-`)",
+        shown(name),
+        shown(program)
+    ))
+}
+
+fn check_env(env: &BTreeMap<String, String>) -> std::result::Result<(), String> {
+    for (name, value) in env {
+        if !ENV_NAME.is_match(name) {
+            return Err(format!(
+                "has the variable name '{}'; a name is letters, digits and `_`, not starting \
+                 with a digit",
+                shown(name)
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!(
+                "sets {name} to a value with a NUL character, which no environment can hold"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_path(path: &str) -> std::result::Result<(), String> {
+    let parent = Path::new(path)
+        .components()
+        .any(|c| c == Component::ParentDir);
+    if path.starts_with('/') && !parent && !path.contains([':', '\0']) {
+        return Ok(());
+    }
+    Err(format!(
+        "entry '{}' must be an absolute path without `..` components, `:` or NUL characters",
+        shown(path)
+    ))
+}
+
 /// A loaded plugin: its manifest and where it came from.
 #[derive(Clone, Debug)]
 pub struct Plugin {
@@ -61,54 +256,23 @@ impl std::ops::Deref for Plugin {
 }
 
 impl Plugin {
-    fn parse(text: &str, origin: &str, file_stem: Option<&str>) -> Result<Plugin> {
+    pub(crate) fn parse(text: &str, origin: &str, file_stem: Option<&str>) -> Result<Plugin> {
         let manifest: Manifest = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("bad plugin manifest {origin}: {e}"))?;
-        let bad = |field: &str, why: &str| -> anyhow::Error {
+        let bad = |Invalid(field, why): Invalid| -> anyhow::Error {
             anyhow::anyhow!("bad plugin manifest {origin}: field `{field}` {why}")
         };
-        if manifest.target.is_empty() || manifest.target.contains(['/', ' ']) {
-            return Err(bad(
-                "target",
-                "must be a target triplet such as aarch64-linux-gnu",
-            ));
-        }
+        manifest.validate().map_err(bad)?;
         if let Some(stem) = file_stem {
             if stem != manifest.target {
-                return Err(bad(
+                return Err(bad(Invalid(
                     "target",
-                    &format!(
-                        "is '{}' but the file is named {stem}.json; they must match",
-                        manifest.target
+                    format!(
+                        "is '{}' but the file is named {}.json; they must match",
+                        manifest.target,
+                        shown(stem)
                     ),
-                ));
-            }
-        }
-        if manifest.image.is_empty() {
-            return Err(bad("image", "must name an image tag"));
-        }
-        if !manifest.dockerfile.ends_with(".docker") {
-            return Err(bad("dockerfile", "must name a file ending in .docker"));
-        }
-        if !manifest.tools.contains_key("cc") {
-            return Err(bad(
-                "tools",
-                "must map \"cc\" to the C compiler in the image",
-            ));
-        }
-        if let Some((k, _)) = manifest
-            .tools
-            .iter()
-            .find(|(k, v)| k.is_empty() || k.contains('/') || v.is_empty())
-        {
-            return Err(bad("tools", &format!("has an invalid entry '{k}'")));
-        }
-        for p in &manifest.paths {
-            if !p.starts_with('/') {
-                return Err(bad(
-                    "paths",
-                    &format!("entry '{p}' must be an absolute path"),
-                ));
+                )));
             }
         }
         Ok(Plugin {
@@ -137,7 +301,8 @@ impl Plugin {
         }
         for d in &dirs {
             let path = d.join(&self.manifest.dockerfile);
-            if path.is_file() {
+            // Anything there is read (a FIFO or device is refused by name).
+            if path.exists() {
                 return Ok(dockerfile::Found {
                     text: dockerfile::read(&path)?,
                     dir: Some(d.clone()),
@@ -204,8 +369,8 @@ impl Registry {
                 .collect();
             files.sort();
             for f in files {
-                let text = std::fs::read_to_string(&f)
-                    .with_context(|| format!("cannot read plugin manifest {}", f.display()))?;
+                let text = crate::safefs::read_config(&f, MANIFEST_CAP)
+                    .with_context(|| format!("bad plugin manifest {}", f.display()))?;
                 let stem = f.file_stem().map(|s| s.to_string_lossy().to_string());
                 let mut p = Plugin::parse(&text, &f.display().to_string(), stem.as_deref())?;
                 p.file = Some(f.clone());
@@ -290,6 +455,204 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("`target`"), "{e}");
+    }
+
+    /// GOOD with `field` set to `value`, parsed.
+    fn with(field: &str, value: serde_json::Value) -> Result<Plugin> {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v[field] = value;
+        Plugin::parse(&v.to_string(), "/p/m.json", None)
+    }
+
+    /// Every value accepted for `field`.
+    fn accepts(field: &str, values: &[serde_json::Value]) {
+        for value in values {
+            if let Err(e) = with(field, value.clone()) {
+                panic!("{field} = {value}: {e}");
+            }
+        }
+    }
+
+    /// Every value refused for `field`, with one line naming file and field.
+    fn refuses(field: &str, values: &[serde_json::Value]) {
+        for value in values {
+            let e = match with(field, value.clone()) {
+                Ok(_) => panic!("{field} = {value} was accepted"),
+                Err(e) => format!("{e:#}"),
+            };
+            assert!(
+                e.starts_with("bad plugin manifest /p/m.json: field `")
+                    && e.contains(&format!("`{field}`")),
+                "{field} = {value}: {e}"
+            );
+            assert!(!e.contains('\n') && e.len() < 400, "{e}");
+        }
+    }
+
+    fn strs(values: &[&str]) -> Vec<serde_json::Value> {
+        values.iter().map(|v| serde_json::json!(v)).collect()
+    }
+
+    const DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn image_must_be_a_reference() {
+        accepts(
+            "image",
+            &strs(&[
+                "img",
+                "qemu-cross-cc/aarch64-linux-gnu",
+                "debian:12-slim",
+                "docker.io/library/debian:12-slim",
+                "localhost/x",
+                "localhost:5000/a/b:v1.0",
+                "127.0.0.1:5000/x",
+                "my-reg:5000/x",
+                "[::1]:5000/x",
+                "Registry.Example.com/a__b/c-d--e/f.g:Tag_1",
+                &format!("x@sha256:{DIGEST}"),
+                &format!("a/b:t@sha256:{DIGEST}"),
+                &format!("x:{}", "t".repeat(128)),
+            ]),
+        );
+        refuses(
+            "image",
+            &strs(&[
+                "",
+                "rel sp --privileged",
+                "--privileged",
+                "Upper",
+                "MyOrg/x",
+                "x:",
+                ":t",
+                "x:-t",
+                "/x",
+                "x/",
+                "x//y",
+                "-x",
+                "x_-y",
+                "x..y",
+                "x___y",
+                "a\nb",
+                "x@sha256:abc",
+                &format!("x@sha512:{DIGEST}"),
+                &format!("x:{}", "t".repeat(129)),
+                &"a".repeat(256),
+                &"a".repeat(1000),
+            ]),
+        );
+    }
+
+    #[test]
+    fn target_must_be_a_triplet() {
+        let json = |t: &str| GOOD.replace("t-linux-gnu", t);
+        for good in ["aarch64-linux-gnu", "x86_64-w64-mingw32", "arm-none-eabi", "a-b.c+d_e"] {
+            Plugin::parse(&json(good), "/p/m.json", Some(good)).unwrap();
+        }
+        for bad in [
+            "..",
+            ".",
+            "",
+            "-x",
+            ".x-y",
+            "a/b-c",
+            "a b-c",
+            "nodash",
+            "a-\\nb",
+            &format!("a-{}", "b".repeat(99)),
+        ] {
+            let e = Plugin::parse(&json(bad), "/p/m.json", None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("field `target`"), "{bad}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn tool_names_become_link_names() {
+        let tools = |name: &str| serde_json::json!({"cc": "t-gcc", name: "t-tool"});
+        let good = [
+            "g++", "c++", "c++filt", "gcc-ar", "pkg-config", "addr2line", "_x", "+x", "x.y",
+        ];
+        accepts("tools", &good.map(tools));
+        let long = "x".repeat(101);
+        let bad = ["a/b", "/", ".", "..", ".x", "-x", "", "a b", "a\tb", "é", &long];
+        refuses("tools", &bad.map(tools));
+    }
+
+    #[test]
+    fn tool_programs_are_executables() {
+        let tools = |program: &str| serde_json::json!({"cc": program});
+        let good = ["t-gcc", "/usr/bin/t-gcc", "gcc-12", "with space"];
+        accepts("tools", &good.map(tools));
+        let bad = ["", "-rf", "--help", "a\nb", "a\0b", "\t", "a\u{85}b"];
+        refuses("tools", &bad.map(tools));
+        refuses("tools", &[serde_json::json!({"gcc": "t-gcc"})]);
+    }
+
+    #[test]
+    fn qemu_is_a_qemu_user_name() {
+        accepts(
+            "qemu",
+            &strs(&["aarch64", "ppc64le", "i386", "x86_64", "sparc64"]),
+        );
+        refuses(
+            "qemu",
+            &strs(&["", "Arm", "qemu-arm", "../x", "a b", "a/b", "arm\n"]),
+        );
+    }
+
+    #[test]
+    fn dockerfile_is_a_plain_file_name() {
+        accepts(
+            "dockerfile",
+            &strs(&["x.docker", "cross-aarch64-linux-gnu.docker", "a b.docker"]),
+        );
+        refuses(
+            "dockerfile",
+            &strs(&[
+                "",
+                "x",
+                ".docker",
+                ".x.docker",
+                "../x.docker",
+                "a/x.docker",
+                "/x.docker",
+                "x.dockerfile",
+                "a\nb.docker",
+            ]),
+        );
+    }
+
+    #[test]
+    fn env_names_and_values() {
+        accepts(
+            "env",
+            &[serde_json::json!({"PKG_CONFIG_LIBDIR": "/x", "_A1": "", "b": "x y\nz"})],
+        );
+        let bad = ["1A", "A-B", "", "A=B", "A B", "Ä"];
+        refuses("env", &bad.map(|k| serde_json::json!({ k: "v" })));
+        refuses("env", &[serde_json::json!({"A": "a\u{0}b"})]);
+    }
+
+    #[test]
+    fn paths_are_absolute_mountable_folders() {
+        accepts(
+            "paths",
+            &[serde_json::json!(["/opt/x", "/opt/x y", "/opt/./x", "/a..b"])],
+        );
+        for bad in ["rel", "", "..", "/a/../b", "/a/..", "/a:ro", "/a\u{0}", "./a"] {
+            refuses("paths", &[serde_json::json!(["/ok", bad])]);
+        }
+    }
+
+    #[test]
+    fn long_values_are_cut_short_in_messages() {
+        let e = with("qemu", serde_json::json!("X".repeat(1 << 16)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 400 && e.contains("XXX..."), "{e}");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! hanging). Every user-caused failure must be one error line and a
 //! non-zero exit.
 
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qemu-cross-cc");
 
@@ -38,15 +40,29 @@ impl Scratch {
 
     fn qcc(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
-        c.args(args)
-            .current_dir(self.path())
+        c.args(args);
+        self.setup(&mut c);
+        c
+    }
+
+    /// Like `qcc`, with the address space limited to 1 GiB: a read without
+    /// bounds fails fast instead of eating the machine's memory.
+    fn qcc_limited(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\"", BIN])
+            .args(args);
+        self.setup(&mut c);
+        c
+    }
+
+    fn setup(&self, c: &mut Command) {
+        c.current_dir(self.path())
             .env("QEMU_CROSS_CC_CONFIG_DIR", self.path().join("config"))
             .env("QEMU_CROSS_CC_CACHE_DIR", self.path().join("cache"))
             .env("QEMU_CROSS_CC_RUNTIME_DIR", self.path().join("runtime"))
             .env_remove("QEMU_CROSS_CC_ENGINE")
             .env_remove("QEMU_CROSS_CC_TARGET")
             .env_remove("QEMU_CROSS_CC_PLUGIN_PATH");
-        c
     }
 
     /// Run with only the stand-in engines on PATH.
@@ -54,6 +70,43 @@ impl Scratch {
         let path = self.fake_path(scripts);
         self.qcc(args).env("PATH", path).output().unwrap()
     }
+}
+
+/// Run `cmd` to its end; kill it and fail the test when it takes more than
+/// 20 s. Its output goes to files, so a full pipe cannot stall it.
+fn output_within_20s(s: &Scratch, mut cmd: Command) -> Output {
+    let out = tempfile::tempfile_in(s.path()).unwrap();
+    let err = tempfile::tempfile_in(s.path()).unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{cmd:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: read_back(out),
+        stderr: read_back(err),
+    }
+}
+
+fn read_back(mut f: std::fs::File) -> Vec<u8> {
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.read_to_end(&mut buf).unwrap();
+    buf
 }
 
 fn stdout(o: &Output) -> String {
@@ -322,6 +375,141 @@ fn bad_plugin_manifest_names_file_and_field() {
         .output()
         .unwrap();
     one_line(&o, 1);
+}
+
+/// A plugin folder in the scratch folder.
+fn plugin_dir(s: &Scratch) -> PathBuf {
+    let dir = s.path().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `targets --offline` with `dir` as the plugin path, at most 20 s and 1 GiB.
+fn targets_with_plugins(s: &Scratch, dir: &Path) -> Output {
+    let mut cmd = s.qcc_limited(&["targets", "--offline"]);
+    cmd.env("QEMU_CROSS_CC_PLUGIN_PATH", dir);
+    output_within_20s(s, cmd)
+}
+
+/// A manifest for `target` with `field` replaced by `value`.
+fn manifest(target: &str, field: &str, value: serde_json::Value) -> String {
+    let mut m = serde_json::json!({
+        "target": target, "image": "toy/img", "dockerfile": "d.docker", "qemu": "toy",
+        "sysroot": "/usr/toy", "tools": {"cc": "toy-gcc"},
+    });
+    m[field] = value;
+    m.to_string()
+}
+
+#[test]
+fn fifo_manifest_is_refused_promptly() {
+    let s = Scratch::new();
+    let dir = plugin_dir(&s);
+    let fifo = dir.join("x-linux-gnu.json");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&format!("bad plugin manifest {}", fifo.display()))
+            && line.contains("a FIFO"),
+        "{line}"
+    );
+}
+
+#[test]
+fn dev_zero_manifest_is_refused_promptly() {
+    let s = Scratch::new();
+    let dir = plugin_dir(&s);
+    let zero = dir.join("z-linux-gnu.json");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&format!("bad plugin manifest {}", zero.display()))
+            && line.contains("character device"),
+        "{line}"
+    );
+}
+
+#[test]
+fn oversized_manifest_is_refused() {
+    let s = Scratch::new();
+    let dir = plugin_dir(&s);
+    let big = dir.join("big-linux-gnu.json");
+    let text = manifest("big-linux-gnu", "description", "x".repeat(1 << 20).into());
+    std::fs::write(&big, text).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&format!("bad plugin manifest {}", big.display()))
+            && line.contains("bytes"),
+        "{line}"
+    );
+}
+
+#[test]
+fn image_with_spaces_is_refused() {
+    let s = Scratch::new();
+    let dir = plugin_dir(&s);
+    let file = dir.join("toy-linux-gnu.json");
+    let text = manifest("toy-linux-gnu", "image", "rel sp --privileged".into());
+    std::fs::write(&file, text).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&format!("bad plugin manifest {}", file.display()))
+            && line.contains("field `image`")
+            && line.contains("rel sp --privileged"),
+        "{line}"
+    );
+}
+
+#[test]
+fn dot_dot_target_is_refused() {
+    // `...json` has the stem `..`, `..json` the stem `.`: either way the
+    // target is refused before it could name a link.
+    for file in ["...json", "..json"] {
+        let s = Scratch::new();
+        let dir = plugin_dir(&s);
+        std::fs::write(dir.join(file), manifest("..", "target", "..".into())).unwrap();
+        let line = one_line(&targets_with_plugins(&s, &dir), 1);
+        assert!(
+            line.contains(&dir.join(file).display().to_string())
+                && line.contains("field `target`"),
+            "{file}: {line}"
+        );
+    }
+}
+
+#[test]
+fn tool_name_with_slash_is_refused() {
+    let s = Scratch::new();
+    let dir = plugin_dir(&s);
+    let file = dir.join("toy-linux-gnu.json");
+    let tools = serde_json::json!({"cc": "toy-gcc", "../../escaped": "toy-ld"});
+    std::fs::write(&file, manifest("toy-linux-gnu", "tools", tools)).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&file.display().to_string()) && line.contains("field `tools`"),
+        "{line}"
+    );
+    // `shims` refuses it too, and makes nothing anywhere.
+    let bin = s.path().join("a/b/bin");
+    let mut cmd = s.qcc_limited(&["shims", "--dir", bin.to_str().unwrap()]);
+    cmd.env("QEMU_CROSS_CC_PLUGIN_PATH", &dir);
+    let line = one_line(&output_within_20s(&s, cmd), 1);
+    assert!(line.contains("field `tools`"), "{line}");
+    assert!(!s.path().join("a").exists());
+}
+
+#[test]
+fn fifo_dockerfile_is_refused_promptly() {
+    let s = Scratch::new();
+    let fifo = s.path().join("x.docker");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let cmd = s.qcc_limited(&["build", "-t", "x", "-f", fifo.to_str().unwrap()]);
+    let line = one_line(&output_within_20s(&s, cmd), 1);
+    assert!(
+        line.contains(&format!("cannot read dockerfile {}", fifo.display()))
+            && line.contains("a FIFO"),
+        "{line}"
+    );
 }
 
 #[test]

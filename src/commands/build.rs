@@ -106,6 +106,8 @@ pub struct Job {
     pub engine_args: Vec<String>,
     /// Where the engine's output goes (the terminal when None).
     pub log: Option<File>,
+    /// Variables for the engine client (values of `--build-arg=NAME`).
+    pub build_env: Vec<(String, String)>,
 }
 
 impl Job {
@@ -123,6 +125,7 @@ impl Job {
             extra_files: Vec::new(),
             engine_args: Vec::new(),
             log: None,
+            build_env: Vec::new(),
         }
     }
 }
@@ -231,10 +234,17 @@ pub fn build(engine: &Engine, mut job: Job) -> Result<i32> {
         binfmt::copy_with_mkdir(path, context.path(), ".", None)?;
         extra_cksum.push((f.clone(), dockerfile::file_checksum(path)?));
     }
+    // The values (which may hold credentials) travel in the engine client's
+    // environment, not on its command line; sudo drops the environment.
     for (k, v) in std::env::vars() {
         let lower = k.to_lowercase();
         if PROXY_VARS.contains(&lower.as_str()) {
-            job.engine_args.push(format!("--build-arg={lower}={v}"));
+            if engine.kind() == crate::engine::Kind::SudoDocker {
+                job.engine_args.push(format!("--build-arg={lower}={v}"));
+            } else {
+                job.engine_args.push(format!("--build-arg={lower}"));
+                job.build_env.push((lower, v));
+            }
         }
     }
     build_image(engine, &job, context.path(), &checksum, &extra_cksum)
@@ -324,6 +334,7 @@ fn build_image(
     args.push(context.to_string_lossy().to_string());
 
     let mut cmd = engine.build_command(&args);
+    cmd.envs(job.build_env.iter().map(|(k, v)| (k, v)));
     redirect(&mut cmd, job)?;
     let code = engine.run_command(cmd)?;
     if code != 0 {

@@ -25,5 +25,9 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         engine.run(engine.remove_args(&ids), true)?;
     }
     crate::session::forget_all(engine);
+    // The Created containers of killed callers of this user (docker.py's
+    // label above covers those of this tool too; this finds them also when
+    // they carry only our own labels).
+    crate::orphans::sweep_created(engine)?;
     Ok(0)
 }

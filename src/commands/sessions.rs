@@ -1,9 +1,14 @@
 //! `sessions`: list or stop warm toolchain sessions.
+//!
+//! Sessions are found through their records in the runtime folder and, so
+//! that a lost record (`rm -rf` of the folder, a corrupt file) orphans
+//! nothing, through their container labels as well.
 
 use anyhow::Result;
 use clap::Parser;
 
 use super::Ctx;
+use crate::orphans::{self, Container};
 use crate::session::{self, Record};
 
 #[derive(Debug, Parser)]
@@ -55,50 +60,31 @@ fn live() -> Vec<(Record, session::Status)> {
     out
 }
 
-pub fn run(_ctx: &Ctx, args: Args) -> Result<i32> {
+/// Session containers of this user in the engine that no live record
+/// names (their record was lost). Created containers of killed callers
+/// are swept on the way. Empty when no engine answers.
+fn orphaned(ctx: &Ctx, known: &[String]) -> Vec<Container> {
+    let Ok(engine) = ctx.engine() else {
+        return Vec::new();
+    };
+    let _ = orphans::sweep_created(engine);
+    orphans::containers(engine, session::SESSION_LABEL)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !known.iter().any(|k| *k == c.name || *k == c.id))
+        .collect()
+}
+
+fn note_engine_switch(ctx: &Ctx) {
+    if let Some(s) = crate::engine::last_switch(ctx.choice) {
+        eprintln!("qemu-cross-cc: note: {s}");
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
+    crate::paths::runtime_dir()?;
     match args.action.unwrap_or(Action::List { json: false }) {
-        Action::List { json } => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let rows = live();
-            if json {
-                let v: Vec<serde_json::Value> = rows
-                    .iter()
-                    .map(|(r, st)| {
-                        serde_json::json!({
-                            "id": r.id, "target": r.target, "image": r.image, "root": r.root,
-                            "engine": r.engine.join(" "), "container": r.container,
-                            "age_seconds": now.saturating_sub(r.created), "calls": st.calls,
-                            "active": st.active,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
-                return Ok(0);
-            }
-            if rows.is_empty() {
-                println!("no live sessions");
-                return Ok(0);
-            }
-            println!(
-                "{:<24} {:<34} {:>6} {:>7}  {:<7} ROOT",
-                "TARGET", "IMAGE", "AGE", "CALLS", "ENGINE"
-            );
-            for (r, st) in rows {
-                println!(
-                    "{:<24} {:<34} {:>6} {:>7}  {:<7} {}",
-                    r.target.as_deref().unwrap_or("-"),
-                    r.image,
-                    age(now.saturating_sub(r.created)),
-                    st.calls,
-                    r.engine.last().map(String::as_str).unwrap_or("?"),
-                    r.root.display()
-                );
-            }
-            Ok(0)
-        }
+        Action::List { json } => list(ctx, json),
         Action::Stop { all, names } => {
             if !all && names.is_empty() {
                 return Err(crate::argparse::UsageError {
@@ -107,19 +93,91 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<i32> {
                 }
                 .into());
             }
+            let picked = |target: Option<&str>, image: &str| {
+                all || names.iter().any(|x| Some(x.as_str()) == target || x == image)
+            };
             let mut n = 0;
-            for rec in session::records() {
-                let picked = all
-                    || names
-                        .iter()
-                        .any(|x| Some(x.as_str()) == rec.target.as_deref() || *x == rec.image);
-                if picked {
+            let recs = session::records();
+            let known: Vec<String> = recs.iter().map(|r| r.container.clone()).collect();
+            for rec in recs {
+                if picked(rec.target.as_deref(), &rec.image) {
                     session::stop(&rec);
                     n += 1;
                 }
             }
+            let lost: Vec<String> = orphaned(ctx, &known)
+                .into_iter()
+                .filter(|c| picked(c.label(session::TARGET_LABEL), ""))
+                .map(|c| c.id)
+                .collect();
+            if let Ok(engine) = ctx.engine() {
+                engine.remove_containers(&lost);
+            }
+            n += lost.len();
             println!("stopped {n} sessions");
             Ok(0)
         }
     }
+}
+
+fn list(ctx: &Ctx, json: bool) -> Result<i32> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let rows = live();
+    let known: Vec<String> = rows.iter().map(|(r, _)| r.container.clone()).collect();
+    let lost = orphaned(ctx, &known);
+    note_engine_switch(ctx);
+    if json {
+        let mut v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(r, st)| {
+                serde_json::json!({
+                    "id": r.id, "target": r.target, "image": r.image, "root": r.root,
+                    "engine": r.engine.name(), "container": r.container,
+                    "age_seconds": now.saturating_sub(r.created), "calls": st.calls,
+                    "active": st.active, "orphaned": false,
+                })
+            })
+            .collect();
+        v.extend(lost.iter().map(|c| {
+            serde_json::json!({
+                "id": c.label(session::SESSION_LABEL), "target": c.label(session::TARGET_LABEL),
+                "container": c.name, "state": c.state, "orphaned": true,
+            })
+        }));
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if rows.is_empty() && lost.is_empty() {
+        println!("no live sessions");
+        return Ok(0);
+    }
+    println!(
+        "{:<24} {:<34} {:>6} {:>7}  {:<11} ROOT",
+        "TARGET", "IMAGE", "AGE", "CALLS", "ENGINE"
+    );
+    for (r, st) in rows {
+        println!(
+            "{:<24} {:<34} {:>6} {:>7}  {:<11} {}",
+            r.target.as_deref().unwrap_or("-"),
+            r.image,
+            age(now.saturating_sub(r.created)),
+            st.calls,
+            r.engine.name(),
+            r.root.display()
+        );
+    }
+    for c in lost {
+        println!(
+            "{:<24} {:<34} {:>6} {:>7}  {:<11} (record lost; 'sessions stop --all' ends it)",
+            c.label(session::TARGET_LABEL).unwrap_or("-"),
+            c.name,
+            "-",
+            "-",
+            "?"
+        );
+    }
+    Ok(0)
 }

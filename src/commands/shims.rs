@@ -37,6 +37,13 @@ fn is_ours(link: &Path, exe: &Path) -> bool {
         || std::fs::canonicalize(link).ok().as_deref() == Some(exe)
 }
 
+/// Whether a link name can only be a file directly inside the links folder:
+/// not empty, no `/` or NUL, not `.` or `..`. Manifests are checked when
+/// they are loaded; this keeps `shims` inside `--dir` whatever they say.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
 pub fn run(args: Args) -> Result<i32> {
     let reg = Registry::load()?;
     let plugins: Vec<&Plugin> = if args.targets.is_empty() {
@@ -57,6 +64,13 @@ pub fn run(args: Args) -> Result<i32> {
     let (mut made, mut kept, mut removed, mut blocked) = (0, 0, 0, Vec::new());
     for p in plugins {
         for name in p.shim_names() {
+            if !is_plain_name(&name) {
+                bail!(
+                    "refusing the link name {name:?} of target {} ({}); fix the plugin manifest",
+                    p.target,
+                    p.origin()
+                );
+            }
             let link = args.dir.join(&name);
             let exists = link.symlink_metadata().is_ok();
             if args.remove {
@@ -107,4 +121,49 @@ pub fn run(args: Args) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names() {
+        for good in ["aarch64-linux-gnu-gcc", "x-linux-gnu-g++", "a-b-...", "..."] {
+            assert!(is_plain_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "/", "../x", "a\0b"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn builtin_link_names_are_plain() {
+        let reg = Registry::load().unwrap();
+        for name in reg.iter().flat_map(Plugin::shim_names) {
+            assert!(is_plain_name(&name), "{name}");
+        }
+    }
+
+    /// No manifest that loads can make a link outside the folder.
+    #[test]
+    fn manifests_with_escaping_link_names_are_refused() {
+        let targets = ["..", ".", "", "a/b-c", "../x-y", "-", "x-linux-gnu"];
+        let tools = ["cc", "..", ".", "", "/x", "a/b", "../../x", "x/.."];
+        for target in targets {
+            for tool in tools {
+                let json = serde_json::json!({
+                    "target": target, "image": "i", "dockerfile": "x.docker",
+                    "qemu": "q", "sysroot": "/s", "tools": {"cc": "gcc", tool: "t"},
+                });
+                let Ok(p) = Plugin::parse(&json.to_string(), "m", None) else {
+                    continue;
+                };
+                assert_eq!((target, tool), ("x-linux-gnu", "cc"));
+                for name in p.shim_names() {
+                    assert!(is_plain_name(&name), "{name}");
+                }
+            }
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
+use nix::sys::socket::getsockopt;
+use nix::sys::socket::sockopt::PeerCredentials;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
@@ -45,6 +47,17 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed()
+    }
+
+    /// Stop taking calls. A call counts itself active before it checks this
+    /// flag, and the watcher sets it before it checks for active calls, so
+    /// that no call starts once the watcher decided to exit.
+    fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     fn exit(&self, code: i32) -> ! {
@@ -101,24 +114,61 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     {
         let st = state.clone();
         let limit = Duration::from_secs(idle);
-        std::thread::spawn(move || {
-            loop {
-                std::thread::sleep(Duration::from_millis(20));
-                let idle = st.active.load(Ordering::SeqCst) == 0;
-                if idle && (st.draining.load(Ordering::SeqCst) || st.idle_for() >= limit) {
-                    st.exit(0);
-                }
-            }
-        });
+        std::thread::spawn(move || watch(&st, limit));
     }
+    let me = nix::unistd::getuid().as_raw();
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
+        if !peer_allowed(&conn, me) {
+            continue;
+        }
         let st = state.clone();
         std::thread::spawn(move || {
             let _ = serve(conn, &st);
         });
     }
     Ok(0)
+}
+
+/// Every 20 ms: exit once draining (asked to, idle too long, or the socket
+/// removed with its folder on the host, which leaves nobody able to call) and
+/// no call runs.
+fn watch(st: &State, limit: Duration) -> ! {
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let idle = st.active.load(Ordering::SeqCst) == 0;
+        if !st.draining() && (idle && st.idle_for() >= limit || socket_gone(&st.socket)) {
+            st.drain();
+        }
+        if st.draining() && st.active.load(Ordering::SeqCst) == 0 {
+            st.exit(0);
+        }
+    }
+}
+
+/// Whether the socket is gone (`rm -rf` of the runtime folder on the host):
+/// the bind-mounted folder shows it at once.
+fn socket_gone(socket: &Path) -> bool {
+    std::fs::symlink_metadata(socket).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// A second wall behind the private runtime folder: only the agent's own
+/// user (the caller, as mapped into the container) and root may call.
+fn peer_allowed(conn: &UnixStream, me: u32) -> bool {
+    match getsockopt(conn, PeerCredentials) {
+        Ok(c) if c.uid() == me || c.uid() == 0 => true,
+        Ok(c) => {
+            eprintln!(
+                "qemu-cross-cc agent: refused a connection from uid {}",
+                c.uid()
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("qemu-cross-cc agent: refused a connection: {e}");
+            false
+        }
+    }
 }
 
 /// As PID 1 of the container: fork, let the child be the agent, and reap
@@ -143,73 +193,114 @@ fn reap_as_init() -> Result<()> {
     }
 }
 
+/// Serve one connection: an optional `Hello`, then one request.
 fn serve(conn: UnixStream, st: &State) -> Result<()> {
-    let Some((req, fds)) = protocol::recv::<Request>(&conn)? else {
-        return Ok(());
-    };
-    match req {
-        Request::Status => protocol::send(
-            &conn,
-            &Reply::Status(Status {
-                version: protocol::VERSION,
-                started: st.started,
-                calls: st.calls.load(Ordering::SeqCst),
-                active: st.active.load(Ordering::SeqCst),
-            }),
-            &[],
-        ),
-        Request::Shutdown => {
-            // Calls already running finish; new ones cannot connect.
-            let _ = std::fs::remove_file(&st.socket);
-            st.draining.store(true, Ordering::SeqCst);
-            protocol::send(&conn, &Reply::Bye, &[])
-        }
-        Request::Signal(_) => Ok(()),
-        Request::Run(run) => {
-            if run.version != protocol::VERSION {
-                return protocol::send(
-                    &conn,
-                    &Reply::Refused(format!(
-                        "protocol {} wanted, {} offered",
-                        protocol::VERSION,
-                        run.version
-                    )),
-                    &[],
-                );
+    loop {
+        let Some((req, fds)) = protocol::recv::<Request>(&conn)? else {
+            return Ok(());
+        };
+        match req {
+            Request::Hello if st.draining() => return send_ending(&conn),
+            Request::Hello => protocol::send(&conn, &Reply::Ready, &[])?,
+            Request::Status => return protocol::send(&conn, &Reply::Status(status(st)), &[]),
+            Request::Shutdown => {
+                // Calls already running finish; new ones cannot connect.
+                let _ = std::fs::remove_file(&st.socket);
+                st.drain();
+                return protocol::send(&conn, &Reply::Bye, &[]);
             }
-            // A folder removed (and maybe made again) on the host is still
-            // the old, deleted one here: no links left.
-            if let Some(m) = st
-                .mounts
-                .iter()
-                .find(|m| std::fs::metadata(m).map(|x| x.nlink() == 0).unwrap_or(true))
-            {
-                return protocol::send(&conn, &Reply::Stale(m.display().to_string()), &[]);
-            }
-            st.calls.fetch_add(1, Ordering::SeqCst);
-            st.active.fetch_add(1, Ordering::SeqCst);
-            st.touch();
-            let r = execute(&conn, run, fds);
-            st.touch();
-            st.active.fetch_sub(1, Ordering::SeqCst);
-            r
+            Request::Signal(_) => return Ok(()),
+            Request::Run(run) => return serve_run(&conn, st, run, fds),
         }
     }
+}
+
+fn status(st: &State) -> Status {
+    Status {
+        version: protocol::VERSION,
+        started: st.started,
+        calls: st.calls.load(Ordering::SeqCst),
+        active: st.active.load(Ordering::SeqCst),
+    }
+}
+
+/// The session is on its way out: nothing runs, the caller goes elsewhere.
+fn send_ending(conn: &UnixStream) -> Result<()> {
+    protocol::send(conn, &Reply::Stale("the session is ending".into()), &[])
+}
+
+fn serve_run(conn: &UnixStream, st: &State, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
+    if run.version != protocol::VERSION {
+        return protocol::send(
+            conn,
+            &Reply::Refused(format!(
+                "protocol {} wanted, {} offered",
+                protocol::VERSION,
+                run.version
+            )),
+            &[],
+        );
+    }
+    // A folder removed (and maybe made again) on the host is still the old,
+    // deleted one here: no links left.
+    if let Some(m) = st
+        .mounts
+        .iter()
+        .find(|m| std::fs::metadata(m).map(|x| x.nlink() == 0).unwrap_or(true))
+    {
+        return protocol::send(conn, &Reply::Stale(m.display().to_string()), &[]);
+    }
+    st.active.fetch_add(1, Ordering::SeqCst);
+    if st.draining() {
+        st.active.fetch_sub(1, Ordering::SeqCst);
+        return send_ending(conn);
+    }
+    st.calls.fetch_add(1, Ordering::SeqCst);
+    st.touch();
+    let r = execute(conn, run, fds);
+    st.touch();
+    st.active.fetch_sub(1, Ordering::SeqCst);
+    r
 }
 
 fn os(b: &[u8]) -> &OsStr {
     OsStr::from_bytes(b)
 }
 
-fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
-    let [stdin, stdout, stderr]: [OwnedFd; 3] = fds
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("a run needs three descriptors"))?;
+/// The private temporary folder of one call (mode 0700, under /tmp),
+/// removed when the call ends however it ends: a compiler killed with its
+/// caller leaves its temporary files behind.
+struct CallTmp(PathBuf);
+
+impl CallTmp {
+    /// None when the caller passes its own TMPDIR (a mounted host folder),
+    /// or when /tmp is not writable (the program then runs as before).
+    fn for_run(run: &Run) -> Option<CallTmp> {
+        if run.env.iter().any(|(k, _)| k == "TMPDIR") {
+            return None;
+        }
+        nix::unistd::mkdtemp("/tmp/qemu-cross-cc-call.XXXXXX")
+            .ok()
+            .map(CallTmp)
+    }
+}
+
+impl Drop for CallTmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The program's command: argv, cwd, environment, umask, own process group.
+fn command(run: &Run, tmp: Option<&CallTmp>) -> Command {
     let mut cmd = Command::new(os(&run.program));
     cmd.args(run.args.iter().map(|a| os(a)))
         .current_dir(os(&run.cwd))
         .envs(run.env.iter().map(|(k, v)| (k.as_str(), os(v))))
         .process_group(0);
+    if let Some(t) = tmp {
+        cmd.env("TMPDIR", &t.0);
+    }
     let umask = run.umask;
     // SAFETY: umask(2) is async-signal-safe.
     unsafe {
@@ -218,38 +309,68 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
             Ok(())
         });
     }
+    cmd
+}
+
+/// The program could not start: say so on its stderr, as the engines
+/// report it (127 not found, 126 not executable).
+fn not_started(conn: &UnixStream, run: &Run, stderr: OwnedFd, e: std::io::Error) -> Result<()> {
+    let code = if e.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    let mut f = std::fs::File::from(stderr);
+    use std::io::Write;
+    let _ = writeln!(
+        f,
+        "qemu-cross-cc: cannot run {} in the container: {e}",
+        os(&run.program).to_string_lossy()
+    );
+    protocol::send(conn, &Reply::NotStarted(code), &[])
+}
+
+fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
+    let [stdin, stdout, stderr]: [OwnedFd; 3] = fds
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("a run needs three descriptors"))?;
+    // Removed once the program (and, when killed, its group) is gone.
+    let tmp = CallTmp::for_run(&run);
+    let mut cmd = command(&run, tmp.as_ref());
     let err_copy = stderr.try_clone()?;
     cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::from(stderr));
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            // As the engines report it: 127 not found, 126 not executable.
-            let code = if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-            let mut f = std::fs::File::from(err_copy);
-            use std::io::Write;
-            let _ = writeln!(
-                f,
-                "qemu-cross-cc: cannot run {} in the container: {e}",
-                os(&run.program).to_string_lossy()
-            );
-            return protocol::send(conn, &Reply::NotStarted(code), &[]);
-        }
+        Err(e) => return not_started(conn, &run, err_copy, e),
     };
     drop(cmd);
     drop(err_copy);
     let pgid = Pid::from_raw(child.id() as i32);
     protocol::send(conn, &Reply::Started(child.id() as i32), &[])?;
-
-    // Signals from the caller, or the caller going away.
     let done = Arc::new(AtomicBool::new(false));
+    let killed = watch_caller(conn, pgid, done.clone())?;
+    let status = child.wait()?;
+    done.store(true, Ordering::SeqCst);
+    if killed.load(Ordering::SeqCst) {
+        // Its children may still be dying: let them go before their
+        // temporary folder does.
+        wait_group_gone(pgid, Duration::from_secs(2));
+    }
+    drop(tmp);
+    protocol::send(conn, &Reply::Exit(crate::engine::exit_code(status)), &[])?;
+    let _ = conn.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+/// Forward the caller's signals to the program's process group, and kill
+/// the group when the caller goes away before `done`. Returns whether it
+/// did.
+fn watch_caller(conn: &UnixStream, pgid: Pid, done: Arc<AtomicBool>) -> Result<Arc<AtomicBool>> {
     let reader = conn.try_clone()?;
-    let watch_done = done.clone();
+    let killed = Arc::new(AtomicBool::new(false));
+    let flag = killed.clone();
     std::thread::spawn(move || {
         loop {
             match protocol::recv::<Request>(&reader) {
@@ -260,7 +381,8 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) | Err(_) => {
-                    if !watch_done.load(Ordering::SeqCst) {
+                    if !done.load(Ordering::SeqCst) {
+                        flag.store(true, Ordering::SeqCst);
                         let _ = killpg(pgid, Signal::SIGKILL);
                     }
                     return;
@@ -268,9 +390,149 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
             }
         }
     });
-    let status = child.wait()?;
-    done.store(true, Ordering::SeqCst);
-    protocol::send(conn, &Reply::Exit(crate::engine::exit_code(status)), &[])?;
-    let _ = conn.shutdown(std::net::Shutdown::Both);
-    Ok(())
+    Ok(killed)
+}
+
+/// Wait (at most `limit`) until no process of group `pgid` is left.
+fn wait_group_gone(pgid: Pid, limit: Duration) {
+    let start = Instant::now();
+    while killpg(pgid, None).is_ok() && start.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::AsRawFd;
+
+    fn state(socket: PathBuf) -> Arc<State> {
+        Arc::new(State {
+            mounts: Vec::new(),
+            draining: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            active: AtomicU64::new(0),
+            last: Mutex::new(Instant::now()),
+            started: 0,
+            socket,
+        })
+    }
+
+    /// A client end with the agent serving the other end in a thread.
+    fn serving(st: &Arc<State>) -> UnixStream {
+        let (client, agent) = UnixStream::pair().unwrap();
+        let st = st.clone();
+        std::thread::spawn(move || serve(agent, &st));
+        client
+    }
+
+    fn ask(c: &UnixStream, req: &Request) -> Reply {
+        protocol::send(c, req, &[]).unwrap();
+        protocol::recv::<Reply>(c).unwrap().unwrap().0
+    }
+
+    #[test]
+    fn hello_then_a_request_on_one_connection() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let c = serving(&st);
+        assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
+        assert!(matches!(ask(&c, &Request::Status), Reply::Status(_)));
+        assert!(protocol::recv::<Reply>(&c).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_draining_agent_takes_no_call() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        st.drain();
+        assert!(matches!(
+            ask(&serving(&st), &Request::Hello),
+            Reply::Stale(_)
+        ));
+        assert_eq!(st.active.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn own_user_and_root_may_call() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let me = nix::unistd::getuid().as_raw();
+        assert!(peer_allowed(&a, me));
+        assert_eq!(peer_allowed(&a, me + 1), me == 0);
+    }
+
+    #[test]
+    fn socket_gone_only_when_missing() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!socket_gone(d.path()));
+        assert!(socket_gone(&d.path().join("agent.sock")));
+    }
+
+    fn run(script: &str, env: Vec<(String, Vec<u8>)>) -> Run {
+        Run {
+            version: protocol::VERSION,
+            program: b"/bin/sh".to_vec(),
+            args: vec![b"-c".to_vec(), script.as_bytes().to_vec()],
+            cwd: b"/".to_vec(),
+            env,
+            umask: 0o22,
+        }
+    }
+
+    /// Start `run` in the agent; returns the client end and the program's
+    /// stdout.
+    fn start(st: &Arc<State>, run: Run) -> (UnixStream, BufReader<std::fs::File>) {
+        let c = serving(st);
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
+        let fds = [null.as_raw_fd(), w.as_raw_fd(), 2];
+        protocol::send(&c, &Request::Run(run), &fds).unwrap();
+        let started = protocol::recv::<Reply>(&c).unwrap().unwrap().0;
+        assert!(matches!(started, Reply::Started(_)), "{started:?}");
+        (c, BufReader::new(std::fs::File::from(r)))
+    }
+
+    fn line(r: &mut BufReader<std::fs::File>) -> String {
+        let mut s = String::new();
+        r.read_line(&mut s).unwrap();
+        s.trim().to_string()
+    }
+
+    #[test]
+    fn each_call_gets_a_private_tmpdir_removed_when_it_ends() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let (c, mut out) = start(&st, run("echo $TMPDIR; mktemp", Vec::new()));
+        let tmp = PathBuf::from(line(&mut out));
+        let file = PathBuf::from(line(&mut out));
+        assert!(
+            tmp.starts_with("/tmp") && file.starts_with(&tmp),
+            "{tmp:?} {file:?}"
+        );
+        assert!(matches!(
+            protocol::recv::<Reply>(&c).unwrap().unwrap().0,
+            Reply::Exit(0)
+        ));
+        assert!(!tmp.exists());
+        // The caller's own TMPDIR is kept.
+        let env = vec![("TMPDIR".to_string(), b"/var/tmp".to_vec())];
+        let (_c, mut out) = start(&st, run("echo $TMPDIR", env));
+        assert_eq!(line(&mut out), "/var/tmp");
+    }
+
+    #[test]
+    fn a_caller_gone_kills_the_call_and_removes_its_tmpdir() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let script = "mktemp; (sleep 60; :) & sleep 60";
+        let (c, mut out) = start(&st, run(script, Vec::new()));
+        let file = PathBuf::from(line(&mut out));
+        assert!(file.exists());
+        drop(c);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while file.parent().is_some_and(Path::exists) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!file.parent().unwrap().exists(), "{file:?} left behind");
+        // Killed, with its background child: the pipe's write ends closed.
+        assert_eq!(line(&mut out), "");
+    }
 }

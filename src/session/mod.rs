@@ -18,7 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::argpaths::is_broad;
 use crate::compile::Request;
-use crate::engine::{Choice, Engine, Flavor};
+use crate::engine::{Choice, Engine, Flavor, Kind};
 use crate::labels;
 use crate::mounts::{self, MountSet};
 use crate::signals;
@@ -41,6 +41,9 @@ pub const AGENT_COMMAND: &str = "__agent";
 
 /// Label marking session containers (besides the instance label).
 pub const SESSION_LABEL: &str = "com.qemu-cross-cc.session";
+
+/// The target a session container serves (when it has one).
+pub const TARGET_LABEL: &str = "com.qemu-cross-cc.target";
 
 /// Where the agent binary appears inside the container.
 const AGENT_PATH: &str = "/.qemu-cross-cc-agent";
@@ -79,6 +82,8 @@ fn now() -> u64 {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MountRecord {
     pub path: PathBuf,
+    /// The host folder mounted there (differs from `path` for an alias).
+    pub source: PathBuf,
     pub writable: bool,
     pub dev: u64,
     pub ino: u64,
@@ -102,7 +107,7 @@ fn identity(path: &Path) -> Option<(u64, u64, u128)> {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Record {
     pub id: String,
-    pub engine: Vec<String>,
+    pub engine: Kind,
     pub image: String,
     pub image_id: String,
     /// The dockerfile checksum the image was built from ("" for `cc -i`).
@@ -121,7 +126,9 @@ pub struct Record {
 
 impl Record {
     fn dir(&self) -> PathBuf {
-        sessions_dir().join(&self.id)
+        crate::paths::runtime_location()
+            .join("sessions")
+            .join(&self.id)
     }
 
     fn socket(&self) -> PathBuf {
@@ -131,21 +138,21 @@ impl Record {
     fn mount_set(&self) -> MountSet {
         let mut s = MountSet::new();
         for m in &self.mounts {
-            s.add(m.path.clone(), m.writable);
+            s.add_alias(m.path.clone(), m.source.clone(), m.writable);
         }
         s
     }
 
-    fn engine(&self) -> Engine {
-        Engine::from_prog(self.engine.clone())
+    pub fn engine(&self) -> Engine {
+        Engine::new(self.engine)
     }
 
     /// Same engine family, image, dockerfile checksum, user and binary.
     fn compatible(&self, image: &str, checksum: &str, choice: Choice, exe: &str) -> bool {
         let flavor_ok = match choice {
             Choice::Auto => true,
-            Choice::Docker => self.engine().flavor() == Flavor::Docker,
-            Choice::Podman => self.engine().flavor() == Flavor::Podman,
+            Choice::Docker => self.engine.flavor() == Flavor::Docker,
+            Choice::Podman => self.engine.flavor() == Flavor::Podman,
         };
         flavor_ok
             && self.image == image
@@ -159,7 +166,7 @@ impl Record {
     fn mounts_current(&self) -> bool {
         self.mounts
             .iter()
-            .all(|m| identity(&m.path) == Some((m.dev, m.ino, m.born)))
+            .all(|m| identity(&m.source) == Some((m.dev, m.ino, m.born)))
     }
 }
 
@@ -168,31 +175,35 @@ pub fn forget(rec: &Record) {
     let _ = std::fs::remove_dir_all(rec.dir());
 }
 
-pub fn sessions_dir() -> PathBuf {
-    crate::paths::runtime_dir().join("sessions")
+/// The sessions folder, private to the user.
+pub fn sessions_dir() -> Result<PathBuf> {
+    crate::paths::runtime_subdir("sessions")
 }
 
-/// The runtime folder, created private to the user.
-fn private_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    Ok(())
+/// A record is named by its folder: a short hex id.
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// All recorded sessions of this user (unreadable records are skipped).
+/// All recorded sessions of this user. Only records that are this user's
+/// own private files, in a folder named after their id, are read; anything
+/// else is skipped (a record never carries a command: only what the
+/// session is).
 pub fn records() -> Vec<Record> {
-    let Ok(rd) = std::fs::read_dir(sessions_dir()) else {
+    let Ok(dir) = sessions_dir() else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
     let mut v: Vec<Record> = rd
         .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read(e.path().join("record.json")).ok())
-        .filter_map(|b| serde_json::from_slice(&b).ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let bytes = crate::safefs::read_state(&e.path().join("record.json"), 1 << 20)?;
+            let rec: Record = serde_json::from_slice(&bytes).ok()?;
+            (valid_id(&rec.id) && rec.id == name).then_some(rec)
+        })
         .collect();
     v.sort_by_key(|r| std::cmp::Reverse(r.created));
     v
@@ -307,10 +318,38 @@ enum CallError {
     NotStarted,
 }
 
+/// Connect to the session's agent and shake hands. An agent that takes the
+/// connection but does not answer within a second (a paused or frozen
+/// container: the kernel completes the connect from the listen backlog) is
+/// given up: nothing ran yet, so the caller falls back at once.
+fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
+    let stream = protocol::connect(&rec.socket()).map_err(|_| CallError::NotStarted)?;
+    let _ = stream.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
+    let answer = protocol::send(&stream, &protocol::Request::Hello, &[])
+        .and_then(|()| protocol::recv::<protocol::Reply>(&stream));
+    match answer {
+        Ok(Some((protocol::Reply::Ready, _))) => Ok(stream),
+        Err(e) if protocol::timed_out(&e) => {
+            give_up(rec);
+            Err(CallError::NotStarted)
+        }
+        _ => Err(CallError::NotStarted),
+    }
+}
+
+/// Give up a session whose agent does not answer: wait for nothing more
+/// from it, forget it (so that other callers stop trying it) and remove its
+/// container through the engine.
+fn give_up(rec: &Record) {
+    forget(rec);
+    rec.engine()
+        .remove_containers(std::slice::from_ref(&rec.container));
+}
+
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
 /// meanwhile.
 fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
-    let stream = protocol::connect(&rec.socket()).map_err(|_| CallError::NotStarted)?;
+    let stream = connect_ready(rec)?;
     // A hung agent must not hang the build: bound the wait for the start.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let devnull;
@@ -389,17 +428,15 @@ pub fn start_and_run(
     if !is_static_elf(&exe_path) {
         return Ok(None);
     }
-    let dir = sessions_dir();
-    private_dir(&dir)?;
+    let dir = sessions_dir()?;
     // One starter at a time per image and user; the others then find it.
-    let lock_file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!(
+    let lock_file = crate::safefs::open_private(
+        &dir.join(format!(
             ".start-{}.lock",
             crate::dockerfile::bytes_checksum(req.image.as_bytes())
-        )))?;
+        )),
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
     if let Some(code) = run_in_live(req, checksum, choice) {
@@ -409,7 +446,7 @@ pub fn start_and_run(
     // Short: the socket path must stay short (unix socket addresses).
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
     let sdir = dir.join(&id);
-    private_dir(&sdir)?;
+    crate::safefs::private_dir(&sdir, "QEMU_CROSS_CC_RUNTIME_DIR")?;
     let _removed_on_signal = signals::TempDirGuard::new(&sdir);
     let root = build_root(&req.cwd);
     let mut set = req.mounts.clone();
@@ -432,15 +469,16 @@ pub fn start_and_run(
         .collect();
     for r in &superseded {
         for m in &r.mounts {
-            set.add(m.path.clone(), m.writable);
+            set.add_alias(m.path.clone(), m.source.clone(), m.writable);
         }
     }
     let mut mounts = Vec::new();
     for m in set.iter() {
         let (dev, ino, born) =
-            identity(&m.path).with_context(|| format!("cannot stat {}", m.path.display()))?;
+            identity(&m.source).with_context(|| format!("cannot stat {}", m.source.display()))?;
         mounts.push(MountRecord {
             path: m.path.clone(),
+            source: m.source.clone(),
             writable: m.writable,
             dev,
             ino,
@@ -449,7 +487,7 @@ pub fn start_and_run(
     }
     let rec = Record {
         id: id.clone(),
-        engine: engine.prog().to_vec(),
+        engine: engine.kind(),
         image: req.image.clone(),
         image_id: image_id.to_string(),
         checksum: checksum.to_string(),
@@ -462,16 +500,16 @@ pub fn start_and_run(
         created: now(),
         exe,
     };
-    match start_container(engine, &rec, &exe_path, &set) {
-        Ok(()) => {}
-        Err(e) => {
-            forget(&rec);
-            return Err(e);
-        }
+    // From here on, a failure removes the container it started: a session
+    // nobody can find must not idle on.
+    let started = start_container(engine, &rec, &exe_path, &set).and_then(|()| {
+        crate::safefs::write_private(&sdir.join("record.json"), &serde_json::to_vec_pretty(&rec)?)
+    });
+    if let Err(e) = started {
+        engine.remove_containers(std::slice::from_ref(&rec.container));
+        forget(&rec);
+        return Err(e);
     }
-    let tmp = sdir.join("record.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&rec)?)?;
-    std::fs::rename(&tmp, sdir.join("record.json"))?;
     drop(_lock);
     for r in &superseded {
         stop(r);
@@ -502,6 +540,10 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         "--label".into(),
         format!("{SESSION_LABEL}={}", rec.id).into(),
     ];
+    args.extend(crate::orphans::label_args().into_iter().map(OsString::from));
+    if let Some(t) = &rec.target {
+        args.extend(["--label".into(), format!("{TARGET_LABEL}={t}").into()]);
+    }
     args.extend(engine.user_args().into_iter().map(OsString::from));
     args.extend([
         "--network".into(),
@@ -565,26 +607,38 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
     bail!("the session agent did not start")
 }
 
-/// Ask an agent for its counters; None when it does not answer.
+/// Ask an agent for its counters; None when it does not answer. An agent
+/// that takes the connection but stays silent for a second is given up
+/// (its container removed), as in a call.
 pub fn status(rec: &Record) -> Option<Status> {
     let s = protocol::connect(&rec.socket()).ok()?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    protocol::send(&s, &protocol::Request::Status, &[]).ok()?;
-    match protocol::recv::<protocol::Reply>(&s).ok()?? {
-        (protocol::Reply::Status(st), _) => Some(st),
+    let _ = s.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
+    let answer = protocol::send(&s, &protocol::Request::Status, &[])
+        .and_then(|()| protocol::recv::<protocol::Reply>(&s));
+    match answer {
+        Ok(Some((protocol::Reply::Status(st), _))) => Some(st),
+        Err(e) if protocol::timed_out(&e) => {
+            give_up(rec);
+            None
+        }
         _ => None,
     }
 }
 
-/// End a session: ask its agent to exit, make sure the container is gone,
-/// forget it.
+/// End a session: ask its agent to exit (waiting a second at most for its
+/// answer), make sure the container is gone, forget it. A record already
+/// forgotten was dealt with by whoever forgot it (its container removed or
+/// told to end): its container, maybe still finishing calls, is left alone.
 pub fn stop(rec: &Record) {
+    if !rec.dir().exists() {
+        return;
+    }
     let asked = protocol::connect(&rec.socket()).ok().and_then(|s| {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
         protocol::send(&s, &protocol::Request::Shutdown, &[]).ok()?;
         protocol::recv::<protocol::Reply>(&s).ok()?
     });
-    if asked.is_none() {
+    if !matches!(asked, Some((protocol::Reply::Bye, _))) {
         rec.engine()
             .remove_containers(std::slice::from_ref(&rec.container));
     }
@@ -602,7 +656,7 @@ pub fn retire_image(image: &str) {
 /// containers).
 pub fn forget_all(engine: &Engine) {
     for rec in records() {
-        if rec.engine == engine.prog() {
+        if rec.engine == engine.kind() {
             forget(&rec);
         }
     }

@@ -12,7 +12,12 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes; the agent refuses other versions.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+
+/// How long a client waits for the agent to answer `Hello` (or a status or
+/// shutdown request): a live agent answers within milliseconds, a frozen
+/// one (paused container) never, though the kernel completes the connect.
+pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Frames larger than this are refused (a command line is far smaller).
 const MAX_FRAME: usize = 64 << 20;
@@ -20,6 +25,8 @@ const MAX_FRAME: usize = 64 << 20;
 /// From the client.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
+    /// The handshake: the agent answers `Ready` and serves the next frame.
+    Hello,
     /// Run a program; carries three descriptors.
     Run(Run),
     /// Deliver a signal to the running program's process group.
@@ -43,6 +50,8 @@ pub struct Run {
 /// From the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
+    /// Answer to `Hello`: the agent is alive and takes the next frame.
+    Ready,
     /// The program runs (with this pid inside the container).
     Started(i32),
     /// The program could not be started; the message was written to its
@@ -97,6 +106,22 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     short_path(path, |p| UnixListener::bind(p))
 }
 
+/// Whether `err` is a read or write that timed out (SO_RCVTIMEO or
+/// SO_SNDTIMEO), as opposed to a closed or broken connection.
+pub fn timed_out(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        if let Some(e) = c.downcast_ref::<nix::errno::Errno>() {
+            return matches!(*e, nix::errno::Errno::EAGAIN | nix::errno::Errno::ETIMEDOUT);
+        }
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            )
+        })
+    })
+}
+
 /// Send one frame, with `fds` attached to its first byte.
 pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
     let bytes = frame(msg)?;
@@ -120,7 +145,7 @@ pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result
                 cmsg.clear();
             }
             Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => bail!("cannot send to the session agent: {e}"),
+            Err(e) => return Err(anyhow::Error::new(e).context("cannot send to the session agent")),
         }
     }
     Ok(())
@@ -223,5 +248,43 @@ mod tests {
         ));
         drop(b);
         assert!(recv::<Reply>(&a).unwrap().is_none());
+    }
+
+    #[test]
+    fn hello_and_ready_cross_a_socket() {
+        let (a, b) = UnixStream::pair().unwrap();
+        send(&a, &Request::Hello, &[]).unwrap();
+        assert!(matches!(
+            recv::<Request>(&b).unwrap(),
+            Some((Request::Hello, _))
+        ));
+        send(&b, &Reply::Ready, &[]).unwrap();
+        assert!(matches!(
+            recv::<Reply>(&a).unwrap(),
+            Some((Reply::Ready, _))
+        ));
+        // The frames other clients (tests, scripts) write by hand.
+        assert_eq!(frame(&Request::Hello).unwrap(), b"\x07\0\0\0\"Hello\"");
+        assert_eq!(frame(&Request::Status).unwrap()[4..], *b"\"Status\"");
+    }
+
+    #[test]
+    fn a_silent_peer_is_a_timeout_and_a_closed_one_is_not() {
+        let short = Some(std::time::Duration::from_millis(50));
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(short).unwrap();
+        let err = recv::<Reply>(&a).unwrap_err();
+        assert!(timed_out(&err), "{err:#}");
+        // Half a frame, then silence: still a timeout.
+        (&b).write_all(&[9, 0]).unwrap();
+        let err = recv::<Reply>(&a).unwrap_err();
+        assert!(timed_out(&err), "{err:#}");
+        // Half a frame, then the end: broken, not slow.
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(short).unwrap();
+        (&b).write_all(&[9, 0, 0]).unwrap();
+        drop(b);
+        let err = recv::<Reply>(&a).unwrap_err();
+        assert!(!timed_out(&err), "{err:#}");
     }
 }
