@@ -491,7 +491,8 @@ mod tests {
                 "-I/usr/include/x",
             ]),
             &cwd,
-        );
+        )
+        .unwrap();
         let got: Vec<(PathBuf, bool)> = set.iter().map(|m| (m.path.clone(), m.writable)).collect();
         assert_eq!(
             got,
@@ -511,7 +512,8 @@ mod tests {
             &mut set,
             &os(&["/nonexistent/qcc/a.c", "-I/usr/include", "/etc/passwd"]),
             cwd,
-        );
+        )
+        .unwrap();
         assert!(set.is_empty());
     }
 }

@@ -83,8 +83,7 @@ static TOOL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$").expect("valid regex"));
 
 /// A qemu-user name (`qemu-<name>`).
-static QEMU: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9_]+$").expect("valid regex"));
+static QEMU: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_]+$").expect("valid regex"));
 
 /// An environment variable name.
 static ENV_NAME: LazyLock<Regex> =
@@ -150,9 +149,8 @@ fn check_image(image: &str) -> std::result::Result<(), String> {
 }
 
 fn check_dockerfile(file: &str) -> std::result::Result<(), String> {
-    let plain = !file.starts_with('.')
-        && !file.contains('/')
-        && !file.chars().any(char::is_control);
+    let plain =
+        !file.starts_with('.') && !file.contains('/') && !file.chars().any(char::is_control);
     if plain && file.len() > ".docker".len() && file.ends_with(".docker") {
         return Ok(());
     }
@@ -195,8 +193,7 @@ fn check_tool_name(name: &str) -> std::result::Result<(), String> {
 }
 
 fn check_program(name: &str, program: &str) -> std::result::Result<(), String> {
-    if !program.is_empty() && !program.starts_with('-') && !program.chars().any(char::is_control)
-    {
+    if !program.is_empty() && !program.starts_with('-') && !program.chars().any(char::is_control) {
         return Ok(());
     }
     Err(format!(
@@ -256,6 +253,9 @@ impl std::ops::Deref for Plugin {
 }
 
 impl Plugin {
+    /// Parse and check a manifest. `origin` names it in errors; `file_stem`,
+    /// when given, is its file name without `.json`, which the target must
+    /// equal.
     pub(crate) fn parse(text: &str, origin: &str, file_stem: Option<&str>) -> Result<Plugin> {
         let manifest: Manifest = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("bad plugin manifest {origin}: {e}"))?;
@@ -546,7 +546,12 @@ mod tests {
     #[test]
     fn target_must_be_a_triplet() {
         let json = |t: &str| GOOD.replace("t-linux-gnu", t);
-        for good in ["aarch64-linux-gnu", "x86_64-w64-mingw32", "arm-none-eabi", "a-b.c+d_e"] {
+        for good in [
+            "aarch64-linux-gnu",
+            "x86_64-w64-mingw32",
+            "arm-none-eabi",
+            "a-b.c+d_e",
+        ] {
             Plugin::parse(&json(good), "/p/m.json", Some(good)).unwrap();
         }
         for bad in [
@@ -573,11 +578,21 @@ mod tests {
     fn tool_names_become_link_names() {
         let tools = |name: &str| serde_json::json!({"cc": "t-gcc", name: "t-tool"});
         let good = [
-            "g++", "c++", "c++filt", "gcc-ar", "pkg-config", "addr2line", "_x", "+x", "x.y",
+            "g++",
+            "c++",
+            "c++filt",
+            "gcc-ar",
+            "pkg-config",
+            "addr2line",
+            "_x",
+            "+x",
+            "x.y",
         ];
         accepts("tools", &good.map(tools));
         let long = "x".repeat(101);
-        let bad = ["a/b", "/", ".", "..", ".x", "-x", "", "a b", "a\tb", "é", &long];
+        let bad = [
+            "a/b", "/", ".", "..", ".x", "-x", "", "a b", "a\tb", "é", &long,
+        ];
         refuses("tools", &bad.map(tools));
     }
 
@@ -640,9 +655,13 @@ mod tests {
     fn paths_are_absolute_mountable_folders() {
         accepts(
             "paths",
-            &[serde_json::json!(["/opt/x", "/opt/x y", "/opt/./x", "/a..b"])],
+            &[serde_json::json!([
+                "/opt/x", "/opt/x y", "/opt/./x", "/a..b"
+            ])],
         );
-        for bad in ["rel", "", "..", "/a/../b", "/a/..", "/a:ro", "/a\u{0}", "./a"] {
+        for bad in [
+            "rel", "", "..", "/a/../b", "/a/..", "/a:ro", "/a\u{0}", "./a",
+        ] {
             refuses("paths", &[serde_json::json!(["/ok", bad])]);
         }
     }

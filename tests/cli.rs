@@ -438,8 +438,7 @@ fn oversized_manifest_is_refused() {
     std::fs::write(&big, text).unwrap();
     let line = one_line(&targets_with_plugins(&s, &dir), 1);
     assert!(
-        line.contains(&format!("bad plugin manifest {}", big.display()))
-            && line.contains("bytes"),
+        line.contains(&format!("bad plugin manifest {}", big.display())) && line.contains("bytes"),
         "{line}"
     );
 }
@@ -470,8 +469,7 @@ fn dot_dot_target_is_refused() {
         std::fs::write(dir.join(file), manifest("..", "target", "..".into())).unwrap();
         let line = one_line(&targets_with_plugins(&s, &dir), 1);
         assert!(
-            line.contains(&dir.join(file).display().to_string())
-                && line.contains("field `target`"),
+            line.contains(&dir.join(file).display().to_string()) && line.contains("field `target`"),
             "{file}: {line}"
         );
     }

@@ -68,9 +68,11 @@ fn orphaned(ctx: &Ctx, known: &[String]) -> Vec<Container> {
         return Vec::new();
     };
     let _ = orphans::sweep_created(engine);
+    let mine = session::runtime_label();
     orphans::containers(engine, session::SESSION_LABEL)
         .unwrap_or_default()
         .into_iter()
+        .filter(|c| c.label(session::RUNTIME_LABEL) == Some(mine.as_str()))
         .filter(|c| !known.iter().any(|k| *k == c.name || *k == c.id))
         .collect()
 }

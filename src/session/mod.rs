@@ -45,6 +45,16 @@ pub const SESSION_LABEL: &str = "com.qemu-cross-cc.session";
 /// The target a session container serves (when it has one).
 pub const TARGET_LABEL: &str = "com.qemu-cross-cc.target";
 
+/// The runtime folder whose records name a session container: a session
+/// whose record is lost is found by it (a user may have several runtime
+/// folders; each sees only its own sessions).
+pub const RUNTIME_LABEL: &str = "com.qemu-cross-cc.runtime";
+
+/// The value of `RUNTIME_LABEL` for this process.
+pub fn runtime_label() -> String {
+    crate::paths::runtime_location().display().to_string()
+}
+
 /// Where the agent binary appears inside the container.
 const AGENT_PATH: &str = "/.qemu-cross-cc-agent";
 
@@ -544,6 +554,10 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
     if let Some(t) = &rec.target {
         args.extend(["--label".into(), format!("{TARGET_LABEL}={t}").into()]);
     }
+    args.extend([
+        "--label".into(),
+        format!("{RUNTIME_LABEL}={}", runtime_label()).into(),
+    ]);
     args.extend(engine.user_args().into_iter().map(OsString::from));
     args.extend([
         "--network".into(),

@@ -5,7 +5,10 @@
 //! A custom harness (libtest-mimic) so that the run can build shared fixture
 //! images once and remove everything it created at the end.
 
+mod agent_faults;
 mod core;
+mod hardening;
+mod leaks;
 mod sessions;
 mod support;
 mod targets;
@@ -67,6 +70,9 @@ fn main() {
             .iter()
             .chain(targets::TESTS)
             .chain(sessions::TESTS)
+            .chain(agent_faults::TESTS)
+            .chain(hardening::TESTS)
+            .chain(leaks::TESTS)
         {
             trials.push(trial(eng, name, *f, *mode));
         }

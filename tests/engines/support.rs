@@ -575,3 +575,13 @@ pub fn cleanup() {
         let _ = std::fs::remove_dir_all(&run.root);
     }
 }
+
+/// A python3 every user can run (root's PATH may lead to a per-user
+/// install first).
+pub fn python3() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
