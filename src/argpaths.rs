@@ -314,7 +314,10 @@ pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) -> Result<
         }
         let Some(dir) = out.parent() else { continue };
         if let Some(why) = unwritable_reason(dir) {
-            bail!("cannot write {}: {why}; write it below a project folder", out.display());
+            bail!(
+                "cannot write {}: {why}; write it below a project folder",
+                out.display()
+            );
         }
         let Ok(real_dir) = std::fs::canonicalize(dir) else {
             // A missing folder: the compiler reports it, as on the host.
@@ -337,7 +340,9 @@ pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) -> Result<
         }
     }
     for input in &paths.inputs {
-        if is_system(input) || (set.covers(input, false) && resolve(input).as_deref() == Some(input)) {
+        if is_system(input)
+            || (set.covers(input, false) && resolve(input).as_deref() == Some(input))
+        {
             continue;
         }
         let Some(real) = resolve(input) else { continue };

@@ -138,7 +138,14 @@ impl Request {
 /// Run the request in a fresh container (`run --rm`).
 pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
     if engine.kind() != Kind::SudoDocker {
-        return run_container(engine, req.run_args(None)?, false, req.quiet, true, &req.env);
+        return run_container(
+            engine,
+            req.run_args(None)?,
+            false,
+            req.quiet,
+            true,
+            &req.env,
+        );
     }
     let file = env_file(&req.env)?;
     run_container(

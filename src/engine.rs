@@ -297,20 +297,22 @@ impl Engine {
             }
             err
         })?;
-        let switch = failed.filter(|(from, _)| *from != e.kind).map(|(from, why)| {
-            crate::compile::debug(format!(
-                "engine changed from {} to {}: {} {why}",
-                from.name(),
-                e.kind.name(),
-                from.prog().join(" ")
-            ));
-            facts::Switch {
-                from,
-                to: e.kind,
-                at: facts::now(),
-                why,
-            }
-        });
+        let switch = failed
+            .filter(|(from, _)| *from != e.kind)
+            .map(|(from, why)| {
+                crate::compile::debug(format!(
+                    "engine changed from {} to {}: {} {why}",
+                    from.name(),
+                    e.kind.name(),
+                    from.prog().join(" ")
+                ));
+                facts::Switch {
+                    from,
+                    to: e.kind,
+                    at: facts::now(),
+                    why,
+                }
+            });
         facts::set_detected(&key, e.kind, switch);
         Ok(e)
     }

@@ -80,7 +80,10 @@ pub fn log_path(tag: &str) -> Result<PathBuf> {
 /// Take the per-image build lock (blocking until other builders finish).
 fn lock(tag: &str) -> Result<Flock<File>> {
     let path = crate::paths::cache_subdir("locks")?.join(format!("{}.lock", sanitize(tag)));
-    let file = safefs::open_private(&path, OpenOptions::new().create(true).truncate(false).write(true))?;
+    let file = safefs::open_private(
+        &path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
     Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
 }
@@ -211,12 +214,26 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
         );
     }
     let started = Instant::now();
-    let result = ensure_bases(engine, plugin, library, Some(&log)).and_then(|()| {
-        let mut job = job_for(plugin, library)?;
-        job.quiet = true;
-        job.log = Some(log.try_clone()?);
-        build::build(engine, job)
-    });
+    let attempt = || {
+        ensure_bases(engine, plugin, library, Some(&log)).and_then(|()| {
+            let mut job = job_for(plugin, library)?;
+            job.quiet = true;
+            job.log = Some(log.try_clone()?);
+            build::build(engine, job)
+        })
+    };
+    let mut result = attempt();
+    // podman 4.3 can fail a build with "layer not known" while other builds
+    // change its image store at the same time: that is worth one more try.
+    if result.is_err()
+        && engine.flavor() == crate::engine::Flavor::Podman
+        && tail_since(&log_file, start_offset, 12)
+            .iter()
+            .any(|l| l.contains("layer not known"))
+    {
+        let _ = writeln!(&log, "=== transient podman store error; building again ===");
+        result = attempt();
+    }
     match result {
         Ok(_) => {
             writeln!(

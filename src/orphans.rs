@@ -112,13 +112,25 @@ impl Container {
         Some(Container {
             id: id.to_string(),
             name: name.to_string(),
-            state: state.to_lowercase(),
+            state: state_word(state),
             labels: parse_labels(labels),
         })
     }
 
     pub fn label(&self, k: &str) -> Option<&str> {
         self.labels.get(k).map(String::as_str)
+    }
+}
+
+/// The state as one lowercase word. docker prints it (`running`,
+/// `created`, `paused`, `exited`); podman 4 prints its status instead (`Up 3
+/// minutes ago`, `Exited (0) 2 seconds ago`, `Created`, `Initialized`).
+fn state_word(s: &str) -> String {
+    let first = s.split_whitespace().next().unwrap_or("").to_lowercase();
+    if first == "up" {
+        "running".into()
+    } else {
+        first
     }
 }
 
@@ -144,7 +156,8 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 pub fn sweep_created(engine: &Engine) -> Result<usize> {
     let dead: Vec<String> = containers(engine, OWNER_LABEL)?
         .into_iter()
-        .filter(|c| c.state == "created" || c.state == "configured")
+        // podman: `configured` and `initialized` never started either.
+        .filter(|c| matches!(c.state.as_str(), "created" | "configured" | "initialized"))
         .filter(|c| c.label(OWNER_LABEL).is_some_and(owner_gone))
         .map(|c| c.id)
         .collect();
@@ -170,6 +183,18 @@ mod tests {
         // Another boot, or nonsense: cannot tell, so alive.
         assert!(!owner_gone("other-boot:1:1:1"));
         assert!(!owner_gone("garbage"));
+    }
+
+    #[test]
+    fn states_of_both_engines_are_one_word() {
+        assert_eq!(state_word("running"), "running");
+        assert_eq!(state_word("Up 3 minutes ago"), "running");
+        assert_eq!(state_word("Up Less than a second ago"), "running");
+        assert_eq!(state_word("Exited (0) 2 seconds ago"), "exited");
+        assert_eq!(state_word("Created"), "created");
+        assert_eq!(state_word("Initialized"), "initialized");
+        assert_eq!(state_word("Paused"), "paused");
+        assert_eq!(state_word(""), "");
     }
 
     #[test]

@@ -73,6 +73,13 @@ fn orphaned(ctx: &Ctx, known: &[String]) -> Vec<Container> {
         .unwrap_or_default()
         .into_iter()
         .filter(|c| c.label(session::RUNTIME_LABEL) == Some(mine.as_str()))
+        // An exited one is on its way out (`--rm`).
+        .filter(|c| {
+            matches!(
+                c.state.as_str(),
+                "running" | "paused" | "created" | "configured"
+            )
+        })
         .filter(|c| !known.iter().any(|k| *k == c.name || *k == c.id))
         .collect()
 }
@@ -96,7 +103,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 .into());
             }
             let picked = |target: Option<&str>, image: &str| {
-                all || names.iter().any(|x| Some(x.as_str()) == target || x == image)
+                all || names
+                    .iter()
+                    .any(|x| Some(x.as_str()) == target || x == image)
             };
             let mut n = 0;
             let recs = session::records();

@@ -200,9 +200,13 @@ fn valid_id(id: &str) -> bool {
 /// else is skipped (a record never carries a command: only what the
 /// session is).
 pub fn records() -> Vec<Record> {
-    let Ok(dir) = sessions_dir() else {
+    // Reading makes no folder: only a start does.
+    let Ok(dir) = crate::paths::runtime_dir().map(|d| d.join("sessions")) else {
         return Vec::new();
     };
+    if !dir.exists() || crate::safefs::private_dir(&dir, "QEMU_CROSS_CC_RUNTIME_DIR").is_err() {
+        return Vec::new();
+    }
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -348,12 +352,32 @@ fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallErr
 }
 
 /// Give up a session whose agent does not answer: wait for nothing more
-/// from it, forget it (so that other callers stop trying it) and remove its
-/// container through the engine.
+/// from it. When its container is paused, stopped or gone, forget it (so
+/// that other callers stop trying it) and remove the container. One that is
+/// running is only slow (a loaded machine): its calls in progress must not
+/// be killed, so it is kept and only this call goes elsewhere.
 fn give_up(rec: &Record) {
+    let engine = rec.engine();
+    let state = engine
+        .output([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &rec.container,
+        ])
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase());
+    if state.as_deref() == Some("running") {
+        crate::compile::debug(format!(
+            "session {} is slow to answer; not used for this call",
+            rec.id
+        ));
+        return;
+    }
     forget(rec);
-    rec.engine()
-        .remove_containers(std::slice::from_ref(&rec.container));
+    engine.remove_containers(std::slice::from_ref(&rec.container));
 }
 
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program

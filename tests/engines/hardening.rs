@@ -108,7 +108,10 @@ fn planted_runtime_dir_is_refused(eng: Eng) {
         line.contains(&planted.display().to_string()) && line.contains("not by you"),
         "{line}"
     );
-    assert!(line.contains("QEMU_CROSS_CC_RUNTIME_DIR"), "names the fix: {line}");
+    assert!(
+        line.contains("QEMU_CROSS_CC_RUNTIME_DIR"),
+        "names the fix: {line}"
+    );
     assert!(!evil.exists(), "the planted command ran");
     assert!(!t.work().join("a.o").exists());
 }
@@ -162,16 +165,16 @@ fn symlinks_do_not_reach_host_system_folders(eng: Eng) {
             .env("PATH", &path),
     );
     let line = one_error_line(&o);
-    assert!(line.contains("/etc") && line.contains("cannot write"), "{line}");
+    assert!(
+        line.contains("/etc") && line.contains("cannot write"),
+        "{line}"
+    );
     assert!(!Path::new(&format!("/etc/qcc-{}.o", t.name)).exists());
     // No live session holds a mount of the host's root or /etc.
     for s in t.sessions() {
         let root = s["root"].as_str().unwrap_or_else(|| panic!("{s}"));
         assert!(root.starts_with(&*t.dir.to_string_lossy()), "{s}");
     }
-
-
-
 }
 
 /// A project reached through a symlink keeps working under the name it was
@@ -225,11 +228,16 @@ fn output_into_system_folder_is_an_error(eng: Eng) {
         let o = fails(t.program(format!("{CHEAP}-gcc"), &args).env("PATH", &path));
         assert_eq!(o.status.code(), Some(1));
         let line = one_error_line(&o);
-        assert!(line.contains("cannot write") && line.contains(&name), "{line}");
+        assert!(
+            line.contains("cannot write") && line.contains(&name),
+            "{line}"
+        );
     }
     assert!(!Path::new(&format!("/etc/{name}.o")).exists());
-    ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c", "-o", "/dev/null"])
-        .env("PATH", &path));
+    ok(
+        t.program(format!("{CHEAP}-gcc"), ["-c", "a.c", "-o", "/dev/null"])
+            .env("PATH", &path),
+    );
 }
 
 /// The values of passed variables do not appear in the engine's command
@@ -239,7 +247,8 @@ fn environment_values_stay_off_the_command_line(eng: Eng) {
     cheap(&t);
     let path = t.shims(&[CHEAP]);
     let secret = format!("s3cr3t-{}", t.name);
-    t.env.push(("QEMU_CROSS_CC_PASSENV".into(), "QCC_SECRET".into()));
+    t.env
+        .push(("QEMU_CROSS_CC_PASSENV".into(), "QCC_SECRET".into()));
     t.env.push(("QCC_SECRET".into(), secret.clone()));
     for session in ["0", "1"] {
         let child = t
@@ -282,8 +291,8 @@ fn auto_engine_survives_a_failed_probe(eng: Eng) {
     let fake = t.dir.join("fakebin");
     std::fs::create_dir_all(&fake).unwrap();
     let flag = t.dir.join("fail-version");
-    let real = String::from_utf8(ok(Command::new("sh").args(["-c", "command -v podman"])).stdout)
-        .unwrap();
+    let real =
+        String::from_utf8(ok(Command::new("sh").args(["-c", "command -v podman"])).stdout).unwrap();
     let wrapper = fake.join("podman");
     std::fs::write(
         &wrapper,
@@ -423,7 +432,10 @@ fn waiters_share_a_failed_build(eng: Eng) {
         assert!(stderr(&o).contains("broken on purpose"), "{}", stderr(&o));
     }
     assert_eq!(builds(&t, &image), 1, "one build for eight callers");
-    let o = fails(t.program(format!("{CHEAP}-cc"), ["-c", "c0.c"]).env("PATH", &path));
+    let o = fails(
+        t.program(format!("{CHEAP}-cc"), ["-c", "c0.c"])
+            .env("PATH", &path),
+    );
     assert!(stderr(&o).contains("broken on purpose"));
     assert_eq!(builds(&t, &image), 2, "a later call tries again");
 }
