@@ -41,8 +41,8 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
     ),
 ];
 
-/// A target of this run and engine only: `sessions stop TARGET` then ends
-/// this test's sessions and nobody else's.
+/// A target name of this run and engine only (the session containers'
+/// target label is then this test's own).
 fn target(t: &T) -> String {
     format!("qcc{}{}-linux-gnu", run().id, t.eng.name())
 }
