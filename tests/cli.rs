@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_qemu-cross-cc");
+/// The binary under test; `QCC_TEST_BIN` substitutes another build (e.g.
+/// an older one, to show that a test catches what it was written for).
+fn bin() -> String {
+    std::env::var("QCC_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_qemu-cross-cc").into())
+}
 
 struct Scratch {
     dir: tempfile::TempDir,
@@ -39,7 +43,7 @@ impl Scratch {
     }
 
     fn qcc(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args);
         self.setup(&mut c);
         c
@@ -49,7 +53,7 @@ impl Scratch {
     /// bounds fails fast instead of eating the machine's memory.
     fn qcc_limited(&self, args: &[&str]) -> Command {
         let mut c = Command::new("/bin/sh");
-        c.args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\"", BIN])
+        c.args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\"", &bin()])
             .args(args);
         self.setup(&mut c);
         c

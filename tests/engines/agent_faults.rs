@@ -34,23 +34,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
 
 const CHEAP: &str = "qcctest-linux-gnu";
 
-/// The cheap plugin of the session tests (native gcc on the fixture image).
-fn plugin(t: &T) {
-    let image = t.tag("cheap");
-    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(
-        CHEAP,
-        &image,
-        &df,
-        &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh"), ("env", "env")],
-    );
-}
-
 /// A context with the cheap plugin, its shims (the PATH returned) and a
 /// source file in the work folder.
 fn setup(eng: Eng, name: &str) -> (T, String) {
     let t = T::new(eng, name, false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     (t, path)

@@ -55,19 +55,6 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
 
 const CHEAP: &str = "qcctest-linux-gnu";
 
-/// A cheap target (native gcc on the fixture image) with a unique image.
-fn cheap(t: &T) -> String {
-    let image = t.tag("cheap");
-    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(
-        CHEAP,
-        &image,
-        &df,
-        &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh")],
-    );
-    image
-}
-
 /// Run a shell command as the test user.
 fn as_tester(script: &str) {
     ok(Command::new("runuser").args(["-u", TESTER, "--", "sh", "-c", script]));
@@ -78,7 +65,7 @@ fn as_tester(script: &str) {
 /// refuses the folder with one line and runs nothing from it.
 fn planted_runtime_dir_is_refused(eng: Eng) {
     let t = T::new(eng, "planted", false);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let tmp = t.dir.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
@@ -120,7 +107,7 @@ fn planted_runtime_dir_is_refused(eng: Eng) {
 /// of the host's, and `-o` through a symlink to `/etc` is an error.
 fn symlinks_do_not_reach_host_system_folders(eng: Eng) {
     let t = T::new(eng, "symlink-sys", true);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let root_link = t.dir.join("x");
     let etc_link = t.dir.join("y");
@@ -181,7 +168,7 @@ fn symlinks_do_not_reach_host_system_folders(eng: Eng) {
 /// given: sources, includes and outputs.
 fn symlinked_project_folder_works(eng: Eng) {
     let t = T::new(eng, "symlink-ok", true);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("real/proj/inc/v.h", "#define V 42\n");
     t.write(
@@ -216,7 +203,7 @@ fn symlinked_project_folder_works(eng: Eng) {
 /// never a silent success. `/dev/null` keeps working.
 fn output_into_system_folder_is_an_error(eng: Eng) {
     let t = T::new(eng, "sysout", false);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     let name = t.name.clone();
@@ -244,7 +231,7 @@ fn output_into_system_folder_is_an_error(eng: Eng) {
 /// line (which `ps` shows to every user), in one-shot mode and sessions.
 fn environment_values_stay_off_the_command_line(eng: Eng) {
     let mut t = T::new(eng, "envps", false);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let secret = format!("s3cr3t-{}", t.name);
     t.env
@@ -286,7 +273,7 @@ fn auto_engine_survives_a_failed_probe(eng: Eng) {
         return; // auto prefers podman: the scenario is podman's
     }
     let mut t = T::new(eng, "auto-stick", false);
-    let image = cheap(&t);
+    let image = t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let fake = t.dir.join("fakebin");
     std::fs::create_dir_all(&fake).unwrap();
@@ -378,7 +365,7 @@ impl Drop for FullTmpfs {
 /// file and the way out, no panic.
 fn full_cache_error_names_the_path(eng: Eng) {
     let t = T::new(eng, "fullcache", false);
-    cheap(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let cache = t.dir.join("fullcache");
     let _full = FullTmpfs::new(&cache, 0, 0);
@@ -431,30 +418,11 @@ fn waiters_share_a_failed_build(eng: Eng) {
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("broken on purpose"), "{}", stderr(&o));
     }
-    assert_eq!(builds(&t, &image), 1, "one build for eight callers");
+    assert_eq!(t.build_count(&image), 1, "one build for eight callers");
     let o = fails(
         t.program(format!("{CHEAP}-cc"), ["-c", "c0.c"])
             .env("PATH", &path),
     );
     assert!(stderr(&o).contains("broken on purpose"));
-    assert_eq!(builds(&t, &image), 2, "a later call tries again");
-}
-
-/// How many builds of `image` its log records.
-fn builds(t: &T, image: &str) -> usize {
-    let name: String = image
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    std::fs::read_to_string(t.cache().join("logs").join(format!("{name}.log")))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("=== qemu-cross-cc: building image"))
-        .count()
+    assert_eq!(t.build_count(&image), 2, "a later call tries again");
 }

@@ -47,20 +47,6 @@ fn target(t: &T) -> String {
     format!("qcc{}{}-linux-gnu", run().id, t.eng.name())
 }
 
-/// The cheap plugin (native gcc on the fixture image) under this test's
-/// own image; returns the image.
-fn plugin(t: &T, target: &str) -> String {
-    let image = t.tag("cheap");
-    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(
-        target,
-        &image,
-        &df,
-        &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh")],
-    );
-    image
-}
-
 /// `TARGET-TOOL args...` through the shims, without the caller's TMPDIR.
 fn tool(t: &T, path: &str, target: &str, tool: &str, args: &[&str]) -> Command {
     let mut c = t.program(format!("{target}-{tool}"), args);
@@ -187,7 +173,7 @@ fn tree(dir: &Path) -> Vec<String> {
 fn full_runtime_dir_leaves_no_session(eng: Eng) {
     let t = T::new(eng, "leak-full", false);
     let target = target(&t);
-    let image = plugin(&t, &target);
+    let image = t.cheap_plugin(&target);
     let path = t.shims(&[&target]);
     t.write("work/a.c", "int a;\n");
     // Build the image first (in the normal runtime folder).
@@ -295,7 +281,7 @@ fn lost_record_session_is_found_by_label(eng: Eng) {
     let test = "lost_record_session_is_found_by_label";
     let t = T::new(eng, "leak-lost", false);
     let target = target(&t);
-    let image = plugin(&t, &target);
+    let image = t.cheap_plugin(&target);
     let path = t.shims(&[&target]);
     t.write("work/a.c", "int a;\n");
 
@@ -414,7 +400,7 @@ fn lost_record_session_is_found_by_label(eng: Eng) {
 
 fn sigkill_trials(t: &T, trials: u32, test: &str) {
     let target = target(t);
-    let image = plugin(t, &target);
+    let image = t.cheap_plugin(&target);
     let path = t.shims(&[&target]);
     // Build the image first: the kills are for the container's start.
     ok(tool(t, &path, &target, "sh", &["-c", "true"]));

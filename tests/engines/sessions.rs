@@ -60,19 +60,6 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
 
 const CHEAP: &str = "qcctest-linux-gnu";
 
-/// The cheap plugin of the target tests (native gcc on the fixture image).
-fn plugin(t: &T) -> String {
-    let image = t.tag("cheap");
-    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(
-        CHEAP,
-        &image,
-        &df,
-        &[("cc", "gcc"), ("gcc", "gcc"), ("sh", "sh"), ("env", "env")],
-    );
-    image
-}
-
 fn container_alive(t: &T, name: &str) -> bool {
     let o = out(t.engine(["ps", "-q", "--filter", &format!("name={name}")]));
     !stdout(&o).trim().is_empty()
@@ -186,7 +173,7 @@ fn compare_modes(t: &T) {
 
 fn session_matches_one_shot(eng: Eng) {
     let t = T::new(eng, "sess-same", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     compare_modes(&t);
 }
 
@@ -194,13 +181,13 @@ fn session_matches_one_shot(eng: Eng) {
 /// socket and the descriptors cross the user namespace.
 fn session_matches_one_shot_as_user(eng: Eng) {
     let t = T::new(eng, "sess-same", true);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     compare_modes(&t);
 }
 
 fn make_j8_uses_one_session(eng: Eng) {
     let t = T::new(eng, "sess-make", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let mut mk = String::from("OBJS =");
     for i in 0..16 {
@@ -235,7 +222,7 @@ fn make_j8_uses_one_session(eng: Eng) {
 
 fn killed_container_is_replaced(eng: Eng) {
     let t = T::new(eng, "sess-kill", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     let gcc = format!("{CHEAP}-gcc");
@@ -279,7 +266,7 @@ fn killed_container_is_replaced(eng: Eng) {
 
 fn ctrl_c_kills_compiler_keeps_session(eng: Eng) {
     let t = T::new(eng, "sess-intr", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     let gcc = format!("{CHEAP}-gcc");
@@ -321,7 +308,7 @@ fn idle_timeout_ends_container(eng: Eng) {
     let mut t = T::new(eng, "sess-idle", false);
     t.env
         .push(("QEMU_CROSS_CC_SESSION_IDLE".into(), "2".into()));
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
@@ -341,7 +328,7 @@ fn idle_timeout_ends_container(eng: Eng) {
 
 fn recreated_build_dir_gets_new_session(eng: Eng) {
     let t = T::new(eng, "sess-rmrf", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let build = t.dir.join("tree/build");
     for round in 0..3 {
@@ -361,7 +348,7 @@ fn recreated_build_dir_gets_new_session(eng: Eng) {
 fn sessions_off_runs_one_shot(eng: Eng) {
     let mut t = T::new(eng, "sess-off", false);
     t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
@@ -372,7 +359,7 @@ fn sessions_off_runs_one_shot(eng: Eng) {
 
 fn clean_ends_sessions(eng: Eng) {
     let t = T::new(eng, "sess-clean", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     stop_all_sessions();
@@ -399,7 +386,7 @@ fn clean_ends_sessions(eng: Eng) {
 /// session's conmon, and `configure | tee log` would never end.
 fn inherited_descriptors_do_not_leak(eng: Eng) {
     let t = T::new(eng, "sess-fds", false);
-    plugin(&t);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     // The shell's stdout (also on 9) is our pipe: it must reach end of file

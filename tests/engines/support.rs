@@ -70,7 +70,11 @@ pub fn run() -> &'static Run {
         std::fs::create_dir_all(root.join("bin")).expect("create the run root");
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let bin = root.join("bin/qemu-cross-cc");
-        std::fs::copy(env!("CARGO_BIN_EXE_qemu-cross-cc"), &bin).expect("copy the binary");
+        // `QCC_TEST_BIN` substitutes another build (e.g. an older one, to
+        // show that a test catches what it was written for).
+        let built = std::env::var("QCC_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_qemu-cross-cc").into());
+        std::fs::copy(built, &bin).expect("copy the binary");
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         Run {
             id,
@@ -435,6 +439,51 @@ impl T {
     pub fn containers_with(&self, label: &str) -> Vec<String> {
         let o = ok(&mut self.engine(["ps", "-a", "-q", "--filter", &format!("label={label}")]));
         stdout(&o).split_whitespace().map(String::from).collect()
+    }
+
+    /// A cheap target for `target` (the fixture's native gcc and a few
+    /// tools) under this test's own image, so that its containers are the
+    /// test's alone; returns the image.
+    pub fn cheap_plugin(&self, target: &str) -> String {
+        let image = self.tag("cheap");
+        let df = format!(
+            "FROM {}\nRUN echo {} > /cheap\n",
+            self.gcc_image(),
+            self.name
+        );
+        self.plugin(
+            target,
+            &image,
+            &df,
+            &[
+                ("cc", "gcc"),
+                ("gcc", "gcc"),
+                ("cpp", "cpp"),
+                ("ar", "ar"),
+                ("env", "env"),
+                ("sh", "sh"),
+            ],
+        );
+        image
+    }
+
+    /// How many builds of `image` its build log records.
+    pub fn build_count(&self, image: &str) -> usize {
+        let name: String = image
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        std::fs::read_to_string(self.cache().join("logs").join(format!("{name}.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("=== qemu-cross-cc: building image"))
+            .count()
     }
 
     /// The fixture C compiler image of this engine and user.

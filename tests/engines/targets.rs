@@ -347,32 +347,11 @@ fn same_diagnostics_as_native_cross_gcc(t: &T, path: &str) {
     }
 }
 
-/// A cheap plugin on top of the gcc fixture image (native x86_64 gcc): its
-/// image builds in a second.
-fn cheap_plugin(t: &T, target: &str) -> String {
-    let image = t.tag("cheap");
-    let df = format!("FROM {}\nRUN echo {} > /cheap\n", t.gcc_image(), t.name);
-    t.plugin(
-        target,
-        &image,
-        &df,
-        &[
-            ("cc", "gcc"),
-            ("gcc", "gcc"),
-            ("cpp", "cpp"),
-            ("ar", "ar"),
-            ("env", "env"),
-            ("sh", "sh"),
-        ],
-    );
-    image
-}
-
 const CHEAP: &str = "qcctest-linux-gnu";
 
 fn shim_arguments_survive_verbatim(eng: Eng) {
     let t = T::new(eng, "verbatim", false);
-    cheap_plugin(&t, CHEAP);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let weird = "dir with spaces $HOME;'q\"`x`ü";
     t.write(
@@ -400,7 +379,7 @@ fn shim_arguments_survive_verbatim(eng: Eng) {
 
 fn shim_stdin_and_exit_status(eng: Eng) {
     let t = T::new(eng, "stdin", false);
-    cheap_plugin(&t, CHEAP);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     let gcc = format!("{CHEAP}-gcc");
     // A program read from stdin.
@@ -457,7 +436,7 @@ fn shim_stdin_and_exit_status(eng: Eng) {
 
 fn shim_env_allow_list(eng: Eng) {
     let t = T::new(eng, "env", false);
-    cheap_plugin(&t, CHEAP);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     std::fs::create_dir_all(t.work().join("tmp")).unwrap();
     let o = ok(t
@@ -506,28 +485,9 @@ fn shim_env_allow_list(eng: Eng) {
     assert!(!stdout(&o).contains("TMPDIR=/var/tmp"), "{}", stdout(&o));
 }
 
-fn build_headers(t: &T, image: &str) -> usize {
-    let log = t.cache().join("logs").join(format!(
-        "{}.log",
-        image
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            })
-            .collect::<String>()
-    ));
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with("=== qemu-cross-cc: building image"))
-        .count()
-}
-
 fn concurrent_first_calls_build_once(eng: Eng) {
     let t = T::new(eng, "concurrent", false);
-    let image = cheap_plugin(&t, CHEAP);
+    let image = t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     assert!(!t.image_exists(&image));
     let mut children = Vec::new();
@@ -557,12 +517,12 @@ fn concurrent_first_calls_build_once(eng: Eng) {
     for i in 0..8 {
         assert!(t.work().join(format!("c{i}.o")).exists());
     }
-    assert_eq!(build_headers(&t, &image), 1, "exactly one image build");
+    assert_eq!(t.build_count(&image), 1, "exactly one image build");
 }
 
 fn stale_dockerfile_rebuilds(eng: Eng) {
     let t = T::new(eng, "stale", false);
-    let image = cheap_plugin(&t, CHEAP);
+    let image = t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a;\n");
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
@@ -570,7 +530,7 @@ fn stale_dockerfile_rebuilds(eng: Eng) {
     let first = t.label(&image, "com.qemu.dockerfile-checksum");
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
         .env("PATH", &path));
-    assert_eq!(build_headers(&t, &image), 1);
+    assert_eq!(t.build_count(&image), 1);
     let old_session = t.sessions()[0]["container"].as_str().unwrap().to_string();
     let df = t.plugins().join(format!("{CHEAP}.docker"));
     let mut text = std::fs::read_to_string(&df).unwrap();
@@ -580,7 +540,7 @@ fn stale_dockerfile_rebuilds(eng: Eng) {
     assert_eq!(stdout(&o), "Image needs updating\n");
     ok(t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
         .env("PATH", &path));
-    assert_eq!(build_headers(&t, &image), 2, "rebuilt once");
+    assert_eq!(t.build_count(&image), 2, "rebuilt once");
     assert_ne!(t.label(&image, "com.qemu.dockerfile-checksum"), first);
     ok(t.qcc(["check", CHEAP]));
     // The rebuilt image retired the old image's session.
@@ -625,7 +585,7 @@ fn image_build_failure_is_reported(eng: Eng) {
 
 fn invocation_styles(eng: Eng) {
     let t = T::new(eng, "styles", false);
-    cheap_plugin(&t, CHEAP);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write("work/a.c", "int a(void) { return 1; }\n");
     type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>);
@@ -692,7 +652,7 @@ fn invocation_styles(eng: Eng) {
 
 fn target_names_for_build_check_probe_targets(eng: Eng) {
     let t = T::new(eng, "names", false);
-    let image = cheap_plugin(&t, CHEAP);
+    let image = t.cheap_plugin(CHEAP);
     let o = ok(t.qcc(["targets"]));
     let line = stdout(&o)
         .lines()
@@ -724,7 +684,7 @@ fn target_names_for_build_check_probe_targets(eng: Eng) {
 /// outside the current directory, and a response file.
 fn out_of_tree_paths_are_mounted(eng: Eng) {
     let t = T::new(eng, "paths", false);
-    cheap_plugin(&t, CHEAP);
+    t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
     t.write(
         "tree/src/lib/a.c",
