@@ -347,7 +347,7 @@ pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) -> Result<
         }
         let Some(real) = resolve(input) else { continue };
         if is_system(&real) || mounts::refusal(&real).is_some() {
-            crate::compile::debug(format!(
+            crate::diag::debug(format!(
                 "not mounting {}: it leads to {}",
                 input.display(),
                 real.display()

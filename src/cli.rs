@@ -12,11 +12,13 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use crate::argparse::UsageError;
-use crate::commands::{self, Ctx, shims, targets};
-use crate::compile::{self, Request};
+use crate::commands::{self, shims, targets};
+use crate::compile;
+use crate::context::Ctx;
 use crate::dockerfile::Library;
 use crate::engine::Choice;
 use crate::plugin::{Plugin, Registry};
+use crate::request::Request;
 
 /// Options that come before the subcommand (or the compiler arguments).
 #[derive(Debug)]

@@ -300,7 +300,7 @@ impl Engine {
         let switch = failed
             .filter(|(from, _)| *from != e.kind)
             .map(|(from, why)| {
-                crate::compile::debug(format!(
+                crate::diag::debug(format!(
                     "engine changed from {} to {}: {} {why}",
                     from.name(),
                     e.kind.name(),

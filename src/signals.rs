@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
-use crate::engine::Engine;
-
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+/// A clean-up action run when a signal ends the process.
+type Cleanup = std::sync::Arc<dyn Fn() + Send + Sync>;
 
 /// Set once a signal is being handled: the process is on its way out.
 static TERMINATING: AtomicBool = AtomicBool::new(false);
@@ -26,8 +27,9 @@ static TERMINATING: AtomicBool = AtomicBool::new(false);
 struct State {
     /// The engine client or compiler child currently running in the foreground.
     child: Option<i32>,
-    /// The engine and instance label of containers to remove.
-    instance: Option<(Engine, String)>,
+    /// Removes the containers of the running command (given by whoever
+    /// started them: this module knows no engine).
+    cleanup: Option<Cleanup>,
     /// Temporary folders to remove (build contexts).
     temp_dirs: Vec<std::path::PathBuf>,
     /// Called instead of the default clean-up (the session client forwards
@@ -101,9 +103,9 @@ fn handle(sig: Signal) {
         return;
     }
     TERMINATING.store(true, Ordering::SeqCst);
-    let (child, instance) = {
+    let (child, cleanup) = {
         let st = lock();
-        (st.child, st.instance.clone())
+        (st.child, st.cleanup.clone())
     };
     if let Some(pid) = child {
         let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -114,8 +116,8 @@ fn handle(sig: Signal) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    if let Some((engine, label)) = instance {
-        engine.remove_instance(&label);
+    if let Some(cleanup) = cleanup {
+        cleanup();
     }
     for dir in std::mem::take(&mut lock().temp_dirs) {
         let _ = std::fs::remove_dir_all(dir);
@@ -137,20 +139,20 @@ pub fn set_child(pid: Option<u32>) {
     lock().child = pid.map(|p| p as i32);
 }
 
-/// While the guard lives, a signal removes the containers labelled with
-/// `label`.
-pub struct InstanceGuard;
+/// While the guard lives, a signal runs `cleanup` (which removes the
+/// containers of the running command) before the process exits.
+pub struct CleanupGuard;
 
-impl InstanceGuard {
-    pub fn new(engine: &Engine, label: &str) -> InstanceGuard {
-        lock().instance = Some((engine.clone(), label.to_string()));
-        InstanceGuard
+impl CleanupGuard {
+    pub fn new(cleanup: impl Fn() + Send + Sync + 'static) -> CleanupGuard {
+        lock().cleanup = Some(std::sync::Arc::new(cleanup));
+        CleanupGuard
     }
 }
 
-impl Drop for InstanceGuard {
+impl Drop for CleanupGuard {
     fn drop(&mut self) {
-        lock().instance = None;
+        lock().cleanup = None;
     }
 }
 

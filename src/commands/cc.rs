@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Spec};
-use crate::compile::{self, Request};
+use crate::compile;
+use crate::context::Ctx;
+use crate::request::Request;
 
 pub const SPEC: Spec = Spec {
     name: "cc",

@@ -3,8 +3,8 @@
 
 use anyhow::{Result, bail};
 
-use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Pos, Spec};
+use crate::context::Ctx;
 use crate::dockerfile::{self, Library};
 
 pub const SPEC: Spec = Spec {

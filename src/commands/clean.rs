@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::argparse::{Matches, Spec};
+use crate::context::Ctx;
 use crate::labels;
 
 pub const SPEC: Spec = Spec {

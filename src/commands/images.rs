@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::argparse::{Matches, Spec};
+use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {
     name: "images",

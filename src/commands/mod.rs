@@ -3,13 +3,10 @@
 //! Each module has a `SPEC` (its grammar, see `argparse`) and a `run`
 //! returning the process exit code.
 
-use std::cell::OnceCell;
-
 use anyhow::Result;
 
-use crate::argparse::{Matches, Spec};
-use crate::dockerfile::Library;
-use crate::engine::{Choice, Engine};
+use crate::argparse::{Arity, Matches, Opt, Spec};
+use crate::context::Ctx;
 
 pub mod build;
 pub mod cc;
@@ -24,39 +21,15 @@ pub mod shims;
 pub mod targets;
 pub mod update;
 
-/// What every subcommand may need: the engine (found on first use) and the
-/// dockerfile search path.
-pub struct Ctx {
-    pub choice: Choice,
-    pub library: Library,
-    engine: OnceCell<Engine>,
-}
-
-impl Ctx {
-    pub fn new(choice: Choice, library: Library) -> Ctx {
-        Ctx {
-            choice,
-            library,
-            engine: OnceCell::new(),
-        }
-    }
-
-    /// The engine, probed once (and remembered briefly across calls). The
-    /// first call in a while also removes containers that killed callers
-    /// left in state Created.
-    pub fn engine(&self) -> Result<&Engine> {
-        if let Some(e) = self.engine.get() {
-            return Ok(e);
-        }
-        let e = Engine::detect_cached(self.choice)?;
-        if e.sweep_due() {
-            if let Err(err) = crate::orphans::sweep_created(&e) {
-                crate::compile::debug(format!("sweeping orphaned containers: {err:#}"));
-            }
-        }
-        Ok(self.engine.get_or_init(|| e))
-    }
-}
+/// `--add-current-user/-u`, shared by `build` and `update`.
+pub const ADD_CURRENT_USER: Opt = Opt {
+    names: &["--add-current-user", "-u"],
+    dest: "user",
+    arity: Arity::Flag,
+    metavar: "",
+    help: "Add the current user to image's passwd",
+    required: false,
+};
 
 /// A compatible subcommand: its grammar and its implementation.
 pub struct Command {

@@ -2,8 +2,8 @@
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::argparse::{Matches, Pos, Spec};
+use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {
     name: "probe",
@@ -33,9 +33,9 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     };
     let plugins = crate::plugin::Registry::load()?;
     let plugin = plugins.get(target)?;
-    let state = crate::ensure::image_state(&engine, plugin, &ctx.library)?;
+    let state = crate::image::ensure::image_state(&engine, plugin, &ctx.library)?;
     println!("{target}: {} {state}", plugin.image);
-    Ok(if state == crate::ensure::State::UpToDate {
+    Ok(if state == crate::image::ensure::State::UpToDate {
         0
     } else {
         1

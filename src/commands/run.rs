@@ -4,11 +4,9 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
-use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Spec};
-use crate::engine::Engine;
-use crate::labels;
-use crate::signals::InstanceGuard;
+use crate::container;
+use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {
     name: "run",
@@ -38,7 +36,7 @@ pub const SPEC: Spec = Spec {
 pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let engine = ctx.engine()?;
     let args: Vec<OsString> = m.extra.iter().map(OsString::from).collect();
-    run_container(
+    container::run(
         engine,
         args,
         m.flag("keep"),
@@ -46,45 +44,4 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         m.flag("as_user"),
         &[],
     )
-}
-
-/// `ENGINE run --rm --label INSTANCE=UUID [user options] ARGS...`; returns
-/// the container's exit status. Unless `keep`, a signal meanwhile removes the
-/// container. The container also carries the caller's uid and identity, so
-/// that one created by a caller killed before it started is found and
-/// removed later (see `orphans`). `env` are variables that `ARGS` name with
-/// `-e NAME` only: their values travel in the engine client's environment,
-/// never on a command line that `ps` shows to every user.
-pub fn run_container(
-    engine: &Engine,
-    args: Vec<OsString>,
-    keep: bool,
-    quiet: bool,
-    as_user: bool,
-    env: &[(String, OsString)],
-) -> Result<i32> {
-    let label = uuid::Uuid::new_v4().simple().to_string();
-    let mut full: Vec<OsString> = vec![
-        "run".into(),
-        "--rm".into(),
-        "--label".into(),
-        format!("{}={label}", labels::INSTANCE).into(),
-    ];
-    full.extend(crate::orphans::label_args().into_iter().map(OsString::from));
-    if as_user {
-        full.extend(engine.user_args().into_iter().map(OsString::from));
-    }
-    full.extend(args);
-    let guard = (!keep).then(|| InstanceGuard::new(engine, &label));
-    let mut cmd = engine.command(&full);
-    cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    if quiet {
-        cmd.stdout(std::process::Stdio::null());
-    }
-    let code = engine.run_command(cmd)?;
-    if code >= 125 && guard.is_some() {
-        // The engine itself failed: a container may be left behind.
-        engine.remove_instance(&label);
-    }
-    Ok(code)
 }

@@ -7,7 +7,7 @@
 use anyhow::Result;
 use clap::Parser;
 
-use super::Ctx;
+use crate::context::Ctx;
 use crate::orphans::{self, Container};
 use crate::session::{self, Record};
 

@@ -4,8 +4,8 @@
 use anyhow::Result;
 use clap::Parser;
 
-use super::Ctx;
-use crate::ensure;
+use crate::context::Ctx;
+use crate::image::ensure;
 use crate::plugin::Registry;
 
 #[derive(Debug, Parser)]

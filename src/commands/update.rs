@@ -6,9 +6,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::Ctx;
 use crate::argparse::{Arity, Matches, Opt, Pos, Spec};
 use crate::binfmt;
+use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {
     name: "update",
@@ -22,7 +22,7 @@ pub const SPEC: Spec = Spec {
             help: "Executable to copy",
             required: false,
         },
-        super::build::ADD_CURRENT_USER,
+        super::ADD_CURRENT_USER,
     ],
     positionals: &[Pos {
         name: "tag",
@@ -61,7 +61,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     }
     if m.flag("user") {
         df.push('\n');
-        df.push_str(&super::build::add_user_line()?);
+        df.push_str(&crate::image::add_user_line()?);
     }
     let mut f = std::fs::File::create(context.path().join("Dockerfile"))?;
     f.write_all(df.as_bytes())?;

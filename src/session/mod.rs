@@ -28,10 +28,10 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::argpaths::is_broad;
-use crate::compile::Request;
 use crate::engine::{Choice, Engine, Flavor, Kind};
 use crate::labels;
 use crate::mounts::{self, MountSet};
+use crate::request::Request;
 use crate::signals;
 
 pub use protocol::Status;
@@ -370,7 +370,7 @@ fn give_up(rec: &Record) {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase());
     if state.as_deref() == Some("running") {
-        crate::compile::debug(format!(
+        crate::diag::debug(format!(
             "session {} is slow to answer; not used for this call",
             rec.id
         ));
@@ -559,7 +559,7 @@ pub fn start_and_run(
 
 fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
     // A signal before the session is up removes its container.
-    let _removed_on_signal = signals::InstanceGuard::new(engine, &rec.id);
+    let _removed_on_signal = crate::container::removed_on_signal(engine, &rec.id);
     let sdir = rec.dir();
     let selinux = mounts::selinux_enabled();
     let z = if selinux { ",z" } else { "" };

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::commands::build::{self, Job};
+use super::Job;
 use crate::dockerfile::{self, Library};
 use crate::engine::Engine;
 use crate::plugin::Plugin;
@@ -140,7 +140,7 @@ fn ensure_sources(
         let mut job = Job::new(format!("qemu/{image}"), found.text, lib);
         job.quiet = true;
         job.log = log.map(File::try_clone).transpose()?;
-        build::build(engine, job)?;
+        super::build(engine, job)?;
     }
     Ok(())
 }
@@ -219,7 +219,7 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
             let mut job = job_for(plugin, library)?;
             job.quiet = true;
             job.log = Some(log.try_clone()?);
-            build::build(engine, job)
+            super::build(engine, job)
         })
     };
     let mut result = attempt();

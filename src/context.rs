@@ -1,0 +1,43 @@
+//! The context of one invocation: the engine choice, found on first use,
+//! and the dockerfile search path.
+
+use std::cell::OnceCell;
+
+use anyhow::Result;
+
+use crate::dockerfile::Library;
+use crate::engine::{Choice, Engine};
+
+/// What every subcommand and the compile path may need: the engine (found on first use) and the
+/// dockerfile search path.
+pub struct Ctx {
+    pub choice: Choice,
+    pub library: Library,
+    engine: OnceCell<Engine>,
+}
+
+impl Ctx {
+    pub fn new(choice: Choice, library: Library) -> Ctx {
+        Ctx {
+            choice,
+            library,
+            engine: OnceCell::new(),
+        }
+    }
+
+    /// The engine, probed once (and remembered briefly across calls). The
+    /// first call in a while also removes containers that killed callers
+    /// left in state Created.
+    pub fn engine(&self) -> Result<&Engine> {
+        if let Some(e) = self.engine.get() {
+            return Ok(e);
+        }
+        let e = Engine::detect_cached(self.choice)?;
+        if e.sweep_due() {
+            if let Err(err) = crate::orphans::sweep_created(&e) {
+                crate::diag::debug(format!("sweeping orphaned containers: {err:#}"));
+            }
+        }
+        Ok(self.engine.get_or_init(|| e))
+    }
+}
