@@ -158,7 +158,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         // Only the manifests whose target could prefix this name.
         let reg = Registry::load_matching(|t| name.starts_with(&format!("{t}-")))?;
         if let Some((plugin, tool)) = reg.by_shim_name(&name) {
-            return run_tool(&global, plugin, &tool, rest);
+            return run_tool(&global, plugin, &tool, &args[0], rest);
         }
     }
 
@@ -258,8 +258,11 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         // The error lists every target.
         return Err(Registry::load()?.unknown(&target));
     };
-    run_tool(&global, plugin, "cc", rest)
+    run_tool(&global, plugin, "cc", &args[0], rest)
 }
+
+/// The tools that are gcc drivers (they answer `-print-prog-name=`).
+const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
 
 /// The subcommands new in qemu-cross-cc, parsed with clap.
 const CLAP_COMMANDS: &[&str] = &["targets", "shims", "sessions"];
@@ -292,11 +295,26 @@ fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
 }
 
 /// Run `tool` of `plugin` with `args`: ensure the image, then execute.
-fn run_tool(global: &Global, plugin: &Plugin, tool: &str, args: Vec<OsString>) -> Result<i32> {
+/// `argv0` is how this program was called.
+fn run_tool(
+    global: &Global,
+    plugin: &Plugin,
+    tool: &str,
+    argv0: &OsStr,
+    args: Vec<OsString>,
+) -> Result<i32> {
     let program = plugin
         .tools
         .get(tool)
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
+    if COMPILERS.contains(&tool) {
+        let cwd = std::env::current_dir()
+            .context("cannot read the current directory (was it removed?)")?;
+        if let Some(link) = crate::queries::answer(plugin, &args, argv0, &cwd) {
+            println!("{}", link.display());
+            return Ok(0);
+        }
+    }
     let ctx = global.ctx();
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
     let req = Request::new(

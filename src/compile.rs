@@ -7,14 +7,17 @@
 //! status pass through untouched. Nothing of our own is printed on success.
 
 use std::ffi::OsString;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
 
 use crate::container;
 use crate::context::Ctx;
+use crate::depfiles;
 use crate::diag::debug;
 use crate::engine::{Engine, Kind};
 use crate::image::ensure;
+use crate::passenv;
 use crate::plugin::Plugin;
 use crate::request::Request;
 use crate::session;
@@ -107,14 +110,31 @@ fn run_with_sessions(
 pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32> {
     // Configuration errors (a missing dockerfile) come before any engine call.
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
-    run_with_sessions(ctx, req, Some(&plugin.target), &want, |engine| {
-        ensure::ensure(engine, plugin, &ctx.library, &want).map(Some)
+    with_depfiles(req, || {
+        run_with_sessions(ctx, req, Some(&plugin.target), &want, |engine| {
+            ensure::ensure(engine, plugin, &ctx.library, &want).map(Some)
+        })
     })
+}
+
+/// Run, then make the depfiles the call wrote name only what the host sees
+/// (see `depfiles`).
+fn with_depfiles(req: &Request, run: impl FnOnce() -> Result<i32>) -> Result<i32> {
+    let files = depfiles::wanted(&req.args, &req.cwd, &passenv::dependency_outputs());
+    // File times can lag the clock by a tick; rewriting is idempotent.
+    let since = SystemTime::now() - Duration::from_secs(2);
+    let code = run()?;
+    depfiles::rewrite(&files, since, &req.cwd, &req.mounts);
+    Ok(code)
 }
 
 /// A tool of a given image (`cc -i IMAGE`): no dockerfile to check, but
 /// the image must exist (no registry is assumed).
 pub fn run_image_tool(ctx: &Ctx, req: &Request) -> Result<i32> {
+    with_depfiles(req, || run_image_tool_inner(ctx, req))
+}
+
+fn run_image_tool_inner(ctx: &Ctx, req: &Request) -> Result<i32> {
     run_with_sessions(ctx, req, None, "", |engine| {
         match engine.image_id(&req.image)? {
             Some(id) => Ok(Some(id)),

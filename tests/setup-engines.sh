@@ -31,9 +31,10 @@ command -v apt-get >/dev/null || die "needs a Debian or Ubuntu machine (apt-get 
 mkdir -p "$STATE"
 
 # --- packages -------------------------------------------------------------
+# autoconf automake libtool: the real-project fixtures are autotools projects.
 # gcc-aarch64-linux-gnu: the host-native cross compiler the tests and the
 # benchmark compare with.
-want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu"
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
 missing=""
 for p in $want; do

@@ -1,0 +1,121 @@
+//! gcc's questions about its own programs, answered for the host.
+//!
+//! libtool asks `CC -print-prog-name=ld` and runs the answer; inside the
+//! image that is `/usr/s390x-linux-gnu/bin/ld`, which does not exist on the
+//! host, so libtool decides the linker is not GNU ld and builds no shared
+//! library. For a program the target provides as a tool (ld, as, ar, nm,
+//! objdump, ranlib, strip...), `-print-prog-name=` and `-print-file-name=`
+//! are answered with the host-side link of that tool (`.../s390x-linux-gnu-ld`)
+//! without starting the compiler; everything else goes to the compiler.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+use crate::plugin::Plugin;
+
+/// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
+/// (other options may come with it; no input files) when TOOL is a tool of
+/// the target and its link is found on the host. `argv0` is how this
+/// program was called (its folder is looked at first), `cwd` the current
+/// directory.
+pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    let mut asked = None;
+    for a in args {
+        let a = a.to_str()?;
+        let q = a
+            .strip_prefix("-print-prog-name=")
+            .or_else(|| a.strip_prefix("-print-file-name="));
+        match q {
+            Some(name) if asked.is_none() => asked = Some(name),
+            // Two queries, or an input file: the compiler answers.
+            Some(_) => return None,
+            None if !a.starts_with('-') || takes_value(a) => return None,
+            None => {}
+        }
+    }
+    let tool = asked?;
+    if !plugin.tools.contains_key(tool) || tool == "cc" || tool.contains('/') {
+        return None;
+    }
+    link_of(&format!("{}-{tool}", plugin.target), argv0, cwd)
+}
+
+/// Options that take the next word as their value: with them the line is
+/// not a plain query.
+fn takes_value(a: &str) -> bool {
+    matches!(a, "-o" | "-x" | "-I" | "-L" | "-B" | "-specs" | "--sysroot")
+}
+
+/// The host path of the link `name`: beside the program as it was called
+/// (a link made by `shims`), else the first one on PATH.
+fn link_of(name: &str, argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    let called = Path::new(argv0);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if called.components().count() > 1 {
+        if let Some(dir) = called.parent() {
+            dirs.push(crate::mounts::normalize(dir, cwd));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(
+            std::env::split_paths(&path)
+                .filter(|d| !d.as_os_str().is_empty())
+                .map(|d| crate::mounts::normalize(&d, cwd)),
+        );
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::Registry;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn tool_queries_get_the_host_link() {
+        let reg = Registry::load().unwrap();
+        let p = reg.get("s390x-linux-gnu").unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let link = d.path().join("s390x-linux-gnu-ld");
+        std::os::unix::fs::symlink("/bin/true", &link).unwrap();
+        let argv0 = d.path().join("s390x-linux-gnu-gcc");
+        let got = answer(
+            p,
+            &os(&["-print-prog-name=ld"]),
+            argv0.as_os_str(),
+            d.path(),
+        );
+        assert_eq!(got, Some(link.clone()));
+        let got = answer(
+            p,
+            &os(&["-m64", "-print-file-name=ld"]),
+            argv0.as_os_str(),
+            d.path(),
+        );
+        assert_eq!(got, Some(link));
+        // Not a tool of ours, an input file, or no link: the compiler answers.
+        for args in [
+            vec!["-print-prog-name=cc1"],
+            vec!["-print-prog-name=ld", "x.c"],
+            vec!["-print-file-name=libgcc.a"],
+            vec!["-print-prog-name=as"],
+        ] {
+            assert_eq!(
+                answer(p, &os(&args), argv0.as_os_str(), Path::new("/nonexistent")),
+                None,
+                "{args:?}"
+            );
+        }
+    }
+}
