@@ -90,6 +90,9 @@ subcommands (qemu-cross-cc):
   targets  list targets, their images and tools
   shims    create the per-target tool links (aarch64-linux-gnu-gcc...)
   sessions list or stop warm toolchain sessions
+  exec     run a command in a target's image, its programs under qemu-user
+  sysroot  export a target's headers and libraries to the cache, print the folder
+  toolchain  a CMake toolchain file, Meson cross file or shell variables for a target
   help     this text, or 'help SUBCOMMAND'
   version  print the version
 
@@ -204,9 +207,16 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     };
     match first {
         "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args()?)?),
-        "shims" => return shims::run(parse_clap(first, clap_args()?)?),
+        "shims" => return shims::run(&global.ctx(), parse_clap(first, clap_args()?)?),
         "sessions" => {
             return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args()?)?);
+        }
+        "exec" => return commands::exec::run(&global.ctx(), &rest[1..]),
+        "sysroot" => {
+            return commands::sysroot::run(&global.ctx(), parse_clap(first, clap_args()?)?);
+        }
+        "toolchain" => {
+            return commands::toolchain::run(&global.ctx(), parse_clap(first, clap_args()?)?);
         }
         "help" => {
             return match rest.get(1).and_then(|a| a.to_str()) {
@@ -215,7 +225,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
                         print!("{}", cmd.spec.help());
                         Ok(0)
                     }
-                    None if CLAP_COMMANDS.contains(&sub) => {
+                    None if CLAP_COMMANDS.contains(&sub) || sub == "exec" => {
                         dispatch(vec![args[0].clone(), sub.into(), "--help".into()])
                     }
                     None => Err(usage_error(format!(
@@ -265,7 +275,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
 const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
 
 /// The subcommands new in qemu-cross-cc, parsed with clap.
-const CLAP_COMMANDS: &[&str] = &["targets", "shims", "sessions"];
+const CLAP_COMMANDS: &[&str] = &["targets", "shims", "sessions", "sysroot", "toolchain"];
 
 fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
     match T::try_parse_from(args) {
@@ -295,7 +305,9 @@ fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
 }
 
 /// Run `tool` of `plugin` with `args`: ensure the image, then execute.
-/// `argv0` is how this program was called.
+/// `argv0` is how this program was called. The project file of the current
+/// directory adds paths, variables and packages (its image is then the
+/// derived one).
 fn run_tool(
     global: &Global,
     plugin: &Plugin,
@@ -303,6 +315,10 @@ fn run_tool(
     argv0: &OsStr,
     args: Vec<OsString>,
 ) -> Result<i32> {
+    let plugin = &*crate::project::apply(plugin)?;
+    if tool == crate::plugin::RUNNER {
+        return crate::runner::run(&global.ctx(), plugin, args);
+    }
     let program = plugin
         .tools
         .get(tool)
@@ -317,6 +333,7 @@ fn run_tool(
     }
     let ctx = global.ctx();
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
+    let path_query = COMPILERS.contains(&tool) && crate::queries::asks_image_paths(&args);
     let req = Request::new(
         &plugin.image,
         program.into(),
@@ -325,5 +342,8 @@ fn run_tool(
         &plugin.env,
         false,
     )?;
+    if path_query {
+        return crate::queries::run_path_query(&ctx, plugin, req);
+    }
     compile::run_plugin_tool(&ctx, plugin, &req)
 }

@@ -29,7 +29,7 @@ pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
             engine,
             req.run_args(None)?,
             false,
-            req.quiet,
+            req.stdout_stdio()?,
             true,
             &req.env,
         );
@@ -39,7 +39,7 @@ pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
         engine,
         req.run_args(Some(file.path()))?,
         false,
-        req.quiet,
+        req.stdout_stdio()?,
         true,
         &[],
     )

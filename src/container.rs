@@ -27,7 +27,7 @@ pub fn run(
     engine: &Engine,
     args: Vec<OsString>,
     keep: bool,
-    quiet: bool,
+    stdout: Option<std::process::Stdio>,
     as_user: bool,
     env: &[(String, OsString)],
 ) -> Result<i32> {
@@ -46,8 +46,8 @@ pub fn run(
     let guard = (!keep).then(|| removed_on_signal(engine, &label));
     let mut cmd = engine.command(&full);
     cmd.envs(env.iter().map(|(k, v)| (k, v)));
-    if quiet {
-        cmd.stdout(std::process::Stdio::null());
+    if let Some(s) = stdout {
+        cmd.stdout(s);
     }
     let code = engine.run_command(cmd)?;
     if code >= 125 && guard.is_some() {

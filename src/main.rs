@@ -21,11 +21,15 @@ mod orphans;
 mod passenv;
 mod paths;
 mod plugin;
+mod project;
 mod queries;
 mod request;
+mod runner;
 mod safefs;
 mod session;
 mod signals;
+mod sysroot;
+mod toolchain;
 mod user;
 
 /// Only stdin, stdout and stderr reach the programs this one starts. A

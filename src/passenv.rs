@@ -41,12 +41,28 @@ fn user_names() -> Vec<String> {
 }
 
 fn allowed(name: &str, extra: &[String]) -> bool {
-    NAMES.contains(&name)
-        || PREFIXES.iter().any(|p| name.starts_with(p))
-        || extra.iter().any(|e| match e.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => e == name,
-        })
+    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p)) || named(name, extra)
+}
+
+/// Whether `patterns` name `name` (`NAME`, or `PREFIX*` for a prefix).
+fn named(name: &str, patterns: &[String]) -> bool {
+    patterns.iter().any(|e| match e.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => e == name,
+    })
+}
+
+/// The caller's variables that `patterns` name (a project's `passenv`), to
+/// be set for the tools like a plugin's `env`. `TMPDIR` keeps its own rule;
+/// values that are not UTF-8 are left out.
+pub fn caller_values(patterns: &[String]) -> Vec<(String, String)> {
+    if patterns.is_empty() {
+        return Vec::new();
+    }
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .filter(|(k, _)| k != "TMPDIR" && named(k, patterns))
+        .collect()
 }
 
 /// The variables to set in the container: the plugin's defaults, then the

@@ -6,12 +6,25 @@
 //! library. For a program the target provides as a tool (ld, as, ar, nm,
 //! objdump, ranlib, strip...), `-print-prog-name=` and `-print-file-name=`
 //! are answered with the host-side link of that tool (`.../s390x-linux-gnu-ld`)
-//! without starting the compiler; everything else goes to the compiler.
+//! without starting the compiler.
+//!
+//! The queries whose answers are image paths (`-print-search-dirs`,
+//! `-print-libgcc-file-name`, `-print-file-name=libc.so`, `-print-sysroot`)
+//! go to the compiler, and each path of its answer that the target's
+//! exported sysroot holds (see `sysroot`, exported on first need) is given
+//! as the host path of that copy.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use crate::context::Ctx;
 use crate::plugin::Plugin;
+use crate::request::Request;
 
 /// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
 /// (other options may come with it; no input files) when TOOL is a tool of
@@ -38,6 +51,54 @@ pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr, cwd: &Path) -> 
         return None;
     }
     link_of(&format!("{}-{tool}", plugin.target), argv0, cwd)
+}
+
+/// Whether `args` only ask the compiler for image paths (no input files).
+pub fn asks_image_paths(args: &[OsString]) -> bool {
+    let mut asked = false;
+    for a in args {
+        let Some(a) = a.to_str() else { return false };
+        if matches!(
+            a,
+            "-print-search-dirs" | "-print-libgcc-file-name" | "-print-sysroot"
+        ) || a.starts_with("-print-file-name=")
+        {
+            asked = true;
+        } else if !a.starts_with('-') || takes_value(a) {
+            return false;
+        }
+    }
+    asked
+}
+
+/// Run a path query and print its answer with the image paths the
+/// exported sysroot holds mapped to the host copy.
+pub fn run_path_query(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i32> {
+    // Close-on-exec: an engine started meanwhile (conmon outlives the
+    // call) must not hold the write end, or the answer never ends.
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    req.stdout_to = Some(Arc::new(write));
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::fs::File::from(read).read_to_string(&mut s);
+        s
+    });
+    let code = crate::compile::run_plugin_tool(ctx, plugin, &req);
+    drop(req);
+    let answer = reader.join().unwrap_or_default();
+    let code = code?;
+    let mut out = std::io::stdout().lock();
+    if code != 0 {
+        out.write_all(answer.as_bytes())?;
+        return Ok(code);
+    }
+    let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
+    let export = match crate::sysroot::existing(plugin, &want) {
+        Some(x) => x,
+        None => crate::sysroot::export(ctx.engine()?, plugin, &plugin.image, &want)?,
+    };
+    out.write_all(crate::sysroot::map_answer(&answer, &export).as_bytes())?;
+    Ok(0)
 }
 
 /// Options that take the next word as their value: with them the line is

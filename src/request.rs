@@ -24,6 +24,19 @@ pub struct Request {
     pub env: Vec<(String, OsString)>,
     /// Discard the tool's stdout (docker.py's `cc --quiet`).
     pub quiet: bool,
+    /// Send the tool's stdout here instead (an answer to be read back).
+    pub stdout_to: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+}
+
+impl Request {
+    /// Where the tool's stdout goes in a one-shot run: None to inherit.
+    pub fn stdout_stdio(&self) -> Result<Option<std::process::Stdio>> {
+        Ok(match (&self.stdout_to, self.quiet) {
+            (Some(fd), _) => Some(fd.try_clone()?.into()),
+            (None, true) => Some(std::process::Stdio::null()),
+            (None, false) => None,
+        })
+    }
 }
 
 /// Paths named in `QEMU_CROSS_CC_SOURCE_PATHS` (a shell-words list).
@@ -89,6 +102,7 @@ impl Request {
             mounts: set,
             env,
             quiet,
+            stdout_to: None,
         })
     }
 
@@ -146,6 +160,7 @@ mod tests {
             mounts,
             env: vec![("LANG".into(), "C.UTF-8".into())],
             quiet: false,
+            stdout_to: None,
         };
         let got: Vec<String> = req
             .run_args(None)

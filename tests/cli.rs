@@ -623,3 +623,125 @@ fn closed_stdout_is_not_a_panic() {
     assert!(!e.contains("panicked"), "{e}");
     assert!(!o.status.success());
 }
+
+/// `exec` usage mistakes are one line and exit 2; an unknown target is one
+/// line listing the targets and exit 1. None needs an engine.
+#[test]
+fn exec_usage_errors() {
+    let s = Scratch::new();
+    let engines = s.fake_path(&[]);
+    let run = |args: &[&str]| {
+        let mut cmd = s.qcc(args);
+        cmd.env("PATH", &engines);
+        output_within_20s(&s, cmd)
+    };
+    for (args, says) in [
+        (&["exec"][..], "a target is required"),
+        (&["exec", "s390x-linux-gnu"][..], "`--` must come between"),
+        (
+            &["exec", "s390x-linux-gnu", "make", "check"][..],
+            "`--` must come between",
+        ),
+        (
+            &["exec", "s390x-linux-gnu", "--"][..],
+            "no command after `--`",
+        ),
+        (&["exec", "--target", "--", "make"][..], "expected a target"),
+    ] {
+        let line = one_line(&run(args), 2);
+        assert!(
+            line.contains(says) && line.contains("qemu-cross-cc exec --help"),
+            "{args:?}: {line}"
+        );
+    }
+    let line = one_line(&run(&["exec", "vax-linux-gnu", "--", "make"]), 1);
+    assert!(
+        line.contains("unknown target 'vax-linux-gnu'") && line.contains("s390x-linux-gnu"),
+        "{line}"
+    );
+    for args in [&["exec", "--help"][..], &["help", "exec"][..]] {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}");
+        assert!(
+            stdout(&o).contains("exec TARGET -- COMMAND"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+/// The runner is a link of every target; without a program it is a usage
+/// error, and a missing program is one line (no engine is asked).
+#[test]
+fn runner_usage_errors() {
+    let s = Scratch::new();
+    let engines = s.fake_path(&[]);
+    let link = s.path().join("s390x-linux-gnu-run");
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(&link);
+        cmd.args(args);
+        s.setup(&mut cmd);
+        cmd.env("PATH", &engines);
+        output_within_20s(&s, cmd)
+    };
+    let line = one_line(&run(&[]), 2);
+    assert!(
+        line.contains("s390x-linux-gnu-run needs a program"),
+        "{line}"
+    );
+    let line = one_line(&run(&["./no-such-program", "x"]), 1);
+    assert!(line.contains("cannot run ./no-such-program"), "{line}");
+    std::fs::write(s.path().join("text"), "not a program").unwrap();
+    let line = one_line(&run(&["./text"]), 1);
+    assert!(
+        line.contains("neither an ELF program nor a script"),
+        "{line}"
+    );
+    let o = run(&["--help"]);
+    assert!(o.status.success() && stdout(&o).contains("s390x-linux-gnu-run PROGRAM"));
+}
+
+/// `shims` makes `<target>-run` for every target; a manifest that defines
+/// its own `run` tool is refused by name.
+#[test]
+fn runner_link_and_run_tool_refused() {
+    let s = Scratch::new();
+    let bin_dir = s.path().join("links");
+    let cmd = s.qcc_limited(&["shims", "--quiet", "--dir", bin_dir.to_str().unwrap()]);
+    let o = output_within_20s(&s, cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for t in ["s390x-linux-gnu", "aarch64-linux-gnu", "sh4-linux-gnu"] {
+        assert!(bin_dir.join(format!("{t}-run")).is_symlink(), "{t}-run");
+    }
+    let dir = plugin_dir(&s);
+    let file = dir.join("toy-linux-gnu.json");
+    let tools = serde_json::json!({"cc": "toy-gcc", "run": "toy-run"});
+    std::fs::write(&file, manifest("toy-linux-gnu", "tools", tools)).unwrap();
+    let line = one_line(&targets_with_plugins(&s, &dir), 1);
+    assert!(
+        line.contains(&file.display().to_string())
+            && line.contains("field `tools`")
+            && line.contains("may not define the tool \"run\""),
+        "{line}"
+    );
+}
+
+/// `exec` needs the host's binfmt_misc handler for the target's programs:
+/// without one it is one line naming the package, before any engine call.
+#[test]
+fn exec_without_binfmt_handler_names_the_package() {
+    let s = Scratch::new();
+    let engines = s.fake_path(&[]);
+    let empty = s.path().join("binfmt");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = s.qcc(&["exec", "s390x-linux-gnu", "--", "make", "check"]);
+    cmd.env("PATH", &engines)
+        .env("QEMU_CROSS_CC_BINFMT_DIR", &empty);
+    let line = one_line(&output_within_20s(&s, cmd), 1);
+    assert!(
+        line.contains("no binfmt_misc handler for qemu-s390x")
+            && line.contains("apt-get install qemu-user-static"),
+        "{line}"
+    );
+}

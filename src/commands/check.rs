@@ -72,7 +72,9 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let dockerfile_path = m.positional(1).map(std::path::Path::new);
     if dockerfile_path.is_none() {
         if let Some(plugin) = crate::plugin::Registry::load()?.find(name) {
-            tag = plugin.image.clone();
+            // The image its dockerfile describes (the tools may run in
+            // one derived from it with packages).
+            tag = plugin.base_image().to_string();
             let df = plugin.dockerfile(&ctx.library)?;
             let library = ctx.library.with_fallback(df.dir.as_deref());
             source = Some((df.text, library));

@@ -12,13 +12,16 @@ pub mod build;
 pub mod cc;
 pub mod check;
 pub mod clean;
+pub mod exec;
 pub mod fetch;
 pub mod images;
 pub mod probe;
 pub mod run;
 pub mod sessions;
 pub mod shims;
+pub mod sysroot;
 pub mod targets;
+pub mod toolchain;
 pub mod update;
 
 /// `--add-current-user/-u`, shared by `build` and `update`.

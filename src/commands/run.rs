@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         engine,
         args,
         m.flag("keep"),
-        m.flag("quiet"),
+        m.flag("quiet").then(std::process::Stdio::null),
         m.flag("as_user"),
         &[],
     )

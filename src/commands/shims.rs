@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
+use crate::context::Ctx;
 use crate::plugin::{Plugin, Registry};
 
 #[derive(Debug, Parser)]
@@ -23,6 +24,11 @@ pub struct Args {
     /// Print nothing but problems.
     #[arg(long)]
     quiet: bool,
+    /// Also write TARGET.cmake, TARGET.meson and TARGET.env (see
+    /// 'qemu-cross-cc toolchain') beside the links; builds and exports each
+    /// target's image.
+    #[arg(long)]
+    toolchain_files: bool,
     /// Only these targets (default: all).
     targets: Vec<String>,
 }
@@ -44,7 +50,7 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
 }
 
-pub fn run(args: Args) -> Result<i32> {
+pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
     let plugins: Vec<&Plugin> = if args.targets.is_empty() {
         reg.iter().collect()
@@ -62,7 +68,7 @@ pub fn run(args: Args) -> Result<i32> {
             .with_context(|| format!("cannot create {}", args.dir.display()))?;
     }
     let (mut made, mut kept, mut removed, mut blocked) = (0, 0, 0, Vec::new());
-    for p in plugins {
+    for p in &plugins {
         for name in p.shim_names() {
             if !is_plain_name(&name) {
                 bail!(
@@ -120,7 +126,25 @@ pub fn run(args: Args) -> Result<i32> {
             blocked.join(", ")
         );
     }
+    if args.toolchain_files && !args.remove {
+        for p in &plugins {
+            write_toolchain_files(ctx, p, &args.dir, args.quiet)?;
+        }
+    }
     Ok(0)
+}
+
+/// TARGET.cmake, TARGET.meson and TARGET.env in `dir`, naming the links there.
+fn write_toolchain_files(ctx: &Ctx, plugin: &Plugin, dir: &Path, quiet: bool) -> Result<()> {
+    for (kind, ext) in [("cmake", "cmake"), ("meson", "meson"), ("env", "env")] {
+        let text = super::toolchain::text(ctx, plugin, kind, Some(dir))?;
+        let file = dir.join(format!("{}.{ext}", plugin.target));
+        std::fs::write(&file, text).map_err(|e| crate::safefs::io_error(e, "write", &file))?;
+        if !quiet {
+            println!("wrote {}", file.display());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::Job;
+use super::{Job, derive};
 use crate::dockerfile::{self, Library};
 use crate::engine::Engine;
 use crate::plugin::Plugin;
@@ -37,20 +37,74 @@ impl std::fmt::Display for State {
     }
 }
 
-/// The build job for a plugin's image.
+/// The build job for a plugin's own image (from its dockerfile; the tools
+/// run in the image derived from it when the plugin has packages).
 pub fn job_for(plugin: &Plugin, library: &Library) -> Result<Job> {
     let found = plugin.dockerfile(library)?;
     let library = library.with_fallback(found.dir.as_deref());
-    Ok(Job::new(plugin.image.clone(), found.text, library))
+    Ok(Job::new(
+        plugin.base_image().to_string(),
+        found.text,
+        library,
+    ))
 }
 
-/// The checksum the plugin's image must carry.
+/// The checksums and texts a plugin's images must match.
+struct Plan {
+    base_checksum: String,
+    derived: Option<Derived>,
+}
+
+/// The image derived from the plugin's own with its packages.
+struct Derived {
+    text: String,
+    library: Library,
+    checksum: String,
+}
+
+impl Plan {
+    fn of(plugin: &Plugin, library: &Library) -> Result<Plan> {
+        let base = job_for(plugin, library)?;
+        let base_checksum = dockerfile::checksum(&base.text, &base.library)
+            .with_context(|| format!("target {}", plugin.target))?;
+        let derived = match plugin.debian_arch.as_deref() {
+            Some(arch) if !plugin.packages.is_empty() => {
+                let text = derive::dockerfile(
+                    &plugin.target,
+                    plugin.base_image(),
+                    &base_checksum,
+                    arch,
+                    &plugin.packages,
+                );
+                let checksum = dockerfile::checksum(&text, &base.library)
+                    .with_context(|| format!("target {}", plugin.target))?;
+                Some(Derived {
+                    text,
+                    library: base.library,
+                    checksum,
+                })
+            }
+            _ => None,
+        };
+        Ok(Plan {
+            base_checksum,
+            derived,
+        })
+    }
+
+    /// The checksum of the image the tools run in.
+    fn want(self) -> String {
+        self.derived.map_or(self.base_checksum, |d| d.checksum)
+    }
+}
+
+/// The checksum the image the plugin's tools run in (`plugin.image`) must
+/// carry: its dockerfile's, or the derived image's.
 pub fn wanted_checksum(plugin: &Plugin, library: &Library) -> Result<String> {
-    let job = job_for(plugin, library)?;
-    dockerfile::checksum(&job.text, &job.library)
-        .with_context(|| format!("target {}", plugin.target))
+    Ok(Plan::of(plugin, library)?.want())
 }
 
+/// The state of the image the plugin's tools run in.
 pub fn image_state(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<State> {
     let want = wanted_checksum(plugin, library)?;
     Ok(match engine.image_checksum(&plugin.image)? {
@@ -145,36 +199,103 @@ fn ensure_sources(
     Ok(())
 }
 
-/// Make sure the plugin's image is up to date, building it if needed, and
-/// return its id. The compile path calls this: it prints nothing unless
-/// stderr is a terminal. `want` is the checksum from `wanted_checksum`,
-/// computed before the engine is probed so that configuration errors come
-/// first. A rebuilt image retires the sessions of the old one.
+/// Make sure the image the plugin's tools run in is up to date, building it
+/// if needed (and, for a derived image, its base first), and return its id.
+/// The compile path calls this: it prints nothing unless stderr is a
+/// terminal. `want` is the checksum from `wanted_checksum`, computed before
+/// the engine is probed so that configuration errors come first. A rebuilt
+/// image retires the sessions of the old one.
 pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -> Result<String> {
+    // An up-to-date derived image implies its base was (its checksum holds
+    // the base's): one engine call either way.
     if let Some((id, have)) = engine.image_id_and_checksum(&plugin.image)? {
         if have == want {
             return Ok(id);
         }
     }
-    let marker = failure_path(&plugin.image)?;
+    let plan = Plan::of(plugin, library)?;
+    let base_build = |log: &File| {
+        ensure_bases(engine, plugin, library, Some(log))?;
+        let mut job = job_for(plugin, library)?;
+        job.quiet = true;
+        job.log = Some(log.try_clone()?);
+        super::build(engine, job)
+    };
+    let Some(derived) = plan.derived else {
+        let own = Wanted::own(plugin, plugin.base_image(), want);
+        return build_once(engine, &own, base_build);
+    };
+    let base = Wanted::own(plugin, plugin.base_image(), &plan.base_checksum);
+    if !matches!(engine.image_checksum(base.tag)?, Some(have) if have == base.checksum) {
+        build_once(engine, &base, base_build)?;
+    }
+    let image = Wanted {
+        tag: &plugin.image,
+        target: &plugin.target,
+        checksum: want,
+        fix: "fix the packages or the network, then retry",
+    };
+    build_once(engine, &image, |log| {
+        let mut job = Job::new(
+            plugin.image.clone(),
+            derived.text.clone(),
+            derived.library.clone(),
+        );
+        job.quiet = true;
+        job.log = Some(log.try_clone()?);
+        super::build(engine, job)
+    })
+}
+
+/// An image to have: its tag, the target it serves and the checksum it
+/// must carry.
+struct Wanted<'a> {
+    tag: &'a str,
+    target: &'a str,
+    checksum: &'a str,
+    /// The fix a failed build's message suggests.
+    fix: &'static str,
+}
+
+impl<'a> Wanted<'a> {
+    /// An image built from the plugin's dockerfile.
+    fn own(plugin: &'a Plugin, tag: &'a str, checksum: &'a str) -> Wanted<'a> {
+        Wanted {
+            tag,
+            target: &plugin.target,
+            checksum,
+            fix: "fix the dockerfile or the network, then retry",
+        }
+    }
+}
+
+/// Build the image under its lock unless someone else did while we waited;
+/// the calls that waited for a failed build share its error (a later call
+/// tries again). Returns the image id.
+fn build_once(
+    engine: &Engine,
+    image: &Wanted,
+    build: impl Fn(&File) -> Result<i32>,
+) -> Result<String> {
+    let marker = failure_path(image.tag)?;
     let before = last_failure(&marker);
-    let _lock = lock(&plugin.image)?;
+    let _lock = lock(image.tag)?;
     // Someone else may have built it while we waited.
-    match engine.image_id_and_checksum(&plugin.image)? {
-        Some((id, have)) if have == want => return Ok(id),
+    match engine.image_id_and_checksum(image.tag)? {
+        Some((id, have)) if have == image.checksum => return Ok(id),
         _ => {}
     }
     // Or failed to: the calls that waited for that build share its error
     // (a later call tries again).
     if let Some(f) = last_failure(&marker) {
-        if f.checksum == want && before.as_ref() != Some(&f) {
+        if f.checksum == image.checksum && before.as_ref() != Some(&f) {
             bail!("{}", f.message);
         }
     }
-    if let Err(e) = build_logged(engine, plugin, library) {
+    if let Err(e) = build_logged(engine, image, build) {
         let f = Failure {
             id: uuid::Uuid::new_v4().simple().to_string(),
-            checksum: want.to_string(),
+            checksum: image.checksum.to_string(),
             message: format!("{e:#}"),
         };
         if let Ok(b) = serde_json::to_vec(&f) {
@@ -183,15 +304,19 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
         return Err(e);
     }
     let _ = std::fs::remove_file(&marker);
-    crate::session::retire_image(&plugin.image);
-    match engine.image_id_and_checksum(&plugin.image)? {
+    crate::session::retire_image(image.tag);
+    match engine.image_id_and_checksum(image.tag)? {
         Some((id, _)) => Ok(id),
-        None => bail!("image {} is missing right after its build", plugin.image),
+        None => bail!("image {} is missing right after its build", image.tag),
     }
 }
 
-fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<()> {
-    let log_file = log_path(&plugin.image)?;
+fn build_logged(
+    engine: &Engine,
+    image: &Wanted,
+    build: impl Fn(&File) -> Result<i32>,
+) -> Result<()> {
+    let log_file = log_path(image.tag)?;
     let mut log = safefs::open_private(
         &log_file,
         OpenOptions::new().create(true).append(true).read(true),
@@ -200,29 +325,23 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
     let start_offset = log.seek(SeekFrom::End(0)).map_err(log_err)?;
     writeln!(
         log,
-        "=== qemu-cross-cc: building image {} for target {} ===",
-        plugin.image, plugin.target
+        "=== qemu-cross-cc: building image {} for target {} with {} ===",
+        image.tag,
+        image.target,
+        engine.probe_name()
     )
     .map_err(log_err)?;
     let tty = std::io::stderr().is_terminal();
     if tty {
         eprintln!(
             "qemu-cross-cc: building image {} for {} (log: {})...",
-            plugin.image,
-            plugin.target,
+            image.tag,
+            image.target,
             log_file.display()
         );
     }
     let started = Instant::now();
-    let attempt = || {
-        ensure_bases(engine, plugin, library, Some(&log)).and_then(|()| {
-            let mut job = job_for(plugin, library)?;
-            job.quiet = true;
-            job.log = Some(log.try_clone()?);
-            super::build(engine, job)
-        })
-    };
-    let mut result = attempt();
+    let mut result = build(&log);
     // podman 4.3 can fail a build with "layer not known" while other builds
     // change its image store at the same time: that is worth one more try.
     if result.is_err()
@@ -232,7 +351,7 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
             .any(|l| l.contains("layer not known"))
     {
         let _ = writeln!(&log, "=== transient podman store error; building again ===");
-        result = attempt();
+        result = build(&log);
     }
     match result {
         Ok(_) => {
@@ -245,7 +364,7 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
             if tty {
                 eprintln!(
                     "qemu-cross-cc: image {} ready ({:.0}s)",
-                    plugin.image,
+                    image.tag,
                     started.elapsed().as_secs_f64()
                 );
             }
@@ -255,10 +374,11 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
             let _ = writeln!(log, "=== failed: {e:#} ===");
             let tail = tail_since(&log_file, start_offset, 12);
             bail!(BuildFailed {
-                image: plugin.image.clone(),
-                target: plugin.target.clone(),
+                image: image.tag.to_string(),
+                target: image.target.to_string(),
                 log: log_file,
                 tail,
+                fix: image.fix,
             })
         }
     }
@@ -267,7 +387,7 @@ fn build_logged(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<(
 /// An image build from the compile path failed.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "building image {image} for target {target} failed; full log: {} (fix the dockerfile or the network, then retry){}",
+    "building image {image} for target {target} failed; full log: {} ({fix}){}",
     log.display(),
     tail.iter().map(|l| format!("\n  | {l}")).collect::<String>()
 )]
@@ -276,6 +396,8 @@ pub struct BuildFailed {
     pub target: String,
     pub log: PathBuf,
     pub tail: Vec<String>,
+    /// What to fix (the dockerfile, the packages...).
+    pub fix: &'static str,
 }
 
 fn tail_since(path: &PathBuf, offset: u64, n: usize) -> Vec<String> {

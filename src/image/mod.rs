@@ -1,8 +1,10 @@
 //! Images: building one from a dockerfile (docker.py's `build`: skipped
 //! when the checksum label is current, a temporary context, `.pre` scripts,
-//! `--include-executable`, `--extra-files`, registry caches) and, in
-//! `ensure`, making sure a target's image is up to date.
+//! `--include-executable`, `--extra-files`, registry caches); in `ensure`,
+//! making sure a target's image is up to date; in `derive`, the image
+//! derived from it with Debian packages for the target.
 
+pub mod derive;
 pub mod ensure;
 
 use std::fs::File;

@@ -387,7 +387,9 @@ fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     // A hung agent must not hang the build: bound the wait for the start.
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let devnull;
-    let out_fd = if req.quiet {
+    let out_fd = if let Some(fd) = &req.stdout_to {
+        fd.as_raw_fd()
+    } else if req.quiet {
         devnull = OpenOptions::new()
             .write(true)
             .open("/dev/null")

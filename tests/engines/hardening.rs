@@ -73,23 +73,33 @@ fn planted_runtime_dir_is_refused(eng: Eng) {
     let evil = t.dir.join("evil-ran");
     let planted = tmp.join("qemu-cross-cc-0");
     let script = planted.join("evil.sh");
+    // The entry an older qemu-cross-cc would have used for this very call
+    // (keyed by the caller's PATH), naming a command.
+    let planted_facts = serde_json::json!({
+        "detected": { format!("Auto|{path}"): [[script.display().to_string()], 99_999_999_999u64] },
+        "rootless": {},
+    });
+    let facts_file = t.dir.join("facts.json");
+    std::fs::write(&facts_file, planted_facts.to_string()).unwrap();
+    std::fs::set_permissions(&facts_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     as_tester(&format!(
         "mkdir -m 777 {p} && printf '#!/bin/sh\\ntouch {e}\\n' > {s} && chmod 755 {s} && \
-         printf '{{\"detected\":{{\"Auto|%s\":[[\"{s}\"],99999999999]}},\
-         \"rootless\":{{}}}}' \"$PATH\" > {p}/engine.json",
+         cp {f} {p}/engine.json",
         p = planted.display(),
         e = evil.display(),
         s = script.display(),
+        f = facts_file.display(),
     ));
     t.write("work/a.c", "int a;\n");
-    let o = fails(
-        t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
-            .env("PATH", &path)
-            .env("TMPDIR", &tmp)
-            .env("QEMU_CROSS_CC_ENGINE", "auto")
-            .env_remove("QEMU_CROSS_CC_RUNTIME_DIR")
-            .env_remove("XDG_RUNTIME_DIR"),
-    );
+    let o = out(t
+        .program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+        .env("PATH", &path)
+        .env("TMPDIR", &tmp)
+        .env("QEMU_CROSS_CC_ENGINE", "auto")
+        .env_remove("QEMU_CROSS_CC_RUNTIME_DIR")
+        .env_remove("XDG_RUNTIME_DIR"));
+    assert!(!evil.exists(), "the planted command ran as root");
+    assert!(!o.status.success(), "the planted folder was used");
     let line = one_error_line(&o);
     assert!(
         line.contains(&planted.display().to_string()) && line.contains("not by you"),
@@ -237,8 +247,11 @@ fn environment_values_stay_off_the_command_line(eng: Eng) {
     t.env
         .push(("QEMU_CROSS_CC_PASSENV".into(), "QCC_SECRET".into()));
     t.env.push(("QCC_SECRET".into(), secret.clone()));
+    // The image first, so that the calls below start at once.
+    ok(t.program(format!("{CHEAP}-sh"), ["-c", "true"])
+        .env("PATH", &path));
     for session in ["0", "1"] {
-        let child = t
+        let mut child = t
             .program(
                 format!("{CHEAP}-sh"),
                 ["-c", "echo \"$QCC_SECRET\"; sleep 2"],
@@ -248,19 +261,24 @@ fn environment_values_stay_off_the_command_line(eng: Eng) {
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1200));
-        let ps = ok(Command::new("ps").args(["-eo", "args"]));
+        // Every command line on the machine, sampled until the call ends.
+        let mut seen = Vec::new();
+        while child.try_wait().unwrap().is_none() {
+            let ps = ok(Command::new("ps").args(["-eo", "args"]));
+            seen.extend(
+                stdout(&ps)
+                    .lines()
+                    .filter(|l| l.contains(&secret))
+                    .map(String::from),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let o = child.wait_with_output().unwrap();
         assert!(o.status.success());
         assert_eq!(stdout(&o), format!("{secret}\n"), "the value still arrives");
         assert!(
-            !stdout(&ps).contains(&secret),
-            "visible in ps (session={session}): {}",
-            stdout(&ps)
-                .lines()
-                .filter(|l| l.contains(&secret))
-                .collect::<Vec<_>>()
-                .join("\n")
+            seen.is_empty(),
+            "visible in ps (session={session}): {seen:?}"
         );
     }
 }

@@ -9,6 +9,9 @@ mod agent_faults;
 mod core;
 mod hardening;
 mod leaks;
+mod libraries;
+mod projects;
+mod runner;
 mod sessions;
 mod support;
 mod targets;
@@ -72,7 +75,10 @@ fn main() {
             .chain(sessions::TESTS)
             .chain(agent_faults::TESTS)
             .chain(hardening::TESTS)
+            .chain(libraries::TESTS)
+            .chain(projects::TESTS)
             .chain(leaks::TESTS)
+            .chain(runner::TESTS)
         {
             trials.push(trial(eng, name, *f, *mode));
         }

@@ -634,3 +634,15 @@ pub fn python3() -> &'static str {
         "python3"
     }
 }
+
+impl T {
+    /// Record an image the tool made for this test (a derived image of a
+    /// built-in target) so that the run removes it; it goes first, before
+    /// the images it was built from.
+    pub fn record_image(&self, tag: &str) {
+        CREATED
+            .lock()
+            .unwrap()
+            .insert(0, (self.eng, self.tester, tag.to_string()));
+    }
+}

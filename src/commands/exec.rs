@@ -1,0 +1,65 @@
+//! `exec TARGET -- COMMAND...`: a whole command (`make check`) in the
+//! target's image, from the current directory, its argument paths mounted as
+//! for a compile, as the caller; the target programs it starts run under
+//! qemu-user (see `runner`).
+
+use std::ffi::OsString;
+
+use anyhow::Result;
+
+use crate::argparse::UsageError;
+use crate::context::Ctx;
+use crate::plugin::Registry;
+
+pub const HELP: &str = "\
+usage: qemu-cross-cc exec TARGET -- COMMAND [ARGS...]
+
+Run COMMAND in TARGET's image (built first if missing or stale), in the
+current directory (mounted read-write), with the paths in its arguments
+mounted as for a compile, as the calling user, without network. The target's
+programs that COMMAND starts run under qemu-user through the host's
+binfmt_misc handler (registered by qemu-user-static) and find the target's
+libraries (QEMU_LD_PREFIX is the target's sysroot). stdin, stdout, stderr and
+the exit status pass through.
+
+example: qemu-cross-cc exec s390x-linux-gnu -- make check";
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError {
+        command: "exec".into(),
+        message: message.into(),
+    }
+    .into()
+}
+
+/// `args` are the words after `exec`.
+pub fn run(ctx: &Ctx, args: &[OsString]) -> Result<i32> {
+    let Some(first) = args.first() else {
+        return Err(usage("a target is required: exec TARGET -- COMMAND..."));
+    };
+    if first == "-h" || first == "--help" {
+        println!("{HELP}");
+        return Ok(0);
+    }
+    let target = first
+        .to_str()
+        .filter(|t| !t.starts_with('-'))
+        .ok_or_else(|| usage(format!("expected a target, got {first:?}")))?;
+    if args.get(1).is_none_or(|a| a != "--") {
+        return Err(usage(
+            "`--` must come between the target and the command: exec TARGET -- COMMAND...",
+        ));
+    }
+    let command = args[2..].to_vec();
+    if command.is_empty() {
+        return Err(usage("no command after `--`: exec TARGET -- COMMAND..."));
+    }
+    let reg = Registry::load_matching(|t| t == target)?;
+    let Some(plugin) = reg.find(target) else {
+        return Err(Registry::load()?.unknown(target));
+    };
+    // The project file of the current directory may add paths, variables
+    // and packages, as for the target's tools.
+    let plugin = crate::project::apply(plugin)?;
+    crate::runner::exec(ctx, &plugin, command)
+}

@@ -1,0 +1,299 @@
+//! A copy of a target's headers and libraries on the host, for build
+//! systems that look for libraries themselves (CMake's `find_library` and
+//! `find_package`, a host-side `pkg-config`): exported from the image into
+//! the cache folder, keyed by the image's checksum (a changed image gets a
+//! new copy, the old one is removed), made once under a lock.
+//!
+//! The folders keep their image paths below the export, so an image path
+//! `P` is `EXPORT/P` on the host: the target's sysroot (`/usr/<triplet>`),
+//! the cross gcc's own folder (`/usr/lib/gcc-cross/<triplet>`: libgcc, crt
+//! files, its headers), and the multiarch folders that target packages fill
+//! (`/usr/include`, `/usr/lib/<triplet>`).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::engine::Engine;
+use crate::plugin::Plugin;
+use crate::safefs;
+
+/// Written last: an export without it is incomplete.
+const COMPLETE: &str = ".qemu-cross-cc-complete";
+
+/// The image folders an export holds.
+pub fn exported_paths(plugin: &Plugin) -> Vec<String> {
+    vec![
+        plugin.sysroot.clone(),
+        format!("/usr/lib/gcc-cross/{}", plugin.target),
+        "/usr/include".to_string(),
+        format!("/usr/lib/{}", plugin.target),
+    ]
+}
+
+/// Where the export of `plugin`'s image with `checksum` is (or would be).
+pub fn location(plugin: &Plugin, checksum: &str) -> Result<PathBuf> {
+    let short: String = checksum.chars().take(12).collect();
+    Ok(crate::paths::cache_subdir("sysroots")?.join(format!("{}-{short}", plugin.target)))
+}
+
+/// The export, when it exists and is complete.
+pub fn existing(plugin: &Plugin, checksum: &str) -> Option<PathBuf> {
+    let dir = location(plugin, checksum).ok()?;
+    dir.join(COMPLETE).exists().then_some(dir)
+}
+
+/// The target's image ensured (built if missing or stale) and exported:
+/// what `sysroot` and the toolchain files use.
+pub fn ensure_exported(ctx: &crate::context::Ctx, plugin: &Plugin) -> Result<PathBuf> {
+    let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
+    if let Some(dir) = existing(plugin, &want) {
+        return Ok(dir);
+    }
+    let engine = ctx.engine()?;
+    crate::image::ensure::ensure(engine, plugin, &ctx.library, &want)?;
+    export(engine, plugin, &plugin.image, &want)
+}
+
+/// Export `image` (whose dockerfile checksum is `checksum`) unless that was
+/// done already; returns the folder. Other exports of the target are removed.
+pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> Result<PathBuf> {
+    let dir = location(plugin, checksum)?;
+    if dir.join(COMPLETE).exists() {
+        return Ok(dir);
+    }
+    let _lock = lock(plugin)?;
+    if dir.join(COMPLETE).exists() {
+        return Ok(dir);
+    }
+    let parent = dir.parent().context("sysroot folder has no parent")?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".export")
+        .tempdir_in(parent)
+        .map_err(|e| safefs::io_error(e, "create a folder in", parent))?;
+    let _removed_on_signal = crate::signals::TempDirGuard::new(tmp.path());
+    copy_out(engine, image, &exported_paths(plugin), tmp.path())?;
+    relativize_links(tmp.path(), tmp.path())?;
+    File::create(tmp.path().join(COMPLETE))
+        .map_err(|e| safefs::io_error(e, "write", &tmp.path().join(COMPLETE)))?;
+    let staged = tmp.keep();
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&staged, &dir).map_err(|e| safefs::io_error(e, "create", &dir))?;
+    remove_others(plugin, &dir);
+    Ok(dir)
+}
+
+fn lock(plugin: &Plugin) -> Result<Flock<File>> {
+    let path = crate::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", plugin.target));
+    let file = safefs::open_private(
+        &path,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+    )?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+}
+
+/// Copy `paths` out of a container of `image` (created, never started) into
+/// `dest`, each at its own path below it. Paths the image lacks are skipped.
+fn copy_out(engine: &Engine, image: &str, paths: &[String], dest: &Path) -> Result<()> {
+    let label = uuid::Uuid::new_v4().simple().to_string();
+    let mut args = vec![
+        "create".to_string(),
+        "--label".into(),
+        format!("{}={label}", crate::labels::INSTANCE),
+    ];
+    args.extend(crate::orphans::label_args());
+    args.extend([image.to_string(), "/bin/true".into()]);
+    let _removed_on_signal = crate::container::removed_on_signal(engine, &label);
+    let out = engine.output(&args)?;
+    if !out.status.success() {
+        bail!(
+            "cannot create a container of {image} to export its sysroot: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let result = paths
+        .iter()
+        .try_for_each(|p| copy_one(engine, &id, p, dest));
+    engine.remove_containers(std::slice::from_ref(&id));
+    result
+}
+
+/// `ENGINE cp ID:PATH - | tar -x` into `dest/PARENT`.
+fn copy_one(engine: &Engine, id: &str, path: &str, dest: &Path) -> Result<()> {
+    let parent = Path::new(path).parent().unwrap_or(Path::new("/"));
+    let into = dest.join(parent.strip_prefix("/").unwrap_or(parent));
+    std::fs::create_dir_all(&into).map_err(|e| safefs::io_error(e, "create", &into))?;
+    let mut cp = engine
+        .command(["cp", &format!("{id}:{path}"), "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {} cp", engine.prog().join(" ")))?;
+    let stdout = cp.stdout.take().context("no pipe from the engine")?;
+    let tar = Command::new("tar")
+        .args(["-x", "--no-same-owner", "--no-same-permissions", "-C"])
+        .arg(&into)
+        .stdin(stdout)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .context("cannot run tar (install it)")?;
+    let cp_out = cp.wait_with_output()?;
+    if !cp_out.status.success() {
+        let err = String::from_utf8_lossy(&cp_out.stderr);
+        if err.contains("no such file") || err.contains("not found") || err.contains("No such") {
+            return Ok(());
+        }
+        bail!("exporting {path} from the image failed: {}", err.trim());
+    }
+    if !tar.status.success() {
+        bail!(
+            "unpacking {path} into {} failed: {}",
+            into.display(),
+            String::from_utf8_lossy(&tar.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Absolute symlinks in the export point at image paths: make them point
+/// into the export (relative), so that they resolve on the host.
+fn relativize_links(root: &Path, dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| safefs::io_error(e, "read", dir))?;
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            relativize_links(root, &path)?;
+        } else if ft.is_symlink() {
+            let Ok(target) = std::fs::read_link(&path) else {
+                continue;
+            };
+            if let Ok(inside) = target.strip_prefix("/") {
+                let depth = path
+                    .parent()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(|p| p.components().count())
+                    .unwrap_or(0);
+                let mut rel = PathBuf::new();
+                for _ in 0..depth {
+                    rel.push("..");
+                }
+                rel.push(inside);
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::fs::symlink(&rel, &path)
+                    .map_err(|e| safefs::io_error(e, "create", &path))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Remove the target's other (older) exports.
+fn remove_others(plugin: &Plugin, keep: &Path) {
+    let Some(parent) = keep.parent() else { return };
+    let Ok(rd) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!("{}-", plugin.target);
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let rest = name.strip_prefix(&prefix).unwrap_or("");
+        if e.path() != keep && rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Map image paths in a compiler's answer (`-print-search-dirs`,
+/// `-print-libgcc-file-name`, `-print-file-name=libc.so`,
+/// `-print-sysroot`) to their place in the export, where it has them.
+pub fn map_answer(answer: &str, export: &Path) -> String {
+    let map = |word: &str| -> String {
+        if !word.starts_with('/') {
+            return word.to_string();
+        }
+        let inside = export.join(word.trim_start_matches('/'));
+        if inside.exists() {
+            // Keep a trailing slash as the compiler printed it.
+            let mut s = inside.display().to_string();
+            if word.ends_with('/') && !s.ends_with('/') {
+                s.push('/');
+            }
+            s
+        } else {
+            word.to_string()
+        }
+    };
+    answer
+        .split_inclusive('\n')
+        .map(|line| {
+            let (body, nl) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            // `libraries: =/a/:/b/` lists, and plain paths.
+            let (head, list) = match body.split_once(": =") {
+                Some((h, l)) => (format!("{h}: ="), l),
+                None => match body.split_once(": ") {
+                    Some((h, l)) if !h.contains('/') => (format!("{h}: "), l),
+                    _ => (String::new(), body),
+                },
+            };
+            let mapped: Vec<String> = list.split(':').map(map).collect();
+            format!("{head}{}{nl}", mapped.join(":"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_map_into_the_export() {
+        let d = tempfile::tempdir().unwrap();
+        let x = d.path();
+        std::fs::create_dir_all(x.join("usr/lib/gcc-cross/t/12")).unwrap();
+        std::fs::write(x.join("usr/lib/gcc-cross/t/12/libgcc.a"), "").unwrap();
+        assert_eq!(
+            map_answer("/usr/lib/gcc-cross/t/12/libgcc.a\n", x),
+            format!("{}/usr/lib/gcc-cross/t/12/libgcc.a\n", x.display())
+        );
+        assert_eq!(
+            map_answer("libraries: =/usr/lib/gcc-cross/t/12/:/nope/\n", x),
+            format!(
+                "libraries: ={}/usr/lib/gcc-cross/t/12/:/nope/\n",
+                x.display()
+            )
+        );
+        assert_eq!(map_answer("libfoo.a\n", x), "libfoo.a\n");
+    }
+
+    #[test]
+    fn absolute_links_become_relative() {
+        let d = tempfile::tempdir().unwrap();
+        let x = d.path();
+        std::fs::create_dir_all(x.join("usr/lib/t")).unwrap();
+        std::fs::write(x.join("usr/lib/t/libz.so.1"), "z").unwrap();
+        std::os::unix::fs::symlink("/usr/lib/t/libz.so.1", x.join("usr/lib/t/libz.so")).unwrap();
+        relativize_links(x, x).unwrap();
+        assert_eq!(
+            std::fs::read_link(x.join("usr/lib/t/libz.so")).unwrap(),
+            PathBuf::from("../../../usr/lib/t/libz.so.1")
+        );
+        assert_eq!(
+            std::fs::read_to_string(x.join("usr/lib/t/libz.so")).unwrap(),
+            "z"
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! Toolchain files for build systems: a CMake toolchain file, a Meson cross
+//! file and shell variables, naming the target's links (shims) on the host,
+//! its exported sysroot (see `sysroot`) and its runner (`<target>-run`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+use crate::plugin::Plugin;
+
+/// What Meson and CMake call the target's machine.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Machine {
+    pub cpu_family: &'static str,
+    pub cpu: &'static str,
+    pub big_endian: bool,
+}
+
+/// The machine of a target, from its triplet's first word.
+pub fn machine(target: &str) -> Result<Machine> {
+    let arch = target.split('-').next().unwrap_or("");
+    let m = |cpu_family, cpu, big_endian| Machine {
+        cpu_family,
+        cpu,
+        big_endian,
+    };
+    Ok(match arch {
+        "aarch64" => m("aarch64", "aarch64", false),
+        "arm" => m("arm", "armv7", false),
+        "i686" | "i586" | "i386" => m("x86", "i686", false),
+        "x86_64" => m("x86_64", "x86_64", false),
+        "powerpc" => m("ppc", "ppc", true),
+        "powerpc64" => m("ppc64", "ppc64", true),
+        "powerpc64le" => m("ppc64", "ppc64le", false),
+        "s390x" => m("s390x", "s390x", true),
+        "riscv64" => m("riscv64", "riscv64", false),
+        "mips" => m("mips", "mips", true),
+        "mipsel" => m("mips", "mipsel", false),
+        "mips64" => m("mips64", "mips64", true),
+        "mips64el" => m("mips64", "mips64el", false),
+        "alpha" => m("alpha", "alpha", false),
+        "hppa" => m("parisc", "hppa", true),
+        "m68k" => m("m68k", "m68k", true),
+        "sh4" => m("sh4", "sh4", false),
+        "sparc64" => m("sparc64", "sparc64", true),
+        _ => bail!(
+            "no CPU description for target {target}; write the toolchain file by hand from \
+             'qemu-cross-cc toolchain aarch64-linux-gnu --meson'"
+        ),
+    })
+}
+
+/// The host paths a toolchain file names.
+pub struct Paths {
+    /// The folder holding the target's links.
+    pub links: PathBuf,
+    pub sysroot: PathBuf,
+}
+
+impl Paths {
+    fn tool(&self, plugin: &Plugin, tool: &str) -> Option<String> {
+        (plugin.tools.contains_key(tool) || tool == "run")
+            .then(|| self.links.join(format!("{}-{tool}", plugin.target)))
+            .map(|p| p.display().to_string())
+    }
+}
+
+/// The folder with the target's links: `dir` when given, else the folder of
+/// the first `<target>-gcc` (or `-cc`) on PATH.
+pub fn find_links(plugin: &Plugin, dir: Option<&Path>) -> Result<PathBuf> {
+    let names = [
+        format!("{}-gcc", plugin.target),
+        format!("{}-cc", plugin.target),
+    ];
+    let candidates: Vec<PathBuf> = match dir {
+        Some(d) => vec![d.to_path_buf()],
+        None => std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).collect())
+            .unwrap_or_default(),
+    };
+    for d in candidates {
+        if names.iter().any(|n| d.join(n).exists()) {
+            return std::path::absolute(&d).map_err(Into::into);
+        }
+    }
+    bail!(
+        "no {}-gcc link found {}; create them with 'qemu-cross-cc shims --dir DIR {}' and put DIR on PATH (or pass --links DIR)",
+        plugin.target,
+        match dir {
+            Some(d) => format!("in {}", d.display()),
+            None => "on PATH".into(),
+        },
+        plugin.target
+    )
+}
+
+/// A quoted string for CMake.
+fn cmake_str(s: &str) -> String {
+    format!(
+        "\"{}\"",
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+    )
+}
+
+/// A quoted string for Meson.
+fn meson_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// A CMake toolchain file. The libraries are found in the exported
+/// sysroot (`CMAKE_FIND_ROOT_PATH`); the compiler itself keeps its own
+/// sysroot in the image (no `CMAKE_SYSROOT`, which would make CMake pass
+/// `--sysroot=` to it).
+pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
+    let m = machine(&plugin.target)?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# CMake toolchain file for {} (qemu-cross-cc toolchain {} --cmake)",
+        plugin.target, plugin.target
+    );
+    let _ = writeln!(s, "set(CMAKE_SYSTEM_NAME Linux)");
+    let _ = writeln!(s, "set(CMAKE_SYSTEM_PROCESSOR {})", cmake_str(m.cpu));
+    let _ = writeln!(
+        s,
+        "set(CMAKE_LIBRARY_ARCHITECTURE {})",
+        cmake_str(&plugin.target)
+    );
+    for (var, tool) in [
+        ("CMAKE_C_COMPILER", "gcc"),
+        ("CMAKE_CXX_COMPILER", "g++"),
+        ("CMAKE_AR", "ar"),
+        ("CMAKE_RANLIB", "ranlib"),
+        ("CMAKE_STRIP", "strip"),
+        ("CMAKE_NM", "nm"),
+        ("CMAKE_OBJCOPY", "objcopy"),
+        ("CMAKE_OBJDUMP", "objdump"),
+        ("PKG_CONFIG_EXECUTABLE", "pkg-config"),
+        ("CMAKE_CROSSCOMPILING_EMULATOR", "run"),
+    ] {
+        if let Some(path) = p.tool(plugin, tool) {
+            let cache = if var.starts_with("CMAKE_C") && var.ends_with("COMPILER") {
+                String::new()
+            } else {
+                " CACHE FILEPATH \"\"".to_string()
+            };
+            let _ = writeln!(s, "set({var} {}{cache})", cmake_str(&path));
+        }
+    }
+    let root = p.sysroot.display().to_string();
+    let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH {})", cmake_str(&root));
+    let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)");
+    for kind in ["LIBRARY", "INCLUDE", "PACKAGE"] {
+        let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH_MODE_{kind} ONLY)");
+    }
+    Ok(s)
+}
+
+/// A Meson cross file.
+pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
+    let m = machine(&plugin.target)?;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Meson cross file for {} (qemu-cross-cc toolchain {} --meson)",
+        plugin.target, plugin.target
+    );
+    let _ = writeln!(s, "[binaries]");
+    for (key, tool) in [
+        ("c", "gcc"),
+        ("cpp", "g++"),
+        ("ar", "ar"),
+        ("strip", "strip"),
+        ("nm", "nm"),
+        ("objcopy", "objcopy"),
+        ("ranlib", "ranlib"),
+        ("pkg-config", "pkg-config"),
+        ("exe_wrapper", "run"),
+    ] {
+        if let Some(path) = p.tool(plugin, tool) {
+            let _ = writeln!(s, "{key} = {}", meson_str(&path));
+        }
+    }
+    let _ = writeln!(s, "\n[properties]");
+    let _ = writeln!(
+        s,
+        "sys_root = {}",
+        meson_str(&p.sysroot.display().to_string())
+    );
+    let _ = writeln!(s, "\n[host_machine]");
+    let _ = writeln!(s, "system = 'linux'");
+    let _ = writeln!(s, "cpu_family = {}", meson_str(m.cpu_family));
+    let _ = writeln!(s, "cpu = {}", meson_str(m.cpu));
+    let _ = writeln!(
+        s,
+        "endian = {}",
+        meson_str(if m.big_endian { "big" } else { "little" })
+    );
+    Ok(s)
+}
+
+/// Shell assignments (`eval "$(qemu-cross-cc toolchain T --env)"`).
+pub fn env(plugin: &Plugin, p: &Paths) -> String {
+    let mut s = String::new();
+    for (var, tool) in [
+        ("CC", "gcc"),
+        ("CXX", "g++"),
+        ("CPP", "cpp"),
+        ("AR", "ar"),
+        ("AS", "as"),
+        ("LD", "ld"),
+        ("NM", "nm"),
+        ("RANLIB", "ranlib"),
+        ("STRIP", "strip"),
+        ("OBJCOPY", "objcopy"),
+        ("OBJDUMP", "objdump"),
+        ("READELF", "readelf"),
+        ("PKG_CONFIG", "pkg-config"),
+        ("CROSS_RUNNER", "run"),
+    ] {
+        if let Some(path) = p.tool(plugin, tool) {
+            let _ = writeln!(s, "export {var}={}", shell_words::quote(&path));
+        }
+    }
+    let _ = writeln!(s, "export HOST={}", shell_words::quote(&plugin.target));
+    let _ = writeln!(
+        s,
+        "export CROSS_COMPILE={}",
+        shell_words::quote(&format!("{}-", plugin.target))
+    );
+    let _ = writeln!(
+        s,
+        "export CROSS_SYSROOT={}",
+        shell_words::quote(&p.sysroot.display().to_string())
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::Registry;
+
+    fn paths() -> Paths {
+        Paths {
+            links: PathBuf::from("/opt/x bin"),
+            sysroot: PathBuf::from("/c/s390x"),
+        }
+    }
+
+    #[test]
+    fn every_builtin_target_has_a_machine() {
+        for p in Registry::load().unwrap().iter() {
+            machine(&p.target).unwrap();
+        }
+        assert!(machine("s390x-linux-gnu").unwrap().big_endian);
+        assert!(machine("vax-linux-gnu").is_err());
+    }
+
+    #[test]
+    fn files_name_links_sysroot_and_runner() {
+        let reg = Registry::load().unwrap();
+        let p = reg.get("s390x-linux-gnu").unwrap();
+        let c = cmake(p, &paths()).unwrap();
+        assert!(c.contains("set(CMAKE_C_COMPILER \"/opt/x bin/s390x-linux-gnu-gcc\")"));
+        assert!(c.contains("CMAKE_CROSSCOMPILING_EMULATOR \"/opt/x bin/s390x-linux-gnu-run\""));
+        assert!(c.contains("set(CMAKE_FIND_ROOT_PATH \"/c/s390x\")"));
+        let m = meson(p, &paths()).unwrap();
+        assert!(m.contains("exe_wrapper = '/opt/x bin/s390x-linux-gnu-run'"));
+        assert!(m.contains("cpu_family = 's390x'") && m.contains("endian = 'big'"));
+        let e = env(p, &paths());
+        assert!(
+            e.contains("export CC='/opt/x bin/s390x-linux-gnu-gcc'"),
+            "{e}"
+        );
+        assert!(e.contains("export HOST=s390x-linux-gnu"));
+    }
+}

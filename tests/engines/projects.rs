@@ -1,0 +1,252 @@
+//! Real projects through the shims, on a target the host has no toolchain
+//! for (s390x, big-endian) and on aarch64 with the host's own cross
+//! toolchain hidden: libtool shared libraries, no-op rebuilds (depfiles),
+//! gcc's path queries, the exported sysroot and the toolchain files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::*;
+use crate::{Mode, TestFn};
+
+pub const TESTS: &[(&str, TestFn, Mode)] = &[
+    (
+        "projects::libtool_shared_library_s390x",
+        libtool_shared_library_s390x,
+        Mode::Shared,
+    ),
+    (
+        "projects::libtool_aarch64_host_toolchain_hidden",
+        libtool_aarch64_host_toolchain_hidden,
+        Mode::Shared,
+    ),
+    (
+        "projects::path_queries_answer_host_paths",
+        path_queries_answer_host_paths,
+        Mode::Shared,
+    ),
+    ("projects::toolchain_files", toolchain_files, Mode::Shared),
+];
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A fixture copied to `t.dir/src`, with an empty `t.dir/build`.
+pub fn fixture(t: &T, name: &str) -> (PathBuf, PathBuf) {
+    let src = t.dir.join("src");
+    copy_tree(&run().repo.join("tests/fixtures").join(name), &src);
+    let build = t.dir.join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    (src, build)
+}
+
+/// `sh -c SCRIPT` in `dir` with the shims first on PATH; with `hide`, in a
+/// private mount namespace where the host's own cross toolchain of that
+/// target (`/usr/<target>` and its gcc) is covered by empty folders.
+fn sh(t: &T, dir: &Path, path: &str, hide: Option<&str>, script: &str) -> std::process::Output {
+    let mut c = match hide {
+        None => t.program("sh", ["-c", script]),
+        Some(target) => {
+            let mut covers = String::new();
+            for d in [
+                format!("/usr/{target}"),
+                format!("/usr/lib/gcc-cross/{target}"),
+            ] {
+                if Path::new(&d).is_dir() {
+                    covers.push_str(&format!("mount -t tmpfs tmpfs {d} && "));
+                }
+            }
+            t.program(
+                "unshare",
+                [
+                    "-m",
+                    "sh",
+                    "-c",
+                    &format!("{covers}test ! -e /usr/{target}/include/stdio.h && {script}"),
+                ],
+            )
+        }
+    };
+    c.current_dir(dir).env("PATH", path);
+    out(c)
+}
+
+fn must(o: std::process::Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o) + &stderr(&o)
+}
+
+/// The libtool fixture: configure finds GNU ld through
+/// `-print-prog-name=ld`, builds the shared library, and a second `make`
+/// does nothing (the depfiles name only host files).
+fn libtool_project(t: &T, target: &str, hide: bool, machine: &str) {
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let (src, build) = fixture(t, "libtool");
+    let hide = hide.then_some(target);
+    must(
+        sh(t, &src, &path, None, "autoreconf -fi >/dev/null 2>&1"),
+        "autoreconf",
+    );
+    let conf = must(
+        sh(
+            t,
+            &build,
+            &path,
+            hide,
+            &format!("../src/configure --host={target}"),
+        ),
+        "configure",
+    );
+    assert!(
+        conf.contains("is GNU ld... yes"),
+        "libtool did not find GNU ld:\n{conf}"
+    );
+    assert!(
+        conf.contains("whether to build shared libraries... yes"),
+        "{conf}"
+    );
+    must(sh(t, &build, &path, hide, "make -j4"), "make");
+    let lib = build.join(".libs/libgreet.so.1.0.0");
+    let o = ok(Command::new("file").arg(&lib));
+    assert!(
+        stdout(&o).contains("shared object") && stdout(&o).contains(machine),
+        "{}",
+        stdout(&o)
+    );
+    for dep in ["src/.deps/greet.Plo", "src/.deps/main.Po"] {
+        let text = std::fs::read_to_string(build.join(dep)).unwrap();
+        assert!(!text.contains("/usr/"), "{dep} names image files:\n{text}");
+        assert!(
+            text.contains("greet.h"),
+            "{dep} lost the project header:\n{text}"
+        );
+    }
+    // A no-op rebuild compiles nothing.
+    let again = must(sh(t, &build, &path, hide, "make"), "make again");
+    assert!(
+        !again.contains(&format!("{target}-gcc")),
+        "a no-op make compiled again:\n{again}"
+    );
+    // A changed project header still rebuilds what includes it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let h = src.join("src/greet.h");
+    let body = std::fs::read_to_string(&h).unwrap();
+    std::fs::write(&h, body + "\n").unwrap();
+    let rebuilt = must(sh(t, &build, &path, hide, "make"), "make after a change");
+    assert!(rebuilt.contains("greet.c"), "{rebuilt}");
+}
+
+fn libtool_shared_library_s390x(eng: Eng) {
+    let t = T::new(eng, "lt-s390x", false);
+    libtool_project(&t, "s390x-linux-gnu", false, "S/390");
+}
+
+fn libtool_aarch64_host_toolchain_hidden(eng: Eng) {
+    let t = T::new(eng, "lt-a64", false);
+    libtool_project(&t, "aarch64-linux-gnu", true, "ARM aarch64");
+}
+
+/// `-print-prog-name=ld` is the host link; the answers that are image paths
+/// point into the exported sysroot, which exists on the host.
+fn path_queries_answer_host_paths(eng: Eng) {
+    let t = T::new(eng, "queries", false);
+    let target = "s390x-linux-gnu";
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let gcc = format!("{target}-gcc");
+    let ask = |q: &str| -> String {
+        let o = ok(t.program(&gcc, [q]).env("PATH", &path));
+        assert_eq!(stderr(&o), "", "{q}");
+        stdout(&o).trim().to_string()
+    };
+    assert_eq!(
+        ask("-print-prog-name=ld"),
+        t.dir.join(format!("bin/{target}-ld")).display().to_string()
+    );
+    let libgcc = ask("-print-libgcc-file-name");
+    assert!(
+        libgcc.ends_with("libgcc.a") && Path::new(&libgcc).is_file(),
+        "{libgcc}"
+    );
+    let libc = ask("-print-file-name=libc.so");
+    assert!(Path::new(&libc).exists(), "{libc}");
+    let sysroot = ask("-print-sysroot");
+    assert!(Path::new(&sysroot).is_dir(), "{sysroot}");
+    let dirs = ask("-print-search-dirs");
+    let libraries = dirs
+        .lines()
+        .find_map(|l| l.strip_prefix("libraries: ="))
+        .unwrap();
+    assert!(
+        libraries.split(':').any(|d| Path::new(d).is_dir()),
+        "{libraries}"
+    );
+    // `sysroot` prints the same export.
+    let o = ok(t.qcc(["sysroot", target]));
+    let export = PathBuf::from(stdout(&o).trim());
+    assert!(libgcc.starts_with(&*export.to_string_lossy()));
+    assert!(
+        export
+            .join(format!("usr/{target}/include/stdio.h"))
+            .is_file()
+    );
+}
+
+/// `toolchain --cmake/--meson/--env` and `shims --toolchain-files`.
+fn toolchain_files(eng: Eng) {
+    let t = T::new(eng, "toolchain", false);
+    let target = "s390x-linux-gnu";
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let bin = t.dir.join("bin");
+    let cmake_file = t.dir.join("s390x.cmake");
+    ok(t.qcc(["toolchain", target, "--cmake", "-o"])
+        .arg(&cmake_file)
+        .env("PATH", &path));
+    let cmake = std::fs::read_to_string(&cmake_file).unwrap();
+    assert!(cmake.contains(&format!(
+        "set(CMAKE_C_COMPILER \"{}/{target}-gcc\")",
+        bin.display()
+    )));
+    assert!(cmake.contains("CMAKE_CROSSCOMPILING_EMULATOR"));
+    assert!(cmake.contains("CMAKE_FIND_ROOT_PATH"));
+    let o = ok(t.qcc(["toolchain", target, "--meson"]).env("PATH", &path));
+    assert!(stdout(&o).contains("endian = 'big'"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("exe_wrapper"), "{}", stdout(&o));
+    let o = ok(t.qcc(["toolchain", target, "--env"]).env("PATH", &path));
+    let env = stdout(&o);
+    let o =
+        ok(Command::new("sh").args(["-c", &format!("{env}\nprintf '%s|%s' \"$CC\" \"$HOST\"")]));
+    assert_eq!(
+        stdout(&o),
+        format!("{}/{target}-gcc|{target}", bin.display())
+    );
+    // Beside the links.
+    ok(t.qcc(["shims", "--quiet", "--toolchain-files", "--dir"])
+        .arg(&bin)
+        .arg(target));
+    for ext in ["cmake", "meson", "env"] {
+        assert!(bin.join(format!("{target}.{ext}")).is_file(), "{ext}");
+    }
+    // Without links there is nothing to name: one clear line.
+    let o = fails(t.qcc(["toolchain", target, "--cmake", "--links", "/nonexistent"]));
+    let line = one_error_line(&o);
+    assert!(line.contains("shims --dir"), "{line}");
+}
