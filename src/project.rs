@@ -84,12 +84,33 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 /// variables and packages added (with packages, its tools run in the
 /// derived image). Unchanged when there is no project file.
 pub fn apply(plugin: &Plugin) -> Result<Cow<'_, Plugin>> {
-    let cwd =
-        std::env::current_dir().context("cannot read the current directory (was it removed?)")?;
-    let Some(file) = find(&cwd) else {
+    let Some(file) = current()? else {
         return Ok(Cow::Borrowed(plugin));
     };
     Ok(Cow::Owned(Project::load(&file)?.apply_to(plugin)?))
+}
+
+/// The variable naming the project file outright: build systems compile
+/// their checks in folders outside the project (Meson in `/tmp`), where
+/// walking up finds nothing; the toolchain files set it.
+pub const PROJECT_VAR: &str = "QEMU_CROSS_CC_PROJECT";
+
+/// The project file of this call: `QEMU_CROSS_CC_PROJECT` when set, else
+/// the one found walking up from the current directory.
+pub fn current() -> Result<Option<PathBuf>> {
+    if let Some(f) = std::env::var_os(PROJECT_VAR).filter(|v| !v.is_empty()) {
+        let f = PathBuf::from(f);
+        if !f.is_absolute() {
+            bail!(
+                "{PROJECT_VAR} is {}; it must be the absolute path of a {FILE_NAME}",
+                f.display()
+            );
+        }
+        return Ok(Some(f));
+    }
+    let cwd =
+        std::env::current_dir().context("cannot read the current directory (was it removed?)")?;
+    Ok(find(&cwd))
 }
 
 /// A `[target.NAME]` header as TOML writes it.

@@ -93,7 +93,7 @@ pub fn run_path_query(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i3
         return Ok(code);
     }
     let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
-    let export = match crate::sysroot::existing(plugin, &want) {
+    let export = match crate::sysroot::existing(&plugin.image, &want) {
         Some(x) => x,
         None => crate::sysroot::export(ctx.engine()?, plugin, &plugin.image, &want)?,
     };

@@ -330,11 +330,31 @@ fn as_path(given: &OsStr) -> OsString {
 const RUN_USAGE: &str = "PROGRAM [ARGS...]: run a program of the target under qemu-user in its \
                          image (e.g. as CMAKE_CROSSCOMPILING_EMULATOR or LOG_COMPILER)";
 
-/// The request's environment with `QEMU_LD_PREFIX` set to the sysroot.
+/// The request's environment with `QEMU_LD_PREFIX` set to the sysroot, and
+/// the sysroot's libraries ahead of the dynamic loader's cache: an image
+/// with target packages also has Debian's multiarch libc (a newer build in
+/// `/lib/<triplet>`), and the sysroot's loader with that libc aborts
+/// ("stack smashing detected"). Libraries the caller's `LD_LIBRARY_PATH`
+/// names (libtool's `.libs`) still come first.
 fn set_ld_prefix(req: &mut Request, plugin: &Plugin) {
     req.env.retain(|(k, _)| k != LD_PREFIX);
     req.env
         .push((LD_PREFIX.to_string(), OsString::from(&plugin.sysroot)));
+    let own = format!("{}/lib", plugin.sysroot.trim_end_matches('/'));
+    let mut path = req
+        .env
+        .iter()
+        .find(|(k, _)| k == "LD_LIBRARY_PATH")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty())
+        .map(|mut v| {
+            v.push(":");
+            v
+        })
+        .unwrap_or_default();
+    path.push(&own);
+    req.env.retain(|(k, _)| k != "LD_LIBRARY_PATH");
+    req.env.push(("LD_LIBRARY_PATH".to_string(), path));
 }
 
 /// A request for `program args` in the target's image, from the current

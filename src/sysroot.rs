@@ -1,8 +1,9 @@
 //! A copy of a target's headers and libraries on the host, for build
 //! systems that look for libraries themselves (CMake's `find_library` and
 //! `find_package`, a host-side `pkg-config`): exported from the image into
-//! the cache folder, keyed by the image's checksum (a changed image gets a
-//! new copy, the old one is removed), made once under a lock.
+//! the cache folder, keyed by the image and its checksum (a changed image
+//! gets a new copy, the old one is removed; a project's derived image with
+//! target packages has its own), made once under a lock.
 //!
 //! The folders keep their image paths below the export, so an image path
 //! `P` is `EXPORT/P` on the host: the target's sysroot (`/usr/<triplet>`),
@@ -24,25 +25,48 @@ use crate::safefs;
 /// Written last: an export without it is incomplete.
 const COMPLETE: &str = ".qemu-cross-cc-complete";
 
+/// Debian's multiarch name of a target (the folder of its packages'
+/// libraries): the triplet, but `i386-linux-gnu` for i686.
+pub fn multiarch(target: &str) -> String {
+    match target.strip_prefix("i686-") {
+        Some(rest) => format!("i386-{rest}"),
+        None => target.to_string(),
+    }
+}
+
 /// The image folders an export holds.
 pub fn exported_paths(plugin: &Plugin) -> Vec<String> {
     vec![
         plugin.sysroot.clone(),
         format!("/usr/lib/gcc-cross/{}", plugin.target),
         "/usr/include".to_string(),
-        format!("/usr/lib/{}", plugin.target),
+        format!("/usr/lib/{}", multiarch(&plugin.target)),
     ]
 }
 
-/// Where the export of `plugin`'s image with `checksum` is (or would be).
-pub fn location(plugin: &Plugin, checksum: &str) -> Result<PathBuf> {
+/// The folder name of an image's exports: its tag, made a file name.
+fn stem(image: &str) -> String {
+    image
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Where the export of `image` with `checksum` is (or would be).
+pub fn location(image: &str, checksum: &str) -> Result<PathBuf> {
     let short: String = checksum.chars().take(12).collect();
-    Ok(crate::paths::cache_subdir("sysroots")?.join(format!("{}-{short}", plugin.target)))
+    Ok(crate::paths::cache_subdir("sysroots")?.join(format!("{}-{short}", stem(image))))
 }
 
 /// The export, when it exists and is complete.
-pub fn existing(plugin: &Plugin, checksum: &str) -> Option<PathBuf> {
-    let dir = location(plugin, checksum).ok()?;
+pub fn existing(image: &str, checksum: &str) -> Option<PathBuf> {
+    let dir = location(image, checksum).ok()?;
     dir.join(COMPLETE).exists().then_some(dir)
 }
 
@@ -50,7 +74,7 @@ pub fn existing(plugin: &Plugin, checksum: &str) -> Option<PathBuf> {
 /// what `sysroot` and the toolchain files use.
 pub fn ensure_exported(ctx: &crate::context::Ctx, plugin: &Plugin) -> Result<PathBuf> {
     let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
-    if let Some(dir) = existing(plugin, &want) {
+    if let Some(dir) = existing(&plugin.image, &want) {
         return Ok(dir);
     }
     let engine = ctx.engine()?;
@@ -59,13 +83,13 @@ pub fn ensure_exported(ctx: &crate::context::Ctx, plugin: &Plugin) -> Result<Pat
 }
 
 /// Export `image` (whose dockerfile checksum is `checksum`) unless that was
-/// done already; returns the folder. Other exports of the target are removed.
+/// done already; returns the folder. Older exports of the image are removed.
 pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> Result<PathBuf> {
-    let dir = location(plugin, checksum)?;
+    let dir = location(image, checksum)?;
     if dir.join(COMPLETE).exists() {
         return Ok(dir);
     }
-    let _lock = lock(plugin)?;
+    let _lock = lock(image)?;
     if dir.join(COMPLETE).exists() {
         return Ok(dir);
     }
@@ -76,18 +100,25 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
         .map_err(|e| safefs::io_error(e, "create a folder in", parent))?;
     let _removed_on_signal = crate::signals::TempDirGuard::new(tmp.path());
     copy_out(engine, image, &exported_paths(plugin), tmp.path())?;
+    // Debian's images have merged /usr: `/lib` is `usr/lib`, and absolute
+    // links such as libz.so -> /lib/<triplet>/libz.so.1 go through it.
+    let lib = tmp.path().join("lib");
+    if !lib.exists() {
+        std::os::unix::fs::symlink("usr/lib", &lib)
+            .map_err(|e| safefs::io_error(e, "create", &lib))?;
+    }
     relativize_links(tmp.path(), tmp.path())?;
     File::create(tmp.path().join(COMPLETE))
         .map_err(|e| safefs::io_error(e, "write", &tmp.path().join(COMPLETE)))?;
     let staged = tmp.keep();
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::rename(&staged, &dir).map_err(|e| safefs::io_error(e, "create", &dir))?;
-    remove_others(plugin, &dir);
+    remove_others(image, &dir);
     Ok(dir)
 }
 
-fn lock(plugin: &Plugin) -> Result<Flock<File>> {
-    let path = crate::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", plugin.target));
+fn lock(image: &str) -> Result<Flock<File>> {
+    let path = crate::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
     let file = safefs::open_private(
         &path,
         std::fs::OpenOptions::new()
@@ -166,45 +197,67 @@ fn copy_one(engine: &Engine, id: &str, path: &str, dest: &Path) -> Result<()> {
 }
 
 /// Absolute symlinks in the export point at image paths: make them point
-/// into the export (relative), so that they resolve on the host.
+/// at the file they reach inside the export, by the shortest relative path
+/// (`libz.so -> /lib/<triplet>/libz.so.1` becomes `libz.so.1`), so that they
+/// resolve on the host and inside a container that mounts only their folder.
 fn relativize_links(root: &Path, dir: &Path) -> Result<()> {
+    let real_root =
+        std::fs::canonicalize(root).map_err(|e| safefs::io_error(e, "resolve", root))?;
     let entries = std::fs::read_dir(dir).map_err(|e| safefs::io_error(e, "read", dir))?;
     for e in entries.flatten() {
         let path = e.path();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
             relativize_links(root, &path)?;
-        } else if ft.is_symlink() {
-            let Ok(target) = std::fs::read_link(&path) else {
-                continue;
-            };
-            if let Ok(inside) = target.strip_prefix("/") {
-                let depth = path
-                    .parent()
-                    .and_then(|p| p.strip_prefix(root).ok())
-                    .map(|p| p.components().count())
-                    .unwrap_or(0);
-                let mut rel = PathBuf::new();
-                for _ in 0..depth {
-                    rel.push("..");
-                }
-                rel.push(inside);
-                let _ = std::fs::remove_file(&path);
-                std::os::unix::fs::symlink(&rel, &path)
-                    .map_err(|e| safefs::io_error(e, "create", &path))?;
-            }
+            continue;
         }
+        if !ft.is_symlink() {
+            continue;
+        }
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        let Ok(inside) = target.strip_prefix("/") else {
+            continue;
+        };
+        let Some(parent) = path.parent() else {
+            continue;
+        };
+        let reached = std::fs::canonicalize(real_root.join(inside))
+            .ok()
+            .filter(|r| r.starts_with(&real_root));
+        let (Some(reached), Ok(from)) = (reached, std::fs::canonicalize(parent)) else {
+            continue;
+        };
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(relative(&from, &reached), &path)
+            .map_err(|e| safefs::io_error(e, "create", &path))?;
     }
     Ok(())
 }
 
-/// Remove the target's other (older) exports.
-fn remove_others(plugin: &Plugin, keep: &Path) {
+/// The relative path from folder `from` to `to` (both absolute, resolved).
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..f.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c);
+    }
+    rel
+}
+
+/// Remove the image's other (older) exports.
+fn remove_others(image: &str, keep: &Path) {
     let Some(parent) = keep.parent() else { return };
     let Ok(rd) = std::fs::read_dir(parent) else {
         return;
     };
-    let prefix = format!("{}-", plugin.target);
+    let prefix = format!("{}-", stem(image));
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().to_string();
         let rest = name.strip_prefix(&prefix).unwrap_or("");
@@ -285,11 +338,18 @@ mod tests {
         let x = d.path();
         std::fs::create_dir_all(x.join("usr/lib/t")).unwrap();
         std::fs::write(x.join("usr/lib/t/libz.so.1"), "z").unwrap();
-        std::os::unix::fs::symlink("/usr/lib/t/libz.so.1", x.join("usr/lib/t/libz.so")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", x.join("lib")).unwrap();
+        std::os::unix::fs::symlink("/lib/t/libz.so.1", x.join("usr/lib/t/libz.so")).unwrap();
+        std::fs::create_dir_all(x.join("usr/include")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/t/libz.so.1", x.join("usr/include/z")).unwrap();
         relativize_links(x, x).unwrap();
         assert_eq!(
             std::fs::read_link(x.join("usr/lib/t/libz.so")).unwrap(),
-            PathBuf::from("../../../usr/lib/t/libz.so.1")
+            PathBuf::from("libz.so.1")
+        );
+        assert_eq!(
+            std::fs::read_link(x.join("usr/include/z")).unwrap(),
+            PathBuf::from("../lib/t/libz.so.1")
         );
         assert_eq!(
             std::fs::read_to_string(x.join("usr/lib/t/libz.so")).unwrap(),

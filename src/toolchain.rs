@@ -56,6 +56,9 @@ pub struct Paths {
     /// The folder holding the target's links.
     pub links: PathBuf,
     pub sysroot: PathBuf,
+    /// The project file the tools must use wherever they are called from
+    /// (`QEMU_CROSS_CC_PROJECT`), when there is one.
+    pub project: Option<PathBuf>,
 }
 
 impl Paths {
@@ -127,7 +130,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
     let _ = writeln!(
         s,
         "set(CMAKE_LIBRARY_ARCHITECTURE {})",
-        cmake_str(&plugin.target)
+        cmake_str(&crate::sysroot::multiarch(&plugin.target))
     );
     for (var, tool) in [
         ("CMAKE_C_COMPILER", "gcc"),
@@ -150,6 +153,23 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
             let _ = writeln!(s, "set({var} {}{cache})", cmake_str(&path));
         }
     }
+    if let Some(f) = &p.project {
+        // Every call, also from folders outside the project (try_compile of
+        // a build folder elsewhere), uses the project's image.
+        let f = f.display().to_string();
+        let _ = writeln!(
+            s,
+            "set(ENV{{{}}} {})",
+            crate::project::PROJECT_VAR,
+            cmake_str(&f)
+        );
+        let launcher = cmake_str(&format!("env;{}={f}", crate::project::PROJECT_VAR));
+        for lang in ["C", "CXX"] {
+            for kind in ["COMPILER", "LINKER"] {
+                let _ = writeln!(s, "set(CMAKE_{lang}_{kind}_LAUNCHER {launcher})");
+            }
+        }
+    }
     let root = p.sysroot.display().to_string();
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH {})", cmake_str(&root));
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)");
@@ -169,6 +189,15 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         plugin.target, plugin.target
     );
     let _ = writeln!(s, "[binaries]");
+    // With a project file, each program is started through `env` naming it:
+    // Meson compiles its checks in /tmp, outside the project.
+    let env_prefix = p.project.as_ref().map(|f| {
+        format!(
+            "{}, {}, ",
+            meson_str("env"),
+            meson_str(&format!("{}={}", crate::project::PROJECT_VAR, f.display()))
+        )
+    });
     for (key, tool) in [
         ("c", "gcc"),
         ("cpp", "g++"),
@@ -177,11 +206,18 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         ("nm", "nm"),
         ("objcopy", "objcopy"),
         ("ranlib", "ranlib"),
-        ("pkg-config", "pkg-config"),
+        ("pkgconfig", "pkg-config"),
         ("exe_wrapper", "run"),
     ] {
         if let Some(path) = p.tool(plugin, tool) {
-            let _ = writeln!(s, "{key} = {}", meson_str(&path));
+            match &env_prefix {
+                Some(pre) => {
+                    let _ = writeln!(s, "{key} = [{pre}{}]", meson_str(&path));
+                }
+                None => {
+                    let _ = writeln!(s, "{key} = {}", meson_str(&path));
+                }
+            }
         }
     }
     let _ = writeln!(s, "\n[properties]");
@@ -236,6 +272,14 @@ pub fn env(plugin: &Plugin, p: &Paths) -> String {
         "export CROSS_SYSROOT={}",
         shell_words::quote(&p.sysroot.display().to_string())
     );
+    if let Some(f) = &p.project {
+        let _ = writeln!(
+            s,
+            "export {}={}",
+            crate::project::PROJECT_VAR,
+            shell_words::quote(&f.display().to_string())
+        );
+    }
     s
 }
 
@@ -248,6 +292,7 @@ mod tests {
         Paths {
             links: PathBuf::from("/opt/x bin"),
             sysroot: PathBuf::from("/c/s390x"),
+            project: None,
         }
     }
 

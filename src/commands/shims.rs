@@ -128,7 +128,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     if args.toolchain_files && !args.remove {
         for p in &plugins {
-            write_toolchain_files(ctx, p, &args.dir, args.quiet)?;
+            write_toolchain_files(ctx, &*crate::project::apply(p)?, &args.dir, args.quiet)?;
         }
     }
     Ok(0)

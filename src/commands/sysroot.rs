@@ -19,8 +19,8 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
-    let plugin = reg.get(&args.target)?;
-    let dir = crate::sysroot::ensure_exported(ctx, plugin)?;
+    let plugin = crate::project::apply(reg.get(&args.target)?)?;
+    let dir = crate::sysroot::ensure_exported(ctx, &plugin)?;
     println!("{}", dir.display());
     Ok(0)
 }

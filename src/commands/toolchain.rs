@@ -46,6 +46,7 @@ pub fn text(
     let paths = Paths {
         links: toolchain::find_links(plugin, links)?,
         sysroot: crate::sysroot::ensure_exported(ctx, plugin)?,
+        project: crate::project::current()?,
     };
     match kind {
         "cmake" => toolchain::cmake(plugin, &paths),
@@ -56,7 +57,7 @@ pub fn text(
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
-    let plugin = reg.get(&args.target)?;
+    let plugin = crate::project::apply(reg.get(&args.target)?)?;
     let kind = if args.cmake {
         "cmake"
     } else if args.meson {
@@ -64,7 +65,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         "env"
     };
-    let text = text(ctx, plugin, kind, args.links.as_deref())?;
+    let text = text(ctx, &plugin, kind, args.links.as_deref())?;
     match &args.output {
         Some(f) => std::fs::write(f, text).map_err(|e| crate::safefs::io_error(e, "write", f))?,
         None => print!("{text}"),
