@@ -150,7 +150,15 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
             } else {
                 " CACHE FILEPATH \"\"".to_string()
             };
-            let _ = writeln!(s, "set({var} {}{cache})", cmake_str(&path));
+            // The runner runs where ctest runs (a build folder maybe outside
+            // the project): it is told the project file too.
+            let value = match (&p.project, tool) {
+                (Some(f), "run") => {
+                    format!("env;{}={};{path}", crate::project::PROJECT_VAR, f.display())
+                }
+                _ => path,
+            };
+            let _ = writeln!(s, "set({var} {}{cache})", cmake_str(&value));
         }
     }
     if let Some(f) = &p.project {

@@ -1,7 +1,9 @@
 #!/bin/bash
 # From a fresh Debian/Ubuntu machine, as root: set up docker and podman,
-# build qemu-cross-cc, install its aarch64 shims and cross-compile a program
-# with them, then run it under qemu-user.
+# build qemu-cross-cc, install the s390x shims (a target whose toolchain the
+# set-up does not install on the host) and cross-compile a dynamically
+# linked, big-endian program with them, then run it with the target's
+# runner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "quickstart: install Rust first (https://rustup.rs)" >&2; exit 1; }
@@ -9,16 +11,26 @@ tests/setup-engines.sh
 cargo build --release --quiet
 host=$(rustc -vV | sed -n 's/^host: //p')
 bin="$PWD/target/$host/release/qemu-cross-cc"
-"$bin" shims --dir "$PWD/target/shims" aarch64-linux-gnu
+"$bin" shims --quiet --dir "$PWD/target/shims" s390x-linux-gnu
 export PATH="$PWD/target/shims:$PATH"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; "$bin" sessions stop --all >/dev/null 2>&1 || true' EXIT
 cat >"$work/hello.c" <<'C'
 #include <stdio.h>
-int main(void) { printf("hello from %s\n", __aarch64__ ? "aarch64" : "?"); return 0; }
+#include <stdint.h>
+#include <string.h>
+int main(void)
+{
+    uint32_t x = 1;
+    unsigned char b[4];
+    memcpy(b, &x, sizeof b);
+    printf("hello from s390x, %s-endian\n", b[0] ? "little" : "big");
+    return 0;
+}
 C
 cd "$work"
-echo "quickstart: aarch64-linux-gnu-gcc -O2 -static hello.c -o hello (the first call builds the image)"
-aarch64-linux-gnu-gcc -O2 -static hello.c -o hello
+echo "quickstart: s390x-linux-gnu-gcc -O2 hello.c -o hello (the first call builds the image)"
+s390x-linux-gnu-gcc -O2 hello.c -o hello
 file hello
-qemu-aarch64-static ./hello
+echo "quickstart: s390x-linux-gnu-run ./hello"
+s390x-linux-gnu-run ./hello

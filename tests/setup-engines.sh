@@ -31,11 +31,11 @@ command -v apt-get >/dev/null || die "needs a Debian or Ubuntu machine (apt-get 
 mkdir -p "$STATE"
 
 # --- packages -------------------------------------------------------------
-# autoconf automake libtool cmake meson ninja-build pkgconf: the build systems
+# autoconf automake libtool cmake meson ninja-build pkgconf ccache: the build systems
 # of the real-project fixtures (tests/fixtures/{libtool,cmake,meson}).
 # gcc-aarch64-linux-gnu: the host-native cross compiler the tests and the
 # benchmark compare with.
-want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf"
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
 missing=""
 for p in $want; do

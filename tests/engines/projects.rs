@@ -26,6 +26,23 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         Mode::Shared,
     ),
     ("projects::toolchain_files", toolchain_files, Mode::Shared),
+    ("projects::cmake_s390x", cmake_s390x, Mode::Shared),
+    (
+        "projects::cmake_aarch64_host_toolchain_hidden",
+        cmake_aarch64_host_toolchain_hidden,
+        Mode::Shared,
+    ),
+    ("projects::meson_s390x", meson_s390x, Mode::Shared),
+    (
+        "projects::meson_aarch64_host_toolchain_hidden",
+        meson_aarch64_host_toolchain_hidden,
+        Mode::Shared,
+    ),
+    (
+        "projects::ccache_hits_and_a_rebuilt_image_misses",
+        ccache_hits_and_a_rebuilt_image_misses,
+        Mode::Shared,
+    ),
 ];
 
 pub fn copy_tree(from: &Path, to: &Path) {
@@ -249,4 +266,219 @@ fn toolchain_files(eng: Eng) {
     let o = fails(t.qcc(["toolchain", target, "--cmake", "--links", "/nonexistent"]));
     let line = one_error_line(&o);
     assert!(line.contains("shims --dir"), "{line}");
+}
+
+/// The images derived from this run's image of `target` (target packages),
+/// recorded for removal at the end of the run.
+fn record_derived(t: &T, target: &str) {
+    let base = format!("qcc-test-{}-{target}-lib-", run().id);
+    let o = ok(t.engine(["images", "--format", "{{.Repository}}"]));
+    for tag in stdout(&o)
+        .lines()
+        .map(|l| l.trim().trim_start_matches("localhost/"))
+        .filter(|r| r.starts_with(&base))
+    {
+        t.record_image(tag);
+    }
+}
+
+/// The CMake fixture (find_package(ZLIB), pkg_check_modules, try_run,
+/// ctest) with the toolchain file `toolchain --cmake` writes, in a build
+/// folder beside the sources: configure, build, a no-op rebuild that does
+/// nothing, and the tests run through the runner.
+fn cmake_project(t: &T, target: &str, hide: bool, order: &str) {
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let (src, build) = fixture(t, "cmake");
+    let file = t.dir.join("toolchain.cmake");
+    // Made in the project (its qemu-cross-cc.toml asks for zlib1g-dev).
+    must(
+        sh(
+            t,
+            &src,
+            &path,
+            None,
+            &format!(
+                "{} toolchain {target} --cmake -o {}",
+                run().bin.display(),
+                file.display()
+            ),
+        ),
+        "toolchain --cmake",
+    );
+    record_derived(t, target);
+    let hide = hide.then_some(target);
+    let conf = must(
+        sh(
+            t,
+            &build,
+            &path,
+            hide,
+            &format!(
+                "cmake -G Ninja -DCMAKE_TOOLCHAIN_FILE={} {}",
+                file.display(),
+                src.display()
+            ),
+        ),
+        "cmake",
+    );
+    assert!(conf.contains("Found ZLIB"), "{conf}");
+    assert!(
+        conf.contains(&format!("target byte order: {order}")),
+        "{conf}"
+    );
+    must(sh(t, &build, &path, hide, "ninja"), "ninja");
+    let again = must(
+        sh(t, &build, &path, hide, "ninja -d explain"),
+        "ninja again",
+    );
+    assert!(
+        again.contains("no work to do"),
+        "a no-op ninja rebuilt:\n{again}"
+    );
+    let tests = must(
+        sh(t, &build, &path, hide, "ctest --output-on-failure"),
+        "ctest",
+    );
+    assert!(tests.contains("100% tests passed"), "{tests}");
+    let o = ok(t
+        .program(format!("{target}-run"), ["./squeeze-cli"])
+        .current_dir(&build)
+        .env("PATH", &path)
+        .env("QEMU_CROSS_CC_PROJECT", src.join("qemu-cross-cc.toml")));
+    assert!(
+        stdout(&o).contains(&format!("{order}-endian")) && stdout(&o).contains("round trip ok"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+fn cmake_s390x(eng: Eng) {
+    let t = T::new(eng, "cmake-s390x", false);
+    cmake_project(&t, "s390x-linux-gnu", false, "big");
+}
+
+fn cmake_aarch64_host_toolchain_hidden(eng: Eng) {
+    let t = T::new(eng, "cmake-a64", false);
+    cmake_project(&t, "aarch64-linux-gnu", true, "little");
+}
+
+/// The Meson fixture (dependency('zlib'), cc.run, test()) with the cross
+/// file `toolchain --meson` writes: setup, build, a no-op rebuild, tests.
+fn meson_project(t: &T, target: &str, hide: bool) {
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let (src, _) = fixture(t, "meson");
+    let file = t.dir.join("cross.ini");
+    must(
+        sh(
+            t,
+            &src,
+            &path,
+            None,
+            &format!(
+                "{} toolchain {target} --meson -o {}",
+                run().bin.display(),
+                file.display()
+            ),
+        ),
+        "toolchain --meson",
+    );
+    record_derived(t, target);
+    let hide = hide.then_some(target);
+    let setup = must(
+        sh(
+            t,
+            &src,
+            &path,
+            hide,
+            &format!("meson setup --cross-file {} builddir", file.display()),
+        ),
+        "meson setup",
+    );
+    assert!(
+        setup.contains("Run-time dependency zlib found: YES"),
+        "{setup}"
+    );
+    assert!(setup.contains("long is 64 bits"), "{setup}");
+    let builddir = src.join("builddir");
+    must(sh(t, &builddir, &path, hide, "ninja"), "ninja");
+    let again = must(sh(t, &builddir, &path, hide, "ninja"), "ninja again");
+    assert!(
+        again.contains("no work to do"),
+        "a no-op ninja rebuilt:\n{again}"
+    );
+    let tests = must(sh(t, &builddir, &path, hide, "meson test"), "meson test");
+    assert!(tests.contains("Ok:                 1"), "{tests}");
+}
+
+fn meson_s390x(eng: Eng) {
+    let t = T::new(eng, "meson-s390x", false);
+    meson_project(&t, "s390x-linux-gnu", false);
+}
+
+fn meson_aarch64_host_toolchain_hidden(eng: Eng) {
+    let t = T::new(eng, "meson-a64", false);
+    meson_project(&t, "aarch64-linux-gnu", true);
+}
+
+/// `CC="ccache TARGET-gcc"`: a second build in a fresh folder is served
+/// from the cache; after the image changes (a header of the image differs)
+/// the same build is compiled again, never served stale.
+fn ccache_hits_and_a_rebuilt_image_misses(eng: Eng) {
+    let t = T::new(eng, "ccache", false);
+    let target = "qcctest-linux-gnu";
+    let image = t.tag("ccache");
+    let plugin = |value: &str| {
+        let df = format!(
+            "FROM {}\nRUN echo '#define QCC_IMAGE_VALUE {value}' > /usr/include/qcc-image.h\n",
+            t.gcc_image()
+        );
+        t.plugin(target, &image, &df, &[("cc", "gcc"), ("gcc", "gcc")]);
+    };
+    plugin("1");
+    let path = t.shims(&[target]);
+    t.write(
+        "src/v.c",
+        "#include <qcc-image.h>\nint image_value(void) { return QCC_IMAGE_VALUE; }\n",
+    );
+    let cache = t.dir.join("ccache");
+    let build = |name: &str| -> String {
+        let dir = t.dir.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = ok(t
+            .program(
+                "ccache",
+                [&format!("{target}-gcc"), "-c", "../src/v.c", "-o", "v.o"],
+            )
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env("CCACHE_DIR", &cache)
+            .env("CCACHE_COMPILERCHECK", "%compiler% -v"));
+        assert_eq!(stderr(&o), "");
+        let o = ok(Command::new("ccache")
+            .args(["--print-stats"])
+            .env("CCACHE_DIR", &cache));
+        stdout(&o)
+    };
+    let hits = |stats: &str| -> u64 {
+        stats
+            .lines()
+            .filter(|l| {
+                l.starts_with("direct_cache_hit") || l.starts_with("preprocessed_cache_hit")
+            })
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    let first = build("b1");
+    assert_eq!(hits(&first), 0, "{first}");
+    let second = build("b2");
+    assert_eq!(hits(&second), 1, "a fresh folder was not served:\n{second}");
+    let o1 = std::fs::read(t.dir.join("b1/v.o")).unwrap();
+    // The image changes: its header now says 2. The next build compiles.
+    plugin("2");
+    let third = build("b3");
+    assert_eq!(hits(&third), 1, "served from the old image:\n{third}");
+    let o3 = std::fs::read(t.dir.join("b3/v.o")).unwrap();
+    assert_ne!(o1, o3, "the object of the old image came back");
 }
