@@ -45,19 +45,6 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
     ),
 ];
 
-pub fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// A fixture copied to `t.dir/src`, with an empty `t.dir/build`.
 pub fn fixture(t: &T, name: &str) -> (PathBuf, PathBuf) {
     let src = t.dir.join("src");
@@ -155,6 +142,18 @@ fn libtool_project(t: &T, target: &str, hide: bool, machine: &str) {
             "{dep} lost the project header:\n{text}"
         );
     }
+    // Its test runs through the runner (a libtool wrapper script).
+    let check = must(
+        sh(
+            t,
+            &build,
+            &path,
+            hide,
+            &format!("make check LOG_COMPILER={target}-run"),
+        ),
+        "make check",
+    );
+    assert!(check.contains("# PASS:  1"), "{check}");
     // A no-op rebuild compiles nothing.
     let again = must(sh(t, &build, &path, hide, "make"), "make again");
     assert!(
@@ -268,6 +267,29 @@ fn toolchain_files(eng: Eng) {
     assert!(line.contains("shims --dir"), "{line}");
 }
 
+/// `toolchain TARGET --KIND -o FILE` run in the project `src` (its
+/// qemu-cross-cc.toml asks for zlib1g-dev, so this builds the derived
+/// image); returns the file.
+fn toolchain_file(t: &T, target: &str, path: &str, src: &Path, kind: &str) -> PathBuf {
+    let file = t.dir.join(format!("toolchain.{kind}"));
+    must(
+        sh(
+            t,
+            src,
+            path,
+            None,
+            &format!(
+                "{} toolchain {target} --{kind} -o {}",
+                run().bin.display(),
+                file.display()
+            ),
+        ),
+        &format!("toolchain --{kind}"),
+    );
+    record_derived(t, target);
+    file
+}
+
 /// The images derived from this run's image of `target` (target packages),
 /// recorded for removal at the end of the run.
 fn record_derived(t: &T, target: &str) {
@@ -290,23 +312,7 @@ fn cmake_project(t: &T, target: &str, hide: bool, order: &str) {
     t.builtin_plugin(target);
     let path = t.shims(&[target]);
     let (src, build) = fixture(t, "cmake");
-    let file = t.dir.join("toolchain.cmake");
-    // Made in the project (its qemu-cross-cc.toml asks for zlib1g-dev).
-    must(
-        sh(
-            t,
-            &src,
-            &path,
-            None,
-            &format!(
-                "{} toolchain {target} --cmake -o {}",
-                run().bin.display(),
-                file.display()
-            ),
-        ),
-        "toolchain --cmake",
-    );
-    record_derived(t, target);
+    let file = toolchain_file(t, target, &path, &src, "cmake");
     let hide = hide.then_some(target);
     let conf = must(
         sh(
@@ -369,22 +375,7 @@ fn meson_project(t: &T, target: &str, hide: bool) {
     t.builtin_plugin(target);
     let path = t.shims(&[target]);
     let (src, _) = fixture(t, "meson");
-    let file = t.dir.join("cross.ini");
-    must(
-        sh(
-            t,
-            &src,
-            &path,
-            None,
-            &format!(
-                "{} toolchain {target} --meson -o {}",
-                run().bin.display(),
-                file.display()
-            ),
-        ),
-        "toolchain --meson",
-    );
-    record_derived(t, target);
+    let file = toolchain_file(t, target, &path, &src, "meson");
     let hide = hide.then_some(target);
     let setup = must(
         sh(

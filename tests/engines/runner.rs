@@ -5,7 +5,7 @@
 //! `make check`, as the unprivileged user, and the known qemu-user limits.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use crate::support::*;
@@ -134,19 +134,6 @@ fn exec_cmd(t: &T, path: &str, args: &[&str]) -> Command {
     let mut c = t.qcc(["exec", S390X, "--"]);
     c.args(args).env("PATH", path);
     c
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// tests/fixtures/libtool configured for s390x out of tree and built

@@ -178,19 +178,6 @@ pub const TARGETS: &[Target] = &[
     },
 ];
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// Copy the test project to `t.dir/src` and configure + make it in
 /// `t.dir/build` through the shims on `path`; returns the build folder.
 pub fn build_project(t: &T, target: &str, path: &str) -> PathBuf {
