@@ -442,12 +442,34 @@ impl Engine {
         Ok(v.get(0).cloned())
     }
 
+    /// `image inspect --format FORMAT TAG`; None when the image does not
+    /// exist. podman 4.3 fails an inspect for a moment while other commands
+    /// change its image store (about a parent, a layer or a manifest, not
+    /// this image): such a failure is asked again, so that a concurrent
+    /// build elsewhere never makes an image look missing (and rebuilt).
+    fn inspect_output(&self, tag: &str, format: &str) -> Result<Option<Output>> {
+        let mut tries = 0;
+        loop {
+            let out = self.output(["image", "inspect", "--format", format, tag])?;
+            if out.status.success() {
+                return Ok(Some(out));
+            }
+            let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+            let missing = err.contains("no such image")
+                || (err.contains("image not known") && !err.contains("retrieving"));
+            tries += 1;
+            if missing || self.flavor() != Flavor::Podman || tries == 4 {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// The image's id, None when it does not exist.
     pub fn image_id(&self, tag: &str) -> Result<Option<String>> {
-        let out = self.output(["image", "inspect", "--format", "{{.Id}}", tag])?;
-        if !out.status.success() {
+        let Some(out) = self.inspect_output(tag, "{{.Id}}")? else {
             return Ok(None);
-        }
+        };
         Ok(Some(
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
         ))
@@ -456,16 +478,9 @@ impl Engine {
     /// The image's id and dockerfile checksum label ("" when unlabelled),
     /// in one engine call; None when the image does not exist.
     pub fn image_id_and_checksum(&self, tag: &str) -> Result<Option<(String, String)>> {
-        let out = self.output([
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}} {{json .Config.Labels}}",
-            tag,
-        ])?;
-        if !out.status.success() {
+        let Some(out) = self.inspect_output(tag, "{{.Id}} {{json .Config.Labels}}")? else {
             return Ok(None);
-        }
+        };
         let text = String::from_utf8_lossy(&out.stdout);
         let (id, labels) = text.trim().split_once(' ').unwrap_or((text.trim(), "null"));
         let labels: serde_json::Value = serde_json::from_str(labels).unwrap_or_default();

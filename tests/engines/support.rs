@@ -398,16 +398,25 @@ impl T {
     /// time ("layer not known"); only "no such image" answers counts as
     /// absent, anything else is asked again.
     pub fn image_exists(&self, tag: &str) -> bool {
-        for _ in 0..5 {
+        // podman 4.3 can also answer "not known" about another image (a
+        // parent, a layer) while the store changes: absent only when it
+        // says so three times in a row.
+        let mut absent = 0;
+        for _ in 0..8 {
             let o = out(self.engine(["image", "inspect", "--format", "{{.Id}}", tag]));
             if o.status.success() {
                 return true;
             }
             let e = stderr(&o).to_lowercase();
             if e.contains("not known") && !e.contains("layer") || e.contains("no such image") {
-                return false;
+                absent += 1;
+                if absent == 3 {
+                    return false;
+                }
+            } else {
+                absent = 0;
+                eprintln!("{}: image inspect {tag}: {}", self.eng, e.trim());
             }
-            eprintln!("{}: image inspect {tag}: {}", self.eng, e.trim());
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
         false
