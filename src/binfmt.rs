@@ -16,11 +16,53 @@ pub struct Binfmt {
     pub enabled: bool,
 }
 
-/// The binfmt_misc folder (overridable for tests).
+/// The binfmt_misc folder (`QEMU_CROSS_CC_BINFMT_DIR` replaces it).
 fn binfmt_dir() -> PathBuf {
     std::env::var_os("QEMU_CROSS_CC_BINFMT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/proc/sys/fs/binfmt_misc"))
+}
+
+/// An enabled binfmt_misc handler.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Handler {
+    /// F (fix-binary): the kernel opened the interpreter when it was
+    /// registered, so it works in any container.
+    pub fixed: bool,
+    /// Where the kernel looks for the interpreter otherwise.
+    pub interpreter: Option<PathBuf>,
+}
+
+/// The enabled handler `qemu-<qemu>` (the name Debian, Fedora, systemd and
+/// QEMU's own script register), if binfmt_misc is enabled at all.
+pub fn handler(qemu: &str) -> Option<Handler> {
+    let dir = binfmt_dir();
+    if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
+        if status.trim() != "enabled" {
+            return None;
+        }
+    }
+    let text = std::fs::read_to_string(dir.join(format!("qemu-{qemu}"))).ok()?;
+    parse_handler(&text)
+}
+
+pub fn parse_handler(text: &str) -> Option<Handler> {
+    let mut lines = text.lines();
+    if lines.next()?.trim() != "enabled" {
+        return None;
+    }
+    let mut h = Handler {
+        fixed: false,
+        interpreter: None,
+    };
+    for line in lines {
+        if let Some(flags) = line.strip_prefix("flags:") {
+            h.fixed = flags.contains('F');
+        } else if let Some(i) = line.strip_prefix("interpreter ") {
+            h.interpreter = Some(PathBuf::from(i.trim()));
+        }
+    }
+    Some(h)
 }
 
 /// docker.py's check: the entry named after the executable's file name must
@@ -141,6 +183,22 @@ pub fn copy_libs(exe: &str, dest_dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binfmt_entries() {
+        let f = "enabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\nflags: POF\n\
+                 offset 0\nmagic 7f45\nmask ffff\n";
+        assert_eq!(
+            parse_handler(f),
+            Some(Handler {
+                fixed: true,
+                interpreter: Some(PathBuf::from("/usr/libexec/qemu-binfmt/s390x-binfmt-P")),
+            })
+        );
+        let p = parse_handler(&f.replace("POF", "P")).unwrap();
+        assert!(!p.fixed);
+        assert_eq!(parse_handler(&f.replace("enabled", "disabled")), None);
+    }
 
     #[test]
     fn persistent_entries_need_no_interpreter() {

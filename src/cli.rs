@@ -324,9 +324,7 @@ fn run_tool(
         .get(tool)
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
     if COMPILERS.contains(&tool) {
-        let cwd = std::env::current_dir()
-            .context("cannot read the current directory (was it removed?)")?;
-        if let Some(link) = crate::queries::answer(plugin, &args, argv0, &cwd) {
+        if let Some(link) = crate::queries::answer(plugin, &args, argv0) {
             println!("{}", link.display());
             return Ok(0);
         }

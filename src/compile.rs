@@ -22,26 +22,21 @@ use crate::plugin::Plugin;
 use crate::request::Request;
 use crate::session;
 
-/// Run the request in a fresh container (`run --rm`).
+/// Run the request in a fresh container (`run --rm`). The variables' values
+/// travel in the engine client's environment, or in an env file where the
+/// client loses its environment (`sudo`).
 pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
-    if engine.kind() != Kind::SudoDocker {
-        return container::run(
-            engine,
-            req.run_args(None)?,
-            false,
-            req.stdout_stdio()?,
-            true,
-            &req.env,
-        );
-    }
-    let file = env_file(&req.env)?;
+    let file = (engine.kind() == Kind::SudoDocker)
+        .then(|| env_file(&req.env))
+        .transpose()?;
+    let env: &[(String, OsString)] = if file.is_some() { &[] } else { &req.env };
     container::run(
         engine,
-        req.run_args(Some(file.path()))?,
+        req.run_args(file.as_ref().map(|f| f.path()))?,
         false,
         req.stdout_stdio()?,
         true,
-        &[],
+        env,
     )
 }
 
@@ -131,18 +126,16 @@ fn with_depfiles(req: &Request, run: impl FnOnce() -> Result<i32>) -> Result<i32
 /// A tool of a given image (`cc -i IMAGE`): no dockerfile to check, but
 /// the image must exist (no registry is assumed).
 pub fn run_image_tool(ctx: &Ctx, req: &Request) -> Result<i32> {
-    with_depfiles(req, || run_image_tool_inner(ctx, req))
-}
-
-fn run_image_tool_inner(ctx: &Ctx, req: &Request) -> Result<i32> {
-    run_with_sessions(ctx, req, None, "", |engine| {
-        match engine.image_id(&req.image)? {
-            Some(id) => Ok(Some(id)),
-            None => bail!(
-                "image {} does not exist; build it first (qemu-cross-cc build -t {} -f DOCKERFILE)",
-                req.image,
-                req.image
-            ),
-        }
+    with_depfiles(req, || {
+        run_with_sessions(ctx, req, None, "", |engine| {
+            match engine.image_id(&req.image)? {
+                Some(id) => Ok(Some(id)),
+                None => bail!(
+                    "image {} does not exist; build it first (qemu-cross-cc build -t {} -f DOCKERFILE)",
+                    req.image,
+                    req.image
+                ),
+            }
+        })
     })
 }

@@ -221,10 +221,15 @@ fn probe_with_retries(kind: Kind) -> Result<(), String> {
     Err(last)
 }
 
+/// What the engine `auto` found is remembered by: the choice and `PATH`.
+fn detect_key(choice: Choice) -> String {
+    format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default())
+}
+
 /// The last change of engine that `auto` made, if any: (from, to, when,
 /// why), for `probe` and `sessions` to show.
 pub fn last_switch(choice: Choice) -> Option<String> {
-    let key = format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default());
+    let key = detect_key(choice);
     facts::get_switch(&key).map(|s| {
         format!(
             "the engine changed from {} to {} {} ago because {} failed: {}",
@@ -272,7 +277,7 @@ impl Engine {
     /// keeps failing is replaced, and the change is recorded for `probe`,
     /// `sessions` and `QEMU_CROSS_CC_DEBUG`.
     pub fn detect_cached(choice: Choice) -> Result<Engine, NoEngine> {
-        let key = format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default());
+        let key = detect_key(choice);
         let remembered = facts::get_detected(&key);
         let mut failed = None;
         if let Some((kind, fresh)) = remembered {

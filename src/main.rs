@@ -12,6 +12,7 @@ mod context;
 mod depfiles;
 mod diag;
 mod dockerfile;
+mod elf;
 mod embedded;
 mod engine;
 mod image;

@@ -88,9 +88,17 @@ pub fn cache_subdir(name: &str) -> Result<PathBuf> {
     private_subdir(&cache_dir()?, name, CACHE_VAR)
 }
 
-/// A private subfolder of the runtime folder (`sessions`).
+/// A private subfolder of the runtime folder (`sessions`,
+/// `sessions/<id>`), created when missing.
 pub fn runtime_subdir(name: &str) -> Result<PathBuf> {
     private_subdir(&runtime_dir()?, name, RUNTIME_VAR)
+}
+
+/// A subfolder of the runtime folder when it exists and is private (never
+/// created: readers make no folders).
+pub fn existing_runtime_subdir(name: &str) -> Option<PathBuf> {
+    let dir = runtime_dir().ok()?.join(name);
+    (dir.exists() && safefs::private_dir(&dir, RUNTIME_VAR).is_ok()).then_some(dir)
 }
 
 fn private_subdir(parent: &Path, name: &str, var: &'static str) -> Result<PathBuf> {

@@ -29,9 +29,9 @@ use crate::request::Request;
 /// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
 /// (other options may come with it; no input files) when TOOL is a tool of
 /// the target and its link is found on the host. `argv0` is how this
-/// program was called (its folder is looked at first), `cwd` the current
-/// directory.
-pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
+/// program was called (its folder is looked at first). Cheap for every
+/// other command line: it reads nothing before it sees a query.
+pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr) -> Option<PathBuf> {
     let mut asked = None;
     for a in args {
         let a = a.to_str()?;
@@ -50,7 +50,8 @@ pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr, cwd: &Path) -> 
     if !plugin.tools.contains_key(tool) || tool == "cc" || tool.contains('/') {
         return None;
     }
-    link_of(&format!("{}-{tool}", plugin.target), argv0, cwd)
+    let cwd = std::env::current_dir().ok()?;
+    link_of(&format!("{}-{tool}", plugin.target), argv0, &cwd)
 }
 
 /// Whether `args` only ask the compiler for image paths (no input files).
@@ -151,19 +152,9 @@ mod tests {
         let link = d.path().join("s390x-linux-gnu-ld");
         std::os::unix::fs::symlink("/bin/true", &link).unwrap();
         let argv0 = d.path().join("s390x-linux-gnu-gcc");
-        let got = answer(
-            p,
-            &os(&["-print-prog-name=ld"]),
-            argv0.as_os_str(),
-            d.path(),
-        );
+        let got = answer(p, &os(&["-print-prog-name=ld"]), argv0.as_os_str());
         assert_eq!(got, Some(link.clone()));
-        let got = answer(
-            p,
-            &os(&["-m64", "-print-file-name=ld"]),
-            argv0.as_os_str(),
-            d.path(),
-        );
+        let got = answer(p, &os(&["-m64", "-print-file-name=ld"]), argv0.as_os_str());
         assert_eq!(got, Some(link));
         // Not a tool of ours, an input file, or no link: the compiler answers.
         for args in [
@@ -172,11 +163,7 @@ mod tests {
             vec!["-print-file-name=libgcc.a"],
             vec!["-print-prog-name=as"],
         ] {
-            assert_eq!(
-                answer(p, &os(&args), argv0.as_os_str(), Path::new("/nonexistent")),
-                None,
-                "{args:?}"
-            );
+            assert_eq!(answer(p, &os(&args), argv0.as_os_str()), None, "{args:?}");
         }
     }
 }

@@ -28,14 +28,16 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 use crate::argparse::UsageError;
+use crate::binfmt::{self, Handler};
 use crate::compile;
 use crate::context::Ctx;
+use crate::elf::{dynamic as elf_dynamic, is_dynamic as elf_is_dynamic};
 use crate::mounts;
 use crate::plugin::{Plugin, RUNNER};
 use crate::request::Request;
@@ -72,19 +74,9 @@ struct Emulation {
     native: bool,
 }
 
-/// An enabled binfmt_misc handler.
-#[derive(Debug, PartialEq, Eq)]
-struct Handler {
-    /// F (fix-binary): the kernel opened the interpreter when it was
-    /// registered, so it works in any container.
-    fixed: bool,
-    /// Where the kernel looks for the interpreter otherwise.
-    interpreter: Option<PathBuf>,
-}
-
 impl Emulation {
     fn find(qemu: &str) -> Emulation {
-        let handler = binfmt_handler(qemu);
+        let handler = binfmt::handler(qemu);
         let interp = handler.as_ref().and_then(|h| h.interpreter.clone());
         Emulation {
             host_qemu: host_qemu(qemu, interp.as_deref()),
@@ -102,45 +94,6 @@ impl Emulation {
             q = plugin.qemu
         )
     }
-}
-
-/// The binfmt_misc folder (`QEMU_CROSS_CC_BINFMT_DIR` replaces it).
-fn binfmt_dir() -> PathBuf {
-    std::env::var_os("QEMU_CROSS_CC_BINFMT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/proc/sys/fs/binfmt_misc"))
-}
-
-/// The enabled handler `qemu-<qemu>` (the name Debian, Fedora, systemd and
-/// QEMU's own script register), if binfmt_misc is enabled at all.
-fn binfmt_handler(qemu: &str) -> Option<Handler> {
-    let dir = binfmt_dir();
-    if let Ok(status) = std::fs::read_to_string(dir.join("status")) {
-        if status.trim() != "enabled" {
-            return None;
-        }
-    }
-    let text = std::fs::read_to_string(dir.join(format!("qemu-{qemu}"))).ok()?;
-    parse_handler(&text)
-}
-
-fn parse_handler(text: &str) -> Option<Handler> {
-    let mut lines = text.lines();
-    if lines.next()?.trim() != "enabled" {
-        return None;
-    }
-    let mut h = Handler {
-        fixed: false,
-        interpreter: None,
-    };
-    for line in lines {
-        if let Some(flags) = line.strip_prefix("flags:") {
-            h.fixed = flags.contains('F');
-        } else if let Some(i) = line.strip_prefix("interpreter ") {
-            h.interpreter = Some(PathBuf::from(i.trim()));
-        }
-    }
-    Some(h)
 }
 
 /// The host's static qemu-user for `qemu`: `/usr/bin/qemu-<qemu>-static`,
@@ -225,52 +178,6 @@ enum Program {
     Script,
     /// An absolute path the host does not have: the image's own program.
     InImage,
-}
-
-/// Whether the ELF file at `path` has an interpreter (PT_INTERP); None when
-/// it is not an ELF file.
-fn elf_is_dynamic(path: &Path) -> Option<bool> {
-    let f = File::open(path).ok()?;
-    let mut head = [0u8; 64];
-    f.read_exact_at(&mut head, 0).ok()?;
-    elf_dynamic(&f, &head)
-}
-
-/// `head` is the first 64 bytes of `f`.
-fn elf_dynamic(f: &File, head: &[u8]) -> Option<bool> {
-    if head.len() < 52 || &head[..4] != b"\x7fELF" {
-        return None;
-    }
-    let big = head[5] == 2;
-    let n = |o: usize, len: usize| -> u64 {
-        let b = &head[o..o + len];
-        let fold = |acc: u64, x: &u8| (acc << 8) | u64::from(*x);
-        if big {
-            b.iter().fold(0, fold)
-        } else {
-            b.iter().rev().fold(0, fold)
-        }
-    };
-    let (phoff, phentsize, phnum) = match head[4] {
-        1 => (n(0x1c, 4), n(0x2a, 2), n(0x2c, 2)),
-        2 if head.len() >= 64 => (n(0x20, 8), n(0x36, 2), n(0x38, 2)),
-        _ => return None,
-    };
-    if phentsize < 4 || phnum * phentsize > 1 << 16 {
-        return None;
-    }
-    let mut table = vec![0u8; usize::try_from(phnum * phentsize).ok()?];
-    f.read_exact_at(&mut table, phoff).ok()?;
-    let interp = table.chunks(usize::try_from(phentsize).ok()?).any(|ph| {
-        let t = [ph[0], ph[1], ph[2], ph[3]];
-        let p_type = if big {
-            u32::from_be_bytes(t)
-        } else {
-            u32::from_le_bytes(t)
-        };
-        p_type == 3
-    });
-    Some(interp)
 }
 
 /// Whether a script's first lines say libtool generated it (libtool's own
@@ -579,22 +486,6 @@ mod tests {
             classify(OsStr::new("/nonexistent/x"), Path::new("/nonexistent/x")).unwrap(),
             Program::InImage
         );
-    }
-
-    #[test]
-    fn binfmt_entries() {
-        let f = "enabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\nflags: POF\n\
-                 offset 0\nmagic 7f45\nmask ffff\n";
-        assert_eq!(
-            parse_handler(f),
-            Some(Handler {
-                fixed: true,
-                interpreter: Some(PathBuf::from("/usr/libexec/qemu-binfmt/s390x-binfmt-P")),
-            })
-        );
-        let p = parse_handler(&f.replace("POF", "P")).unwrap();
-        assert!(!p.fixed);
-        assert_eq!(parse_handler(&f.replace("enabled", "disabled")), None);
     }
 
     #[test]

@@ -14,8 +14,7 @@ mod agent;
 mod protocol;
 
 use std::ffi::OsString;
-use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::fs::OpenOptions;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -200,13 +199,9 @@ fn valid_id(id: &str) -> bool {
 /// else is skipped (a record never carries a command: only what the
 /// session is).
 pub fn records() -> Vec<Record> {
-    // Reading makes no folder: only a start does.
-    let Ok(dir) = crate::paths::runtime_dir().map(|d| d.join("sessions")) else {
+    let Some(dir) = crate::paths::existing_runtime_subdir("sessions") else {
         return Vec::new();
     };
-    if !dir.exists() || crate::safefs::private_dir(&dir, "QEMU_CROSS_CC_RUNTIME_DIR").is_err() {
-        return Vec::new();
-    }
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -242,30 +237,7 @@ fn exe_identity() -> Option<(PathBuf, String)> {
 /// Whether `path` is an ELF executable without an interpreter (static): only
 /// such a binary runs inside any image.
 fn is_static_elf(path: &Path) -> bool {
-    let mut head = vec![0u8; 4096];
-    let Ok(mut f) = File::open(path) else {
-        return false;
-    };
-    let Ok(n) = f.read(&mut head) else {
-        return false;
-    };
-    head.truncate(n);
-    if head.len() < 64 || &head[..4] != b"\x7fELF" || head[4] != 2 {
-        return false;
-    }
-    let u16at = |o: usize| u16::from_le_bytes([head[o], head[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(head[0x20..0x28].try_into().unwrap_or_default()) as usize;
-    let (phentsize, phnum) = (u16at(0x36), u16at(0x38));
-    for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if o + 4 > head.len() {
-            return false;
-        }
-        if u32::from_le_bytes(head[o..o + 4].try_into().unwrap_or_default()) == 3 {
-            return false; // PT_INTERP
-        }
-    }
-    true
+    crate::elf::is_dynamic(path) == Some(false)
 }
 
 /// Where a session's read-write root should be: the top of the build tree
@@ -481,8 +453,7 @@ pub fn start_and_run(
 
     // Short: the socket path must stay short (unix socket addresses).
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
-    let sdir = dir.join(&id);
-    crate::safefs::private_dir(&sdir, "QEMU_CROSS_CC_RUNTIME_DIR")?;
+    let sdir = crate::paths::runtime_subdir(&format!("sessions/{id}"))?;
     let _removed_on_signal = signals::TempDirGuard::new(&sdir);
     let root = build_root(&req.cwd);
     let mut set = req.mounts.clone();
