@@ -55,6 +55,30 @@ impl Global {
         Library::standard(&dirs)
     }
 
+    /// The global options as variables, for the calls distcc makes back
+    /// to this program.
+    fn passed(&self) -> crate::distcc::client::Passed {
+        let mut env = Vec::new();
+        let engine = match self.choice {
+            Choice::Auto => None,
+            Choice::Docker => Some("docker"),
+            Choice::Podman => Some("podman"),
+        };
+        if let Some(e) = engine {
+            env.push(("QEMU_CROSS_CC_ENGINE".to_string(), OsString::from(e)));
+        }
+        if !self.dockerfile_dirs.is_empty() {
+            let mut dirs = self.dockerfile_dirs.clone();
+            if let Some(p) = std::env::var_os("QEMU_CROSS_CC_DOCKERFILES") {
+                dirs.extend(std::env::split_paths(&p));
+            }
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                env.push(("QEMU_CROSS_CC_DOCKERFILES".to_string(), joined));
+            }
+        }
+        crate::distcc::client::Passed { env }
+    }
+
     fn ctx(&self) -> Ctx {
         Ctx::new(self.choice, self.library())
     }
@@ -93,6 +117,8 @@ subcommands (qemu-cross-cc):
   exec     run a command in a target's image, its programs under qemu-user
   sysroot  export a target's headers and libraries to the cache, print the folder
   toolchain  a CMake toolchain file, Meson cross file or shell variables for a target
+  serve    run distcc servers for targets (one container each), stop them, show counters
+  dist     'dist check': which distcc servers take this machine's compiles
   help     this text, or 'help SUBCOMMAND'
   version  print the version
 
@@ -158,9 +184,11 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     let mut global = Global::from_env()?;
 
     if !name.starts_with("qemu-cross-cc") {
+        // distcc calls back under the fingerprinted name (`...-gcc-q<hex>`).
+        let name = crate::distcc::fingerprint::split(&name).map_or(name.as_str(), |(n, _)| n);
         // Only the manifests whose target could prefix this name.
         let reg = Registry::load_matching(|t| name.starts_with(&format!("{t}-")))?;
-        if let Some((plugin, tool)) = reg.by_shim_name(&name) {
+        if let Some((plugin, tool)) = reg.by_shim_name(name) {
             return run_tool(&global, plugin, &tool, &args[0], rest);
         }
     }
@@ -218,6 +246,8 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         "toolchain" => {
             return commands::toolchain::run(&global.ctx(), parse_clap(first, clap_args()?)?);
         }
+        "serve" => return commands::serve::run(&global.ctx(), parse_clap(first, clap_args()?)?),
+        "dist" => return commands::dist::run(&global.ctx(), parse_clap(first, clap_args()?)?),
         "help" => {
             return match rest.get(1).and_then(|a| a.to_str()) {
                 Some(sub) => match commands::find(sub) {
@@ -272,10 +302,18 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
 }
 
 /// The tools that are gcc drivers (they answer `-print-prog-name=`).
-const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
+pub const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
 
 /// The subcommands new in qemu-cross-cc, parsed with clap.
-const CLAP_COMMANDS: &[&str] = &["targets", "shims", "sessions", "sysroot", "toolchain"];
+const CLAP_COMMANDS: &[&str] = &[
+    "targets",
+    "shims",
+    "sessions",
+    "sysroot",
+    "toolchain",
+    "serve",
+    "dist",
+];
 
 fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
     match T::try_parse_from(args) {
@@ -330,6 +368,13 @@ fn run_tool(
         }
     }
     let ctx = global.ctx();
+    if COMPILERS.contains(&tool) {
+        if let Some(code) =
+            crate::distcc::client::route(&ctx, plugin, tool, &args, &global.passed())
+        {
+            return Ok(code);
+        }
+    }
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
     let path_query = COMPILERS.contains(&tool) && crate::queries::asks_image_paths(&args);
     let req = Request::new(

@@ -163,7 +163,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<(Exi
 
 /// The first (or last) non-empty line of an engine's message, without its
 /// `Error: ` prefix, shortened for a one-line error.
-fn message_line(s: &str, last: bool) -> String {
+pub fn message_line(s: &str, last: bool) -> String {
     let mut lines = s.lines().map(str::trim).filter(|l| !l.is_empty());
     let line = if last {
         lines.next_back()

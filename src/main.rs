@@ -11,6 +11,7 @@ mod container;
 mod context;
 mod depfiles;
 mod diag;
+mod distcc;
 mod dockerfile;
 mod elf;
 mod embedded;

@@ -384,6 +384,9 @@ pub struct Plugin {
     /// The image the tools run in: the manifest's `image`, or, when the
     /// target has packages, the image derived from it (see `image::derive`).
     pub image: String,
+    /// distcc servers for this target's compiles, from the project file
+    /// (`distcc`); `QEMU_CROSS_CC_DISTCC_HOSTS` comes first.
+    pub distcc_hosts: Option<String>,
     /// The manifest file that named the dockerfile (an extending manifest
     /// inherits its base's); None for a built-in one.
     dockerfile_from: Option<PathBuf>,
@@ -518,7 +521,16 @@ impl Plugin {
             file,
             image,
             dockerfile_from,
+            distcc_hosts: None,
         })
+    }
+
+    /// The image the tools run in, without its tag or digest.
+    pub fn image_name(&self) -> &str {
+        IMAGE
+            .captures(&self.image)
+            .and_then(|c| c.name("name"))
+            .map_or(self.image.as_str(), |n| n.as_str())
     }
 
     /// The target's own image, built from its dockerfile (the tools run in

@@ -6,8 +6,10 @@
 //! paths = ["/opt/shared", "../x"]  # more read-only mounts (relative: to this file's folder)
 //! passenv = ["MY_VAR", "X_*"]      # more variables passed to the tools
 //! packages = ["zlib1g-dev"]        # Debian packages for the target
+//! distcc = "10.0.0.2:3632 10.0.0.3:3632/8,lzo"   # distcc servers (see `distcc`)
 //! [target.s390x-linux-gnu]         # one target: the same keys, added to [build]'s
 //! packages = ["libssl-dev"]
+//! distcc = "10.0.0.2:3633"         # a target's own servers replace [build]'s
 //! ```
 //!
 //! The lookup is on the compile path: one `lstat` per folder up to the
@@ -33,7 +35,8 @@ pub const FILE_NAME: &str = "qemu-cross-cc.toml";
 const CAP: u64 = 1 << 20;
 
 /// What the keys are, for error messages.
-const KEYS: &str = "tables [build] and [target.TARGET], each with paths, passenv and packages";
+const KEYS: &str =
+    "tables [build] and [target.TARGET], each with paths, passenv, packages and distcc";
 
 /// A variable name, or a prefix ending in `*`.
 static PASSENV: LazyLock<Regex> =
@@ -62,6 +65,9 @@ pub struct Section {
     /// Debian packages for the target (the tool adds `:ARCH`).
     #[serde(default)]
     pub packages: Vec<String>,
+    /// distcc servers for compiles, in distcc's host syntax.
+    #[serde(default)]
+    pub distcc: Option<String>,
 }
 
 /// A project file, read and checked.
@@ -180,6 +186,9 @@ impl Project {
             p.manifest
                 .env
                 .extend(crate::passenv::caller_values(&section.passenv));
+            if section.distcc.is_some() {
+                p.distcc_hosts = section.distcc.clone();
+            }
             if !section.packages.is_empty() {
                 p.add_packages(&section.packages).map_err(|why| {
                     anyhow::anyhow!("bad project file {file}: {key} `packages` {why}")
@@ -287,6 +296,9 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
         }
     }
     crate::plugin::check_packages(&s.packages).map_err(|why| bad("packages", why))?;
+    if let Some(hosts) = &s.distcc {
+        crate::distcc::hosts::parse(hosts).map_err(|why| bad("distcc", why))?;
+    }
     Ok(s)
 }
 

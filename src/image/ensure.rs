@@ -247,6 +247,37 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
     })
 }
 
+/// Make sure the image `tag`, built from the generated dockerfile `text`,
+/// is up to date (the checksum of `text`), building it once if not;
+/// returns its id. `fix` completes a failed build's message.
+pub fn ensure_generated(
+    engine: &Engine,
+    tag: &str,
+    target: &str,
+    text: &str,
+    library: &Library,
+    fix: &'static str,
+) -> Result<String> {
+    let checksum = dockerfile::checksum(text, library)?;
+    if let Some((id, have)) = engine.image_id_and_checksum(tag)? {
+        if have == checksum {
+            return Ok(id);
+        }
+    }
+    let image = Wanted {
+        tag,
+        target,
+        checksum: &checksum,
+        fix,
+    };
+    build_once(engine, &image, |log| {
+        let mut job = Job::new(tag.to_string(), text.to_string(), library.clone());
+        job.quiet = true;
+        job.log = Some(log.try_clone()?);
+        super::build(engine, job)
+    })
+}
+
 /// An image to have: its tag, the target it serves and the checksum it
 /// must carry.
 struct Wanted<'a> {

@@ -7,6 +7,7 @@
 
 mod agent_faults;
 mod core;
+mod distcc;
 mod hardening;
 mod leaks;
 mod libraries;
@@ -79,6 +80,7 @@ fn main() {
             .chain(projects::TESTS)
             .chain(leaks::TESTS)
             .chain(runner::TESTS)
+            .chain(distcc::TESTS)
         {
             trials.push(trial(eng, name, *f, *mode));
         }

@@ -1,0 +1,267 @@
+//! Servers: the image and container that `serve` runs for a target.
+//!
+//! The image is derived from the target's (`FROM` it; the target's own
+//! dockerfile and checksum are untouched) and adds Debian's distcc. Its
+//! allow-list (`/usr/lib/distcc`) holds only the fingerprinted compiler
+//! names, each a link in `/usr/local/bin` to the target's compiler.
+
+use std::collections::BTreeMap;
+
+use crate::plugin::Plugin;
+
+/// distccd's port inside the container (the published port is the
+/// target's); its statistics port beside it, never published.
+pub const INNER_PORT: u16 = 3632;
+pub const STATS_PORT: u16 = 3633;
+
+/// Labels of a server container.
+pub const SERVE_LABEL: &str = "com.qemu-cross-cc.serve";
+pub const PORT_LABEL: &str = "com.qemu-cross-cc.distcc-port";
+pub const STATS_LABEL: &str = "com.qemu-cross-cc.distcc-stats-port";
+
+/// The uid and gid distccd runs as (nobody).
+pub const USER: &str = "65534:65534";
+
+/// The tools a server compiles for: the gcc drivers the target has.
+pub fn compilers(plugin: &Plugin) -> Vec<(&str, &str)> {
+    crate::cli::COMPILERS
+        .iter()
+        .filter_map(|t| plugin.tools.get(*t).map(|p| (*t, p.as_str())))
+        .collect()
+}
+
+/// The server image's tag.
+pub fn tag(plugin: &Plugin) -> String {
+    format!("{}-distcc", plugin.image_name())
+}
+
+/// The server image's dockerfile for `plugin`, whose image carries the
+/// checksum `base_checksum` and the toolchain `fingerprint`.
+pub fn dockerfile(plugin: &Plugin, base_checksum: &str, fingerprint: &str) -> String {
+    let mut links = String::new();
+    for (tool, program) in compilers(plugin) {
+        let name = super::fingerprint::compiler_name(&plugin.target, tool, fingerprint);
+        links.push_str(&format!(
+            " && \\\n    p=$(command -v {}) && ln -s \"$p\" /usr/local/bin/{name} && \
+             ln -s ../../bin/distcc /usr/lib/distcc/{name}",
+            shell_words::quote(program)
+        ));
+    }
+    format!(
+        "# qemu-cross-cc: distcc server for target {target}, toolchain {fingerprint}\n\
+         FROM {image}\n\
+         LABEL {base}={base_checksum}\n\
+         LABEL {fp_label}={fingerprint}\n\
+         RUN apt-get update && \\\n    \
+         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends distcc && \\\n    \
+         apt-get clean && rm -rf /var/lib/apt/lists/* && \\\n    \
+         rm -f /usr/lib/distcc/*{links}\n",
+        target = plugin.target,
+        image = plugin.image,
+        base = crate::image::derive::BASE_CHECKSUM_LABEL,
+        fp_label = super::fingerprint::LABEL,
+    )
+}
+
+/// How a server container is reached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// The engine's default network, the port published on `listen`.
+    Published { listen: Option<String> },
+    /// An engine network (or `none`): distccd listens on the target's port
+    /// on the container's own address.
+    Named(String),
+}
+
+/// What `serve` starts for one target.
+pub struct Spec<'a> {
+    pub target: &'a str,
+    pub image: &'a str,
+    pub instance: &'a str,
+    pub port: u16,
+    pub fingerprint: &'a str,
+    pub allow: &'a [String],
+    pub jobs: Option<u32>,
+    pub network: &'a Network,
+}
+
+/// The container name of a target's server.
+pub fn container_name(instance: &str, target: &str) -> String {
+    format!("qemu-cross-cc-serve-{instance}-{target}")
+}
+
+/// `run` arguments after `run` (the caller adds the ownership labels).
+pub fn run_args(s: &Spec) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-d".into(),
+        "--rm".into(),
+        "--name".into(),
+        container_name(s.instance, s.target),
+        "--label".into(),
+        format!("{SERVE_LABEL}={}", s.instance),
+        "--label".into(),
+        format!("{}={}", crate::session::TARGET_LABEL, s.target),
+        "--label".into(),
+        format!("{PORT_LABEL}={}", s.port),
+        "--label".into(),
+        format!("{}={}", super::fingerprint::LABEL, s.fingerprint),
+        "--read-only".into(),
+        "--tmpfs".into(),
+        "/tmp".into(),
+        "--user".into(),
+        USER.into(),
+        "--cap-drop".into(),
+        "ALL".into(),
+        "--security-opt".into(),
+        "no-new-privileges".into(),
+        "--env".into(),
+        "TMPDIR=/tmp".into(),
+    ];
+    let port = match s.network {
+        Network::Published { listen } => {
+            a.push("--publish".into());
+            a.push(match listen {
+                Some(l) if l.contains(':') => format!("[{l}]:{}:{INNER_PORT}", s.port),
+                Some(l) => format!("{l}:{}:{INNER_PORT}", s.port),
+                None => format!("{}:{INNER_PORT}", s.port),
+            });
+            INNER_PORT
+        }
+        Network::Named(n) => {
+            a.push("--network".into());
+            a.push(n.clone());
+            s.port
+        }
+    };
+    let stats = if port == STATS_PORT {
+        STATS_PORT + 1
+    } else {
+        STATS_PORT
+    };
+    a.splice(
+        0..0,
+        ["--label".to_string(), format!("{STATS_LABEL}={stats}")],
+    );
+    a.extend([
+        s.image.to_string(),
+        "distccd".into(),
+        "--no-detach".into(),
+        "--daemon".into(),
+        "--log-stderr".into(),
+        "--log-level".into(),
+        "warning".into(),
+        "--port".into(),
+        port.to_string(),
+        "--stats".into(),
+        "--stats-port".into(),
+        stats.to_string(),
+    ]);
+    // The statistics port answers only allowed clients too: the
+    // container's own loopback (reachable from inside it alone) is how
+    // `serve --status` reads it.
+    a.push("--allow".into());
+    a.push("127.0.0.1/32".into());
+    for cidr in s.allow {
+        a.push("--allow".into());
+        a.push(cidr.clone());
+    }
+    if let Some(j) = s.jobs {
+        a.push("--jobs".into());
+        a.push(j.to_string());
+    }
+    a
+}
+
+/// distccd's `--stats` page: its `name value` counters.
+pub fn parse_stats(page: &str) -> BTreeMap<String, String> {
+    page.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(k, _)| k.starts_with("dcc_"))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Check an `--allow` value: an IPv4 address or network (`10.0.0.0/24`).
+/// `0.0.0.0/0` (every client) only with `any`. The error completes
+/// "--allow ...".
+pub fn check_allow(cidr: &str, any: bool) -> Result<(), String> {
+    let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
+    if addr.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(format!(
+            "{cidr}: give an IPv4 address or network such as 192.168.1.0/24"
+        ));
+    }
+    let Ok(bits) = bits.parse::<u8>() else {
+        return Err(format!("{cidr}: the prefix length after / must be 0 to 32"));
+    };
+    if bits > 32 {
+        return Err(format!("{cidr}: the prefix length after / must be 0 to 32"));
+    }
+    if bits == 0 && !any {
+        return Err(format!(
+            "{cidr} lets every machine that reaches the port run compilers; name your \
+             clients' network, or add --allow-any if that is really meant"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_values() {
+        assert!(check_allow("10.0.0.0/24", false).is_ok());
+        assert!(check_allow("10.0.0.7", false).is_ok());
+        assert!(
+            check_allow("0.0.0.0/0", false)
+                .unwrap_err()
+                .contains("--allow-any")
+        );
+        assert!(check_allow("0.0.0.0/0", true).is_ok());
+        assert!(check_allow("10.0.0.0/33", false).is_err());
+        assert!(check_allow("example.com", false).is_err());
+    }
+
+    #[test]
+    fn stats_page() {
+        let page = "HTTP/1.0 200 OK\nContent-Type: text/plain\n\nargv /distccd\n<distccstats>\n\
+                    dcc_tcp_accept 6\ndcc_compile_ok 5\ndcc_longest_job a.c\n</distccstats>\n";
+        let s = parse_stats(page);
+        assert_eq!(s["dcc_compile_ok"], "5");
+        assert_eq!(s["dcc_tcp_accept"], "6");
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn containers_are_locked_down() {
+        let allow = vec!["10.1.0.0/24".to_string()];
+        let net = Network::Published {
+            listen: Some("10.1.0.2".into()),
+        };
+        let a = run_args(&Spec {
+            target: "s390x-linux-gnu",
+            image: "img-distcc",
+            instance: "default",
+            port: 3640,
+            fingerprint: "0123456789ab",
+            allow: &allow,
+            jobs: Some(3),
+            network: &net,
+        });
+        let s = a.join(" ");
+        for want in [
+            "--read-only",
+            "--tmpfs /tmp",
+            "--user 65534:65534",
+            "--cap-drop ALL",
+            "--publish 10.1.0.2:3640:3632",
+            "img-distcc distccd --no-detach --daemon --log-stderr",
+            "--allow 10.1.0.0/24",
+            "--jobs 3",
+        ] {
+            assert!(s.contains(want), "{want}: {s}");
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! Scale-out with real distcc: `serve` containers made separate hosts on a
+//! private network (a bridge in its own network namespace, a veth pair per
+//! host, the client in a namespace of its own), the shims routing plain
+//! compiles of s390x (a target the host has no toolchain for) to them.
+//!
+//! One test per engine walks through the cases in order, sharing the
+//! servers: objects byte-identical to local compiles across flags, a
+//! `make -j` over 200 files spread over every server (remote + local counts
+//! equal the total), a server with another toolchain, an unreachable one,
+//! a client outside `--allow`, a server killed mid-build and a link cut
+//! mid-build: the build succeeds with the same objects every time.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+use crate::{Mode, TestFn};
+
+pub const TESTS: &[(&str, TestFn, Mode)] = &[(
+    "distcc::servers_on_a_private_network",
+    servers_on_a_private_network,
+    Mode::Shared,
+)];
+
+const TARGET: &str = "s390x-linux-gnu";
+
+/// Run a command as root, panicking with its output when it fails.
+fn sys(prog: &str, args: &[&str]) -> String {
+    let o = Command::new(prog).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{prog} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The private network: namespaces and the links between them, removed
+/// when dropped.
+struct Net {
+    /// Namespace names.
+    bridge: String,
+    client: String,
+    /// `10.213.N`
+    prefix: String,
+    /// Interface name stem (at most 11 characters).
+    stem: String,
+    /// Bridge-side ends of the server links, by host number.
+    ports: BTreeMap<u8, String>,
+}
+
+impl Net {
+    fn new(eng: Eng) -> Net {
+        let id = &run().id[..6];
+        let e = &eng.name()[..1];
+        let net = Net {
+            bridge: format!("qccd-{id}-{e}-br"),
+            client: format!("qccd-{id}-{e}-c"),
+            prefix: format!("10.213.{}", if eng == Eng::Docker { 1 } else { 2 }),
+            stem: format!("qd{id}{e}"),
+            ports: BTreeMap::new(),
+        };
+        for ns in [&net.bridge, &net.client] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            sys("ip", &["netns", "add", ns]);
+        }
+        let br = net.bridge.as_str();
+        sys("ip", &["-n", br, "link", "add", "br0", "type", "bridge"]);
+        sys("ip", &["-n", br, "link", "set", "br0", "up"]);
+        let (c, cb) = (format!("{}c", net.stem), format!("{}cb", net.stem));
+        sys(
+            "ip",
+            &["link", "add", &c, "type", "veth", "peer", "name", &cb],
+        );
+        sys("ip", &["link", "set", &c, "netns", &net.client]);
+        sys("ip", &["link", "set", &cb, "netns", br]);
+        sys("ip", &["-n", br, "link", "set", &cb, "master", "br0", "up"]);
+        let cn = net.client.as_str();
+        sys(
+            "ip",
+            &[
+                "-n",
+                cn,
+                "addr",
+                "add",
+                &format!("{}.100/24", net.prefix),
+                "dev",
+                &c,
+            ],
+        );
+        sys("ip", &["-n", cn, "link", "set", &c, "up"]);
+        sys("ip", &["-n", cn, "link", "set", "lo", "up"]);
+        net
+    }
+
+    fn ip(&self, host: u8) -> String {
+        format!("{}.{host}", self.prefix)
+    }
+
+    /// Give the container (started with `--network none`) an address on
+    /// the bridge: it becomes host `host`.
+    fn attach(&mut self, t: &T, container: &str, host: u8) {
+        let pid = stdout(&ok(t.engine([
+            "inspect",
+            "--format",
+            "{{.State.Pid}}",
+            container,
+        ])))
+        .trim()
+        .to_string();
+        let (s, sb) = (
+            format!("{}s{host}", self.stem),
+            format!("{}s{host}b", self.stem),
+        );
+        sys(
+            "ip",
+            &["link", "add", &s, "type", "veth", "peer", "name", &sb],
+        );
+        sys("ip", &["link", "set", &sb, "netns", &self.bridge]);
+        sys(
+            "ip",
+            &[
+                "-n",
+                &self.bridge,
+                "link",
+                "set",
+                &sb,
+                "master",
+                "br0",
+                "up",
+            ],
+        );
+        sys("ip", &["link", "set", &s, "netns", &pid]);
+        let addr = format!("{}/24", self.ip(host));
+        sys(
+            "nsenter",
+            &["-t", &pid, "-n", "ip", "addr", "add", &addr, "dev", &s],
+        );
+        sys(
+            "nsenter",
+            &["-t", &pid, "-n", "ip", "link", "set", &s, "up"],
+        );
+        self.ports.insert(host, sb);
+    }
+
+    /// Cut a host's link at the bridge.
+    fn cut(&self, host: u8) {
+        sys(
+            "ip",
+            &[
+                "-n",
+                &self.bridge,
+                "link",
+                "set",
+                &self.ports[&host],
+                "down",
+            ],
+        );
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the links in it (and their peers).
+        for ns in [&self.client, &self.bridge] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Servers started with `serve --name NAME`, stopped when dropped.
+struct Served<'a> {
+    t: &'a T,
+    name: String,
+}
+
+impl Drop for Served<'_> {
+    fn drop(&mut self) {
+        let _ = out(self.t.qcc(["serve", "--stop", "--name", &self.name]));
+    }
+}
+
+/// `serve` for the target as one host of the network; returns the
+/// fingerprint it printed.
+fn serve<'a>(t: &'a T, net: &mut Net, name: &str, host: u8, allow: &str) -> (Served<'a>, String) {
+    let o = ok(t.qcc([
+        "serve",
+        TARGET,
+        "--network",
+        "none",
+        "--name",
+        name,
+        "--allow",
+        allow,
+        "--jobs",
+        "2",
+    ]));
+    let served = Served {
+        t,
+        name: name.to_string(),
+    };
+    let line = stdout(&o);
+    let fp = line
+        .split_whitespace()
+        .skip_while(|w| *w != "toolchain")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no toolchain in: {line}"))
+        .to_string();
+    net.attach(t, &format!("qemu-cross-cc-serve-{name}-{TARGET}"), host);
+    (served, fp)
+}
+
+/// distccd's counter `key` of the servers named `name`.
+fn counter(t: &T, name: &str, key: &str) -> u64 {
+    let o = ok(t.qcc(["serve", "--status", "--json", "--name", name]));
+    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    v.iter()
+        .filter_map(|s| s["stats"][key].as_str()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The project: `n` sources sharing a header, a Makefile with `-MD`.
+fn project(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir.join("include")).unwrap();
+    std::fs::write(
+        dir.join("include/common.h"),
+        "#include <stdint.h>\n#include <string.h>\nstruct rec { uint64_t a; uint32_t b; char n[12]; };\n",
+    )
+    .unwrap();
+    let mut objs = Vec::new();
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("f{i:03}.c")),
+            format!(
+                "#include \"common.h\"\n\
+                 static struct rec r{i} = {{ {i}ULL << 40, {i}, \"f{i}\" }};\n\
+                 uint64_t f{i}(const struct rec *x) {{\n\
+                 \x20   uint64_t h = r{i}.a ^ x->a;\n\
+                 \x20   for (size_t k = 0; k < strlen(x->n); k++) h = h * 131 + (uint8_t)x->n[k];\n\
+                 \x20   return h + x->b * {i}u;\n}}\n"
+            ),
+        )
+        .unwrap();
+        objs.push(format!("f{i:03}.o"));
+    }
+    std::fs::write(
+        dir.join("Makefile"),
+        format!(
+            "CFLAGS ?= -O2 -g\nOBJS = {}\nall: $(OBJS)\n%.o: %.c\n\t$(CC) $(CFLAGS) -Iinclude -MD -c $< -o $@\n\
+             clean:\n\trm -f *.o *.d\n-include $(OBJS:.o=.d)\n",
+            objs.join(" ")
+        ),
+    )
+    .unwrap();
+}
+
+/// The objects and depfiles of a folder.
+fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if matches!(p.extension().and_then(|x| x.to_str()), Some("o" | "d")) {
+            m.insert(
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            );
+        }
+    }
+    m
+}
+
+/// The same outputs, or a panic naming the first that differs.
+fn assert_same(what: &str, want: &BTreeMap<String, Vec<u8>>, got: &BTreeMap<String, Vec<u8>>) {
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{what}: other files"
+    );
+    for (k, v) in want {
+        assert!(got[k] == *v, "{what}: {k} differs from the local compile's");
+    }
+}
+
+/// A command in the client's network namespace (only that: `ip netns
+/// exec` would also remount /sys, where podman finds the cgroups), with
+/// the shims on PATH.
+fn client(t: &T, net: &Net, path: &str, dir: &Path, hosts: &str, args: &[&str]) -> Command {
+    let mut c = t.program("nsenter", [format!("--net=/run/netns/{}", net.client)]);
+    c.args(args)
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("QEMU_CROSS_CC_DISTCC_HOSTS", hosts)
+        .env("DISTCC_DIR", t.dir.join("distcc-state"))
+        .env("DISTCC_IO_TIMEOUT", "8");
+    c
+}
+
+fn make(t: &T, net: &Net, path: &str, dir: &Path, hosts: &str, extra: &[&str]) {
+    ok(client(t, net, path, dir, "", &["make", "clean"]));
+    let mut args = vec!["make", "-j4", "CC=s390x-linux-gnu-gcc"];
+    args.extend_from_slice(extra);
+    let o = ok(client(t, net, path, dir, hosts, &args));
+    assert!(
+        stderr(&o).trim().is_empty(),
+        "the build printed: {}",
+        stderr(&o)
+    );
+}
+
+fn servers_on_a_private_network(eng: Eng) {
+    if Command::new("distcc").arg("--version").output().is_err() {
+        panic!("distcc is missing: run tests/setup-engines.sh");
+    }
+    let t = T::new(eng, "distcc", false);
+    let plugin = t.builtin_plugin(TARGET);
+    let image = plugin["image"].as_str().unwrap().to_string();
+    t.record_image(&format!("{image}-distcc"));
+    let path = t.shims(&[TARGET]);
+    std::fs::create_dir_all(t.dir.join("distcc-state")).unwrap();
+    let mut net = Net::new(eng);
+    let id = &run().id[..6];
+    let client_ip = net.ip(100);
+    let subnet = format!("{}.0/24", net.prefix);
+    let stranger = format!("{}/32", net.ip(200));
+
+    // Two hosts with the target's toolchain, one refusing this client.
+    let (_a, fp) = serve(
+        &t,
+        &mut net,
+        &format!("{id}-a"),
+        2,
+        &format!("{client_ip}/32"),
+    );
+    let (_b, fp_b) = serve(&t, &mut net, &format!("{id}-b"), 3, &subnet);
+    assert_eq!(fp, fp_b, "the same image, the same toolchain");
+    let (_r, _) = serve(&t, &mut net, &format!("{id}-r"), 5, &stranger);
+
+    // A host whose image was built from a changed dockerfile: gcc 11 as
+    // the target's gcc.
+    let tm = T::new(eng, "distcc-m", false);
+    let m_image = tm.tag("gcc11");
+    tm.record_image(&format!("{m_image}-distcc"));
+    tm.plugin(
+        TARGET,
+        &m_image,
+        &format!(
+            "FROM {image}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+             --no-install-recommends gcc-11-{TARGET} && ln -sf {TARGET}-gcc-11 /usr/bin/{TARGET}-gcc && \
+             rm -rf /var/lib/apt/lists/*\n"
+        ),
+        &[("cc", "s390x-linux-gnu-gcc"), ("gcc", "s390x-linux-gnu-gcc")],
+    );
+    let (_m, fp_m) = serve(&tm, &mut net, &format!("{id}-m"), 4, &subnet);
+    assert_ne!(fp, fp_m, "gcc 11 is another toolchain");
+
+    let (a, b, m, r) = (net.ip(2), net.ip(3), net.ip(4), net.ip(5));
+    let proj = t.dir.join("proj");
+
+    // Objects and depfiles byte-identical to local compiles, flag by flag,
+    // each compiled remotely (no fallback).
+    std::fs::create_dir_all(&proj).unwrap();
+    project(&proj, 3);
+    for flags in [
+        "-O2",
+        "-g",
+        "-O2 -g",
+        "-fPIC -O1",
+        "-g -MD -MF dep.d",
+        "-Wp,-MMD,wp.d",
+        "-MD",
+    ] {
+        let debug = flags.split_whitespace().any(|f| f == "-g");
+        let compile = |hosts: &str, fallback: &str, extra: &[&str]| {
+            let mut args = vec!["s390x-linux-gnu-gcc"];
+            args.extend(flags.split_whitespace());
+            args.extend(extra);
+            args.extend(["-Iinclude", "-c", "f001.c", "-o", "out.o"]);
+            let mut c = client(&t, &net, &path, &proj, hosts, &args);
+            c.env("DISTCC_FALLBACK", fallback);
+            let o = ok(c);
+            assert!(stderr(&o).is_empty(), "{flags}: {}", stderr(&o));
+            let got = outputs(&proj);
+            for f in got.keys() {
+                std::fs::remove_file(proj.join(f)).unwrap();
+            }
+            got
+        };
+        let before = counter(&t, &format!("{id}-a"), "dcc_compile_ok");
+        let plain = compile("", "1", &[]);
+        let remote = compile(&format!("{a}/2"), "0", &[]);
+        assert_eq!(
+            counter(&t, &format!("{id}-a"), "dcc_compile_ok"),
+            before + 1,
+            "{flags}: compiled on the server"
+        );
+        if !debug {
+            assert_same(flags, &plain, &remote);
+            continue;
+        }
+        // With debug information the options distcc gets carry
+        // -fdirectives-only (so that columns survive): byte-identical to
+        // the fallback's compile, and to a compile without distcc but for
+        // the options recorded in DW_AT_producer.
+        let fallback = compile("", "1", &["-fdirectives-only"]);
+        assert_same(flags, &fallback, &remote);
+        let dump = |o: &[u8]| {
+            let f = t.dir.join("dump.o");
+            std::fs::write(&f, o).unwrap();
+            let d = stdout(&ok(Command::new("readelf")
+                .args(["--debug-dump=info,line", "-W"])
+                .arg(&f)));
+            d.lines()
+                .filter(|l| !l.contains("DW_AT_producer"))
+                .map(|l| offsets.replace_all(l, "").to_string())
+                .collect::<Vec<_>>()
+        };
+        let (want, got) = (dump(&plain["out.o"]), dump(&remote["out.o"]));
+        if let Some((w, g)) = want.iter().zip(&got).find(|(w, g)| w != g) {
+            panic!("{flags}: debug information differs: {w:?} locally, {g:?} remotely");
+        }
+        assert_eq!(want.len(), got.len(), "{flags}: debug information");
+        if let Some(d) = plain.get("dep.d") {
+            assert_eq!(*d, remote["dep.d"], "{flags}: dep.d");
+        }
+    }
+    std::fs::remove_dir_all(&proj).unwrap();
+
+    // The reference: the project built locally, with what distcc adds for
+    // debug information (so its objects are those of any distcc build,
+    // whichever host compiled what; checked against a build without it
+    // above).
+    project(&proj, 200);
+    make(
+        &t,
+        &net,
+        &path,
+        &proj,
+        "",
+        &["CFLAGS=-O2 -g -fdirectives-only"],
+    );
+    let reference = outputs(&proj);
+    assert_eq!(reference.len(), 400);
+
+    // make -j over 200 files, no fallback: every server gets jobs, and the
+    // remote and local compiles add up to the total.
+    let log = t.dir.join("distcc.log");
+    let _ = std::fs::remove_file(&log);
+    let (a0, b0) = (
+        counter(&t, &format!("{id}-a"), "dcc_compile_ok"),
+        counter(&t, &format!("{id}-b"), "dcc_compile_ok"),
+    );
+    let mut c = client(&t, &net, &path, &proj, "", &["make", "clean"]);
+    ok(&mut c);
+    let mut c = client(
+        &t,
+        &net,
+        &path,
+        &proj,
+        &format!("localhost/1 {a}/2 {b}/2"),
+        &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
+    );
+    c.env("DISTCC_FALLBACK", "0").env("DISTCC_LOG", &log);
+    let o = ok(c);
+    assert!(stderr(&o).trim().is_empty(), "{}", stderr(&o));
+    assert_same(
+        "make -j4 over a, b and localhost",
+        &reference,
+        &outputs(&proj),
+    );
+    let on_a = counter(&t, &format!("{id}-a"), "dcc_compile_ok") - a0;
+    let on_b = counter(&t, &format!("{id}-b"), "dcc_compile_ok") - b0;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let local = text
+        .lines()
+        .filter(|l| l.contains(" on localhost completed ok") && l.contains("] compile "))
+        .count() as u64;
+    let remote_logged = text
+        .lines()
+        .filter(|l| l.contains("] compile ") && l.contains(&format!(" on {}.", net.prefix)))
+        .count() as u64;
+    eprintln!("{eng}: make -j4 over 200 files: a {on_a}, b {on_b}, local {local}");
+    assert!(
+        on_a > 0 && on_b > 0,
+        "every server gets jobs: a {on_a}, b {on_b}"
+    );
+    assert_eq!(
+        remote_logged,
+        on_a + on_b,
+        "the client's log agrees with the servers"
+    );
+    assert_eq!(on_a + on_b + local, 200, "remote + local = total");
+
+    // `dist check` classifies each host.
+    let o = out(client(
+        &t,
+        &net,
+        &path,
+        &proj,
+        &format!("{a} {m} {r} {}", net.ip(9)),
+        &[
+            run().bin.to_str().unwrap(),
+            "--engine",
+            eng.name(),
+            "dist",
+            "check",
+            TARGET,
+        ],
+    ));
+    let report = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{report}{}", stderr(&o));
+    let verdict = |ip: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("{ip} ")))
+            .unwrap_or_else(|| panic!("no line for {ip}: {report}"))
+            .to_string()
+    };
+    assert!(verdict(&a).contains(" ok"), "{report}");
+    assert!(verdict(&m).contains("different toolchain"), "{report}");
+    assert!(verdict(&r).contains("refused"), "{report}");
+    assert!(verdict(&net.ip(9)).contains("unreachable"), "{report}");
+
+    // Another toolchain, a refusing server, nothing there: the build
+    // compiles locally, silently, with the same objects; the gcc 11 server
+    // never compiled one.
+    for (what, hosts) in [
+        ("another toolchain", m.clone()),
+        ("outside --allow", r.clone()),
+        ("unreachable", net.ip(9)),
+    ] {
+        make(&t, &net, &path, &proj, &hosts, &[]);
+        assert_same(what, &reference, &outputs(&proj));
+    }
+    assert_eq!(counter(&tm, &format!("{id}-m"), "dcc_compile_ok"), 0);
+
+    // A server killed mid-build.
+    ok(client(&t, &net, &path, &proj, "", &["make", "clean"]));
+    let mut c = client(
+        &t,
+        &net,
+        &path,
+        &proj,
+        &format!("{a}/4"),
+        &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
+    );
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for_jobs(&t, &format!("{id}-a"), on_a + a0 + 7);
+    ok(t.engine(["kill", &format!("qemu-cross-cc-serve-{id}-a-{TARGET}")]));
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "killed server: {}", stderr(&o));
+    assert_same("server killed mid-build", &reference, &outputs(&proj));
+
+    // A link cut mid-build.
+    ok(client(&t, &net, &path, &proj, "", &["make", "clean"]));
+    let b1 = counter(&t, &format!("{id}-b"), "dcc_compile_ok");
+    let mut c = client(
+        &t,
+        &net,
+        &path,
+        &proj,
+        &format!("{b}/4"),
+        &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
+    );
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    wait_for_jobs(&t, &format!("{id}-b"), b1 + 5);
+    net.cut(3);
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "link cut: {}", stderr(&o));
+    assert_same("link cut mid-build", &reference, &outputs(&proj));
+}
+
+/// Wait until the servers `name` have compiled `n` jobs (20 s at most).
+fn wait_for_jobs(t: &T, name: &str, n: u64) {
+    let start = std::time::Instant::now();
+    while counter(t, name, "dcc_compile_ok") < n {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "{name} did not reach {n} jobs"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
