@@ -362,6 +362,7 @@ fn servers_on_a_private_network(eng: Eng) {
     // each compiled remotely (no fallback).
     std::fs::create_dir_all(&proj).unwrap();
     project(&proj, 3);
+    let offsets = regex::Regex::new(r"\((indirect string, )?offset: 0x[0-9a-f]+\)").unwrap();
     for flags in [
         "-O2",
         "-g",
