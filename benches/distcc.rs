@@ -267,17 +267,81 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
     });
     let cpp = b.runs(runs, || {
         let mut c = b.shim("");
-        c.args(["-O2", "-g", "-E", "unit.c", "-o", "unit.i"]);
+        // What the client does for a debug compile (see distcc::client).
+        c.args([
+            "-O2",
+            "-g",
+            "-fdirectives-only",
+            "-E",
+            "unit.c",
+            "-o",
+            "unit.i",
+        ]);
         c
     });
     let cc1 = b.runs(runs, || {
         let mut c = b.shim("");
-        c.args(["-O2", "-g", "-c", "unit.i", "-o", "unit-i.o"]);
+        c.args([
+            "-O2",
+            "-g",
+            "-fdirectives-only",
+            "-c",
+            "unit.i",
+            "-o",
+            "unit-i.o",
+        ]);
         c
     });
+    // The object every distcc compile of it gives, remote or fallback.
+    time(b.shim("").args([
+        "-O2",
+        "-g",
+        "-fdirectives-only",
+        "-c",
+        "unit.c",
+        "-o",
+        "local.o",
+    ]));
     let i_size = std::fs::metadata(b.work.join("unit.i"))
         .map(|m| m.len())
         .unwrap_or(0);
+
+    // The relay's own cost: a request of the preprocessed size out, an
+    // object-sized answer back, against a sink on loopback.
+    let sink = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sink_port = sink.local_addr().unwrap().port();
+    let request = i_size as usize;
+    std::thread::spawn(move || {
+        for mut c in sink.incoming().flatten() {
+            let mut got = 0;
+            let mut buf = vec![0u8; 64 * 1024];
+            while got < request {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            let _ = c.write_all(&vec![7u8; 100 * 1024]);
+        }
+    });
+    let mut relay_rows = Vec::new();
+    for delay in [0u64, 1, 5, 20] {
+        let relay = Relay::start(sink_port, Duration::from_millis(delay));
+        let t = median(
+            (0..runs)
+                .map(|_| {
+                    let start = Instant::now();
+                    let mut c = TcpStream::connect(("127.0.0.1", relay.port)).unwrap();
+                    c.set_nodelay(true).unwrap();
+                    c.write_all(&vec![1u8; request]).unwrap();
+                    let mut back = Vec::new();
+                    let _ = c.read_to_end(&mut back);
+                    start.elapsed()
+                })
+                .collect(),
+        );
+        relay_rows.push((delay, t));
+    }
 
     let mut rows = Vec::new();
     let mut bytes = Vec::new();
@@ -330,6 +394,11 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         bytes[1],
         100.0 * bytes[1] as f64 / bytes[0].max(1) as f64
     );
+    print!("  the relay alone (request out, 100 KiB back):");
+    for (delay, t) in &relay_rows {
+        print!(" +{delay} ms: {:.1} ms;", ms(*t));
+    }
+    println!();
     println!("  through distcc to a server on loopback, per added one-way delay:");
     let base = |lzo: bool| {
         rows.iter()

@@ -59,13 +59,11 @@ impl Global {
     /// to this program.
     fn passed(&self) -> crate::distcc::client::Passed {
         let mut env = Vec::new();
-        let engine = match self.choice {
-            Choice::Auto => None,
-            Choice::Docker => Some("docker"),
-            Choice::Podman => Some("podman"),
-        };
-        if let Some(e) = engine {
-            env.push(("QEMU_CROSS_CC_ENGINE".to_string(), OsString::from(e)));
+        if self.choice != Choice::Auto {
+            env.push((
+                "QEMU_CROSS_CC_ENGINE".to_string(),
+                OsString::from(self.choice.name()),
+            ));
         }
         if !self.dockerfile_dirs.is_empty() {
             let mut dirs = self.dockerfile_dirs.clone();

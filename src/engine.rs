@@ -22,6 +22,17 @@ pub enum Choice {
     Podman,
 }
 
+impl Choice {
+    /// The value of `QEMU_CROSS_CC_ENGINE` that asks for this choice.
+    pub fn name(self) -> &'static str {
+        match self {
+            Choice::Auto => "auto",
+            Choice::Docker => "docker",
+            Choice::Podman => "podman",
+        }
+    }
+}
+
 impl FromStr for Choice {
     type Err = String;
 

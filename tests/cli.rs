@@ -745,3 +745,94 @@ fn exec_without_binfmt_handler_names_the_package() {
         "{line}"
     );
 }
+
+#[test]
+fn serve_refuses_to_run_open_to_everyone() {
+    let s = Scratch::new();
+    // No engine is reached: these are refused first.
+    let o = s.qcc_with(&[], &["serve", "s390x-linux-gnu"]);
+    let line = one_line(&o, 2);
+    assert!(line.contains("--allow CIDR is required"), "{line}");
+    let o = s.qcc_with(&[], &["serve", "s390x-linux-gnu", "--allow", "0.0.0.0/0"]);
+    let line = one_line(&o, 2);
+    assert!(line.contains("--allow-any"), "{line}");
+    let o = s.qcc_with(&[], &["serve", "s390x-linux-gnu", "--allow", "10.0.0.0/40"]);
+    let line = one_line(&o, 2);
+    assert!(line.contains("prefix length"), "{line}");
+    let o = s.qcc_with(&[], &["serve", "--allow", "10.0.0.0/8"]);
+    let line = one_line(&o, 2);
+    assert!(line.contains("name the targets"), "{line}");
+    let o = s.qcc_with(&[], &["serve", "vax-dec-ultrix", "--allow", "10.0.0.0/8"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("unknown target 'vax-dec-ultrix'"), "{line}");
+    let o = s.qcc_with(
+        &[],
+        &[
+            "serve",
+            "s390x-linux-gnu",
+            "--allow",
+            "10.0.0.0/8",
+            "--stop",
+        ],
+    );
+    let line = one_line(&o, 2);
+    assert!(line.contains("--stop"), "{line}");
+    // With an engine missing, the error names it.
+    let o = s.qcc_with(&[], &["serve", "s390x-linux-gnu", "--allow", "10.0.0.0/8"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("no working container engine"), "{line}");
+}
+
+#[test]
+fn dist_check_needs_hosts_and_a_target() {
+    let s = Scratch::new();
+    let o = s.qcc_with(&[], &["dist", "check"]);
+    assert!(one_line(&o, 2).contains("name the target"));
+    let o = s.qcc_with(&[], &["dist", "check", "s390x-linux-gnu"]);
+    let line = one_line(&o, 1);
+    assert!(line.contains("no distcc hosts to check"), "{line}");
+    let o = s.qcc_with(
+        &[],
+        &["dist", "check", "s390x-linux-gnu", "--hosts", "h,cpp"],
+    );
+    let line = one_line(&o, 1);
+    assert!(line.contains("pump mode"), "{line}");
+}
+
+#[test]
+fn bad_distcc_hosts_in_the_project_file_are_named() {
+    let s = Scratch::new();
+    std::fs::write(
+        s.path().join("qemu-cross-cc.toml"),
+        "[build]\ndistcc = \"10.0.0.2:99999\"\n",
+    )
+    .unwrap();
+    let o = s.qcc_with(&[], &["--target", "s390x-linux-gnu", "-c", "x.c"]);
+    let line = one_line(&o, 1);
+    assert!(
+        line.contains("qemu-cross-cc.toml") && line.contains("distcc") && line.contains("port"),
+        "{line}"
+    );
+}
+
+#[test]
+fn compiles_stay_local_and_silent_without_distcc() {
+    // distcc servers configured, no distcc on PATH: the compile goes the
+    // local way (here to the missing engine) and says why only in debug.
+    let s = Scratch::new();
+    let run = |debug: bool| {
+        let mut c = s.qcc(&["--target", "s390x-linux-gnu", "-c", "x.c"]);
+        c.env("PATH", s.fake_path(&[]))
+            .env("QEMU_CROSS_CC_DISTCC_HOSTS", "10.0.0.2:3632/4");
+        if debug {
+            c.env("QEMU_CROSS_CC_DEBUG", "1");
+        }
+        c.output().unwrap()
+    };
+    let o = run(false);
+    let line = one_line(&o, 1);
+    assert!(line.contains("no working container engine"), "{line}");
+    let o = run(true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no distcc on PATH"), "{err}");
+}

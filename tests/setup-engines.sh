@@ -33,11 +33,11 @@ mkdir -p "$STATE"
 # --- packages -------------------------------------------------------------
 # autoconf automake libtool cmake meson ninja-build pkgconf ccache: the build systems
 # of the real-project fixtures (tests/fixtures/{libtool,cmake,meson}).
-# distcc iproute2: the scale-out tests (real distcc, servers on a private
-# network of namespaces).
+# distcc iproute2 openssh-server openssh-client: the scale-out tests (real
+# distcc, servers on a private network of namespaces, distcc's ssh mode).
 # gcc-aarch64-linux-gnu: the host-native cross compiler the tests and the
 # benchmark compare with.
-want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2"
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2 openssh-server openssh-client"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
 missing=""
 for p in $want; do

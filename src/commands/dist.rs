@@ -108,7 +108,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
         "int qemu_cross_cc_probe(int x) { return x * 3 + 1; }\n",
     )
     .context("cannot write the probe source")?;
-    let local = local_object(&dir, &name, work.path())?;
+    let engine = ctx.choice.name();
+    let local = local_object(&dir, &name, work.path(), engine)?;
     println!("target {} (toolchain {fp})", plugin.target);
     let mut all_ok = true;
     for h in &parsed {
@@ -119,9 +120,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
             }
             hosts::Kind::Tcp { host, port } => match reach(host, *port) {
                 Err(v) => v,
-                Ok(()) => probe(&dir, &name, work.path(), &h.entry, &local),
+                Ok(()) => probe(&dir, &name, work.path(), &h.entry, &local, engine),
             },
-            hosts::Kind::Ssh { .. } => probe(&dir, &name, work.path(), &h.entry, &local),
+            hosts::Kind::Ssh { .. } => probe(&dir, &name, work.path(), &h.entry, &local, engine),
         };
         all_ok &= verdict == Verdict::Ok;
         println!("{:<28} {verdict}", h.entry);
@@ -162,9 +163,10 @@ fn reach(host: &str, port: u16) -> Result<(), Verdict> {
 }
 
 /// The probe compiled here, as the fallback would.
-fn local_object(dir: &Path, name: &str, work: &Path) -> Result<Vec<u8>> {
+fn local_object(dir: &Path, name: &str, work: &Path, engine: &str) -> Result<Vec<u8>> {
     let status = Command::new(dir.join(name))
         .args(["-O2", "-c", "probe.c", "-o", "local.o"])
+        .env("QEMU_CROSS_CC_ENGINE", engine)
         .env(client::SAFEGUARD_VAR, "1")
         .current_dir(work)
         .status()
@@ -176,7 +178,7 @@ fn local_object(dir: &Path, name: &str, work: &Path) -> Result<Vec<u8>> {
 }
 
 /// Compile the probe on `entry` alone, no fallback.
-fn probe(dir: &Path, name: &str, work: &Path, entry: &str, local: &[u8]) -> Verdict {
+fn probe(dir: &Path, name: &str, work: &Path, entry: &str, local: &[u8], engine: &str) -> Verdict {
     let state = work.join("distcc-state");
     let _ = std::fs::remove_dir_all(&state);
     if let Err(e) = std::fs::create_dir(&state) {
@@ -193,6 +195,7 @@ fn probe(dir: &Path, name: &str, work: &Path, entry: &str, local: &[u8]) -> Verd
         .arg(name)
         .args(["-O2", "-c", "probe.c", "-o", "remote.o"])
         .env("DISTCC_HOSTS", entry)
+        .env("QEMU_CROSS_CC_ENGINE", engine)
         .env("DISTCC_FALLBACK", "0")
         .env("DISTCC_DIR", &state)
         .env("DISTCC_LOG", &log)

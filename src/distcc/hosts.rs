@@ -66,6 +66,11 @@ fn entry(word: &str) -> Result<Host, String> {
             o => return Err(format!("has '{word}', with the unknown option ',{o}'")),
         }
     }
+    // `[USER]@HOST[/LIMIT][:COMMAND]`: the command is distccd's path there.
+    let main = match main.find('@') {
+        Some(at) => main[at..].find(':').map_or(main, |c| &main[..at + c]),
+        None => main,
+    };
     let (addr, limit) = main.split_once('/').unwrap_or((main, ""));
     if !limit.is_empty() && limit.parse::<u32>().map_or(true, |n| n == 0) {
         return Err(format!(
@@ -122,9 +127,12 @@ mod tests {
 
     #[test]
     fn reads_distcc_host_lists() {
-        let h = parse("localhost/2 10.0.0.2:3633/8,lzo build3 me@build4/4 --randomize [::1]:4000")
+        let h = parse(
+            "localhost/2 10.0.0.2:3633/8,lzo build3 me@build4/4:/opt/distccd,lzo --randomize [::1]:4000",
+        )
             .unwrap();
         assert_eq!(h.len(), 5);
+        assert_eq!(h[3].entry, "me@build4/4:/opt/distccd,lzo");
         assert_eq!(h[0].kind, Kind::Local);
         assert_eq!(
             h[1].kind,

@@ -17,11 +17,18 @@ use std::process::Command;
 use crate::support::*;
 use crate::{Mode, TestFn};
 
-pub const TESTS: &[(&str, TestFn, Mode)] = &[(
-    "distcc::servers_on_a_private_network",
-    servers_on_a_private_network,
-    Mode::Shared,
-)];
+pub const TESTS: &[(&str, TestFn, Mode)] = &[
+    (
+        "distcc::servers_on_a_private_network",
+        servers_on_a_private_network,
+        Mode::Shared,
+    ),
+    (
+        "distcc::ssh_into_the_server_container",
+        ssh_into_the_server_container,
+        Mode::Shared,
+    ),
+];
 
 const TARGET: &str = "s390x-linux-gnu";
 
@@ -586,4 +593,153 @@ fn wait_for_jobs(t: &T, name: &str, n: u64) {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An sshd of the test's own, on loopback, stopped when dropped.
+struct Sshd(std::process::Child);
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// distcc's ssh mode (`@host`), as the README sets it up: the server's
+/// account has a forced command that runs `distccd --inetd` in the
+/// target's server container (`--network none`: nothing listens at all).
+fn ssh_into_the_server_container(eng: Eng) {
+    if !Path::new("/usr/sbin/sshd").exists() {
+        panic!("sshd is missing: run tests/setup-engines.sh");
+    }
+    let t = T::new(eng, "distcc-ssh", false);
+    let plugin = t.builtin_plugin(TARGET);
+    let image = plugin["image"].as_str().unwrap().to_string();
+    t.record_image(&format!("{image}-distcc"));
+    let path = t.shims(&[TARGET]);
+    let name = format!("{}-ssh", &run().id[..6]);
+    ok(t.qcc([
+        "serve",
+        TARGET,
+        "--network",
+        "none",
+        "--name",
+        &name,
+        "--allow",
+        "10.9.9.9",
+    ]));
+    let _served = Served {
+        t: &t,
+        name: name.clone(),
+    };
+    let container = format!("qemu-cross-cc-serve-{name}-{TARGET}");
+
+    let d = t.dir.join("ssh");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    for (key, _) in [("host", ()), ("client", ())] {
+        sys(
+            "ssh-keygen",
+            &[
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                d.join(key).to_str().unwrap(),
+            ],
+        );
+    }
+    let public = std::fs::read_to_string(d.join("client.pub")).unwrap();
+    std::fs::write(
+        d.join("authorized_keys"),
+        format!(
+            "command=\"{} exec -i {container} distccd --inetd\",no-pty,no-port-forwarding,\
+             no-agent-forwarding,no-X11-forwarding {public}",
+            eng.name()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    std::fs::write(
+        d.join("sshd_config"),
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile none\n\
+             AuthorizedKeysFile {}\nPermitRootLogin forced-commands-only\nStrictModes no\n\
+             UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            d.join("host").display(),
+            d.join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(d.join("sshd.log"))
+                .map(std::process::Stdio::from)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let _sshd = Sshd(child);
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 10, "sshd did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let wrapper = d.join("ssh-test");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec ssh -F /dev/null -p {port} -i {} -o BatchMode=yes \
+             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \"$@\"\n",
+            d.join("client").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    let proj = t.dir.join("proj");
+    project(&proj, 2);
+    std::fs::create_dir_all(t.dir.join("distcc-state")).unwrap();
+    let compile = |hosts: &str, out: &str| {
+        let mut c = t.program(
+            "s390x-linux-gnu-gcc",
+            ["-O2", "-Iinclude", "-c", "f001.c", "-o", out],
+        );
+        c.current_dir(&proj)
+            .env("PATH", &path)
+            .env("QEMU_CROSS_CC_DISTCC_HOSTS", hosts)
+            .env("DISTCC_SSH", &wrapper)
+            .env("DISTCC_FALLBACK", "0")
+            .env("DISTCC_DIR", t.dir.join("distcc-state"))
+            .env("DISTCC_LOG", t.dir.join("distcc.log"));
+        let o = ok(c);
+        assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+        std::fs::read(proj.join(out)).unwrap()
+    };
+    let local = compile("", "local.o");
+    let remote = compile("root@127.0.0.1/2", "remote.o");
+    // No fallback was allowed: the object came back through ssh from the
+    // container's `distccd --inetd`.
+    assert!(
+        local == remote,
+        "the object through ssh differs from the local one"
+    );
 }
