@@ -15,7 +15,7 @@
 //! - the predicted speedup of a 200-file build and of GNU hello's `make`
 //!   over 4 servers like this machine.
 //!
-//! Environment: QCC_BENCH_RUNS (jobs per figure, default 15),
+//! Environment: QCC_BENCH_RUNS (jobs per figure, default 21),
 //! QEMU_CROSS_CC_ENGINE (docker by default).
 
 mod common;
@@ -132,6 +132,9 @@ impl Bench {
     }
 }
 
+/// Functions in the unit: about 150 lines, a compile of a few tens of ms.
+const UNIT_FUNCTIONS: usize = 12;
+
 /// A typical translation unit: libc headers and a few hundred lines.
 fn unit() -> String {
     let mut s = String::from(
@@ -140,7 +143,7 @@ fn unit() -> String {
          #include <fcntl.h>\n#include <signal.h>\n#include <time.h>\n\n\
          struct item { char name[32]; uint64_t size; struct item *next; };\n",
     );
-    for i in 0..40 {
+    for i in 0..UNIT_FUNCTIONS {
         s.push_str(&format!(
             "static int step{i}(struct item *it, const char *p, size_t n)\n{{\n\
              \x20   uint64_t h = {i};\n\
@@ -152,7 +155,7 @@ fn unit() -> String {
         ));
     }
     s.push_str("int run_all(struct item *it, const char *p)\n{\n    int r = 0;\n    size_t n = strlen(p);\n");
-    for i in 0..40 {
+    for i in 0..UNIT_FUNCTIONS {
         s.push_str(&format!("    r += step{i}(it, p, n);\n"));
     }
     s.push_str("    return r;\n}\n");
@@ -166,7 +169,7 @@ fn main() {
     let runs: usize = std::env::var("QCC_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(15);
+        .unwrap_or(21);
     let engine = std::env::var("QEMU_CROSS_CC_ENGINE").unwrap_or_else(|_| "docker".into());
     let dir = tempfile::Builder::new()
         .prefix("qcc-bench-distcc")
@@ -343,8 +346,35 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         relay_rows.push((delay, t));
     }
 
-    let mut rows = Vec::new();
+    // The typical unit remotely, plain and with lzo: time and bytes.
     let mut bytes = Vec::new();
+    let mut remote = Vec::new();
+    for lzo in [false, true] {
+        let relay = Relay::start(port, Duration::ZERO);
+        let hosts = format!(
+            "127.0.0.1:{}/4{}",
+            relay.port,
+            if lzo { ",lzo" } else { "" }
+        );
+        let t = b.runs(runs, || {
+            let mut c = b.shim(&hosts);
+            c.args(["-O2", "-g", "-c", "unit.c", "-o", "remote.o"]);
+            c
+        });
+        let got = std::fs::read(b.work.join("remote.o")).unwrap();
+        let want = std::fs::read(b.work.join("local.o")).unwrap();
+        assert!(got == want, "the remote object differs from the local one");
+        bytes.push(relay.sent.load(Ordering::Relaxed) / runs as u64);
+        remote.push(t);
+    }
+    // The time a delay adds to a job: a small compile (its own time is
+    // small against the delays), through the relay.
+    std::fs::write(
+        b.work.join("tiny.c"),
+        "#include <stdio.h>\nint tiny(int x) { return printf(\"%d\\n\", x); }\n",
+    )
+    .unwrap();
+    let mut rows = Vec::new();
     for lzo in [false, true] {
         for delay in [0u64, 1, 5, 20] {
             let relay = Relay::start(port, Duration::from_millis(delay));
@@ -355,18 +385,18 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
             );
             let t = b.runs(runs, || {
                 let mut c = b.shim(&hosts);
-                c.args(["-O2", "-g", "-c", "unit.c", "-o", "remote.o"]);
+                c.args(["-O2", "-c", "tiny.c", "-o", "tiny.o"]);
                 c
             });
-            let got = std::fs::read(b.work.join("remote.o")).unwrap();
-            let want = std::fs::read(b.work.join("local.o")).unwrap();
-            assert!(got == want, "the remote object differs from the local one");
-            if delay == 0 {
-                bytes.push(relay.sent.load(Ordering::Relaxed) / runs as u64);
-            }
             rows.push((lzo, delay, t));
         }
     }
+    let tiny_local = b.runs(runs, || {
+        let mut c = b.shim("");
+        c.args(["-O2", "-c", "tiny.c", "-o", "tiny-local.o"]);
+        c
+    });
+
     println!();
     println!(
         "one job (-O2 -g, {} lines, {i_size} bytes preprocessed):",
@@ -389,6 +419,11 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         ms(cc1)
     );
     println!(
+        "  through distcc to a server on loopback     {:>7.1} ms plain, {:.1} ms lzo",
+        ms(remote[0]),
+        ms(remote[1])
+    );
+    println!(
         "  bytes sent per job: {} plain, {} with lzo ({:.0}%)",
         bytes[0],
         bytes[1],
@@ -399,51 +434,68 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         print!(" +{delay} ms: {:.1} ms;", ms(*t));
     }
     println!();
-    println!("  through distcc to a server on loopback, per added one-way delay:");
+    println!(
+        "time a one-way delay adds to a job (tiny.c, -O2; {:.1} ms locally through the shim):",
+        ms(tiny_local)
+    );
     let base = |lzo: bool| {
         rows.iter()
             .find(|r| r.0 == lzo && r.1 == 0)
             .map(|r| r.2)
             .unwrap()
     };
+    let mut added = Vec::new();
     for (lzo, delay, t) in &rows {
+        let plus = t.saturating_sub(base(*lzo));
+        if !*lzo {
+            added.push((*delay, plus));
+        }
         println!(
-            "    {:<5} +{delay:>2} ms  {:>7.1} ms  (+{:.1} ms, {:.2}x the local compile)",
+            "    {:<5} +{delay:>2} ms  {:>7.1} ms  (+{:.1} ms)",
             if *lzo { "lzo" } else { "plain" },
             ms(*t),
-            ms(t.saturating_sub(base(*lzo))),
-            t.as_secs_f64() / local.as_secs_f64()
+            ms(plus)
         );
     }
 
     // The model: the client does the preprocessing and distcc's own work
-    // for every job on its cores; servers do cc1+as on theirs. A build of
-    // N jobs at make -j high enough to cover the latency takes the larger
-    // of the two, where a local build takes N x local / cores.
-    let remote0 = base(false);
-    let client_job = cpp + remote0.saturating_sub(cc1 + cpp).min(cpp);
-    let predict = |jobs: f64, servers: f64| {
+    // for every job on its cores (everything of a job on loopback but the
+    // server's compile: conservative, distccd's work is in it too);
+    // servers do cc1+as on theirs; `make -j J` keeps J jobs in flight, each
+    // taking client + server + the delay's cost. A build of N jobs takes the
+    // largest of the three bounds; locally, N x local / cores.
+    let client_job = remote[0].saturating_sub(cc1).max(cpp);
+    let predict = |jobs: f64, servers: f64, delay: Duration| {
         let slots = servers * cores as f64;
+        let in_flight = 2.0 * (slots + cores as f64);
         let local_t = jobs * local.as_secs_f64() / cores as f64;
         let client_t = jobs * client_job.as_secs_f64() / cores as f64;
         let server_t = jobs * cc1.as_secs_f64() / slots;
-        (local_t, client_t.max(server_t))
+        let job = (client_job + cc1 + delay).as_secs_f64();
+        let latency_t = jobs * job / in_flight;
+        (local_t, client_t.max(server_t).max(latency_t))
     };
     println!();
     println!(
-        "model: client time per job {:.1} ms (preprocessing + distcc), server time per job {:.1} ms",
+        "model: client time per job {:.1} ms, server time per job {:.1} ms, make -j 2x(all CPUs)",
         ms(client_job),
         ms(cc1)
     );
-    let (l, d) = predict(200.0, 4.0);
-    println!(
-        "  200 files like this one over 4 servers of {cores} CPUs: {:.1} s locally, {:.1} s \
-         distributed: predicted speedup {:.2}x (client-bound: the preprocessing stays here)",
-        l,
-        d,
-        l / d
-    );
-    hello_prediction(root, b, &predict);
+    for (delay, plus) in &added {
+        let (l, d) = predict(200.0, 4.0, *plus);
+        println!(
+            "  200 files like this one over 4 servers of {cores} CPUs, +{delay} ms one-way: {:.1} s \
+             locally, {:.1} s distributed: predicted speedup {:.2}x",
+            l,
+            d,
+            l / d
+        );
+    }
+    let five = added
+        .iter()
+        .find(|(d, _)| *d == 5)
+        .map_or(Duration::ZERO, |(_, p)| *p);
+    hello_prediction(root, b, &|jobs, servers| predict(jobs, servers, five));
 }
 
 /// GNU hello's `make` (its compile jobs counted and timed through the
@@ -491,7 +543,8 @@ fn hello_prediction(root: &Path, b: &Bench, predict: &dyn Fn(f64, f64) -> (f64, 
     let conf = run(&["./configure", &format!("--host={TARGET}")]);
     let make = run(&["make", "-s", "-j4"]);
     let jobs = walk_count(&tree, "o");
-    // Its compile jobs scale like the unit above, by the local time share.
+    // Its compile jobs scale like the unit above, by the local time share
+    // (with the cost of a 5 ms one-way delay).
     let (l, d) = predict(jobs as f64, 4.0);
     let compile_share = l.min(make.as_secs_f64());
     let rest = make.as_secs_f64() - compile_share;

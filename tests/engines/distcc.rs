@@ -28,6 +28,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         ssh_into_the_server_container,
         Mode::Shared,
     ),
+    (
+        "distcc::serve_through_a_remote_engine",
+        serve_through_a_remote_engine,
+        Mode::Shared,
+    ),
 ];
 
 const TARGET: &str = "s390x-linux-gnu";
@@ -543,44 +548,35 @@ fn servers_on_a_private_network(eng: Eng) {
     }
     assert_eq!(counter(&tm, &format!("{id}-m"), "dcc_compile_ok"), 0);
 
-    // A server killed mid-build.
-    ok(client(&t, &net, &path, &proj, "", &["make", "clean"]));
-    let mut c = client(
-        &t,
-        &net,
-        &path,
-        &proj,
-        &format!("{a}/4"),
-        &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
-    );
-    c.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
-    wait_for_jobs(&t, &format!("{id}-a"), on_a + a0 + 7);
-    ok(t.engine(["kill", &format!("qemu-cross-cc-serve-{id}-a-{TARGET}")]));
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "killed server: {}", stderr(&o));
-    assert_same("server killed mid-build", &reference, &outputs(&proj));
-
-    // A link cut mid-build.
-    ok(client(&t, &net, &path, &proj, "", &["make", "clean"]));
-    let b1 = counter(&t, &format!("{id}-b"), "dcc_compile_ok");
-    let mut c = client(
-        &t,
-        &net,
-        &path,
-        &proj,
-        &format!("{b}/4"),
-        &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
-    );
-    c.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
-    wait_for_jobs(&t, &format!("{id}-b"), b1 + 5);
-    net.cut(3);
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "link cut: {}", stderr(&o));
-    assert_same("link cut mid-build", &reference, &outputs(&proj));
+    // A server killed mid-build, a link cut mid-build.
+    let kill = || {
+        ok(t.engine(["kill", &format!("qemu-cross-cc-serve-{id}-a-{TARGET}")]));
+    };
+    let faults: [(&str, &str, String, &dyn Fn()); 2] = [
+        ("server killed mid-build", "a", a.clone(), &kill),
+        ("link cut mid-build", "b", b.clone(), &|| net.cut(3)),
+    ];
+    for (what, server, ip, fault) in faults {
+        ok(client(&t, &net, &path, &proj, "", &["make", "clean"]));
+        let name = format!("{id}-{server}");
+        let before = counter(&t, &name, "dcc_compile_ok");
+        let mut c = client(
+            &t,
+            &net,
+            &path,
+            &proj,
+            &format!("{ip}/4"),
+            &["make", "-j4", "CC=s390x-linux-gnu-gcc"],
+        );
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = c.spawn().unwrap();
+        wait_for_jobs(&t, &name, before + 5);
+        fault();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{what}: {}", stderr(&o));
+        assert_same(what, &reference, &outputs(&proj));
+    }
 }
 
 /// Wait until the servers `name` have compiled `n` jobs (20 s at most).
@@ -742,4 +738,96 @@ fn ssh_into_the_server_container(eng: Eng) {
         local == remote,
         "the object through ssh differs from the local one"
     );
+}
+
+/// A podman API service of the test's own, stopped when dropped.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve` needs no bind mounts, so it works against a remote engine:
+/// podman in remote mode (`CONTAINER_HOST`, through a `podman system
+/// service` socket) builds the server image and runs the server, and a
+/// client compiles on it. (docker's remote forms, `tcp://` and `ssh://`,
+/// need a daemon listening or ssh keys of the caller's own; podman's is
+/// the one a test can set up alone.)
+fn serve_through_a_remote_engine(eng: Eng) {
+    if eng != Eng::Podman {
+        return;
+    }
+    let mut t = T::new(eng, "distcc-remote", false);
+    let plugin = t.builtin_plugin(TARGET);
+    let image = plugin["image"].as_str().unwrap().to_string();
+    t.record_image(&format!("{image}-distcc"));
+    let sock = t.dir.join("podman.sock");
+    let child = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _service = Service(child);
+    let start = std::time::Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "podman system service did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host = format!("unix://{}", sock.display());
+    let remote = stdout(&ok(Command::new("podman")
+        .args(["info", "--format", "{{.Host.ServiceIsRemote}}"])
+        .env("CONTAINER_HOST", &host)));
+    assert_eq!(remote.trim(), "true", "podman is not in remote mode");
+    t.env.push(("CONTAINER_HOST".into(), host));
+    let name = format!("{}-remote", &run().id[..6]);
+    let port = free_port();
+    let o = ok(t.qcc([
+        "serve",
+        TARGET,
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--allow",
+        "127.0.0.1",
+        "--allow",
+        "10.88.0.0/16",
+        "--name",
+        &name,
+    ]));
+    let _served = Served {
+        t: &t,
+        name: name.clone(),
+    };
+    assert!(
+        stdout(&o).contains(&format!("port {port}")),
+        "{}",
+        stdout(&o)
+    );
+
+    // A client on this machine, through the local engine.
+    let c = T::new(eng, "distcc-remote-client", false);
+    c.builtin_plugin(TARGET);
+    let o = out(c.qcc([
+        "dist",
+        "check",
+        TARGET,
+        "--hosts",
+        &format!("127.0.0.1:{port}"),
+    ]));
+    assert!(
+        o.status.success() && stdout(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(counter(&t, &name, "dcc_compile_ok") >= 1);
 }
