@@ -777,6 +777,27 @@ fn serve_refuses_to_run_open_to_everyone() {
     );
     let line = one_line(&o, 2);
     assert!(line.contains("--stop"), "{line}");
+    for (args, why) in [
+        (&["--listen", "my-host"][..], "IP address"),
+        (&["--network", "host"], "engine network"),
+        (&["--network", "a b"], "engine network"),
+    ] {
+        let mut all = vec!["serve", "s390x-linux-gnu", "--allow", "10.0.0.0/8"];
+        all.extend_from_slice(args);
+        let line = one_line(&s.qcc_with(&[], &all), 2);
+        assert!(line.contains(why), "{args:?}: {line}");
+    }
+    let o = s.qcc_with(
+        &[],
+        &[
+            "serve",
+            "s390x-linux-gnu",
+            "s390x-linux-gnu",
+            "--allow",
+            "10.0.0.0/8",
+        ],
+    );
+    assert!(one_line(&o, 2).contains("named twice"));
     // With an engine missing, the error names it.
     let o = s.qcc_with(&[], &["serve", "s390x-linux-gnu", "--allow", "10.0.0.0/8"]);
     let line = one_line(&o, 1);

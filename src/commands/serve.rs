@@ -106,6 +106,33 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
             args.port
         )));
     }
+    if let Some(l) = &args.listen {
+        if l.parse::<std::net::IpAddr>().is_err() {
+            return Err(usage(format!(
+                "--listen {}: give an IP address of this machine, such as 192.168.1.10",
+                l.escape_debug()
+            )));
+        }
+    }
+    if let Some(n) = &args.network {
+        let name_ok = !n.is_empty()
+            && !n.starts_with('-')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok || n == "host" {
+            return Err(usage(format!(
+                "--network {}: give an engine network's name, or none (the host's own \
+                 network would put every target's statistics port on one address: publish \
+                 the ports instead, with --listen)",
+                n.escape_debug()
+            )));
+        }
+    }
+    for (i, t) in args.targets.iter().enumerate() {
+        if args.targets[..i].contains(t) {
+            return Err(usage(format!("target {t} is named twice")));
+        }
+    }
     let reg = Registry::load()?;
     let mut plugins = Vec::new();
     for t in &args.targets {
