@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     } else {
         "cc"
     };
-    let name = fingerprint::compiler_name(&plugin.target, tool, &fp);
+    let name = fingerprint::compiler_name(&plugin.target, tool, &fp, fingerprint::utf8_locale());
     client::link(&dir, &name)?;
     let work = tempfile::Builder::new()
         .prefix("qemu-cross-cc-dist-check")

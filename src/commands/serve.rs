@@ -182,7 +182,7 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
         let names: Vec<String> = server::compilers(plugin)
             .iter()
             .map(|(tool, _)| {
-                distcc::fingerprint::compiler_name(&plugin.target, tool, &image.fingerprint)
+                distcc::fingerprint::compiler_name(&plugin.target, tool, &image.fingerprint, false)
             })
             .collect();
         println!(

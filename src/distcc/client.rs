@@ -322,7 +322,7 @@ fn try_route(
         anyhow::bail!("no distcc on PATH (install distcc)");
     };
     let fp = fingerprint_for(ctx, plugin)?;
-    let name = fingerprint::compiler_name(&plugin.target, tool, &fp);
+    let name = fingerprint::compiler_name(&plugin.target, tool, &fp, fingerprint::utf8_locale());
     link(&dir, &name)?;
     let mut path = OsString::from(&dir);
     if let Some(p) = std::env::var_os("PATH") {
@@ -346,7 +346,10 @@ fn try_route(
         "distcc: {} {name} ... (hosts {hosts})",
         distcc.display()
     ));
+    // stderr is read here: a failed local preprocessing makes distcc
+    // compile again locally, and the compiler says the same thing twice.
     let mut child = cmd
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot run {}: {e}", distcc.display()))?;
     // distcc cleans up its temporary files on these signals.
@@ -354,7 +357,16 @@ fn try_route(
     let _forward = crate::signals::ForwardGuard::new(move |sig| {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
     });
+    let mut err = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_end(&mut err);
+    }
     let status = child.wait();
+    {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(once(&err));
+    }
     let code = crate::engine::exit_code(status.context("waiting for distcc")?);
     if DISTCC_ERRORS.contains(&code) {
         // distcc failed (with DISTCC_FALLBACK=0, or with no way to compile
@@ -373,9 +385,30 @@ fn try_route(
     Ok(code)
 }
 
+/// The compiler's messages once: the whole text when it is not one text
+/// twice over (distcc's local retry after a failed preprocessing).
+fn once(err: &[u8]) -> &[u8] {
+    let half = err.len() / 2;
+    if !err.is_empty() && err.len() % 2 == 0 && err[..half] == err[half..] {
+        &err[..half]
+    } else {
+        err
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_diagnostics_are_shown_once() {
+        let e = b"a.c:1:10: fatal error: x.h: No such file\ncompilation terminated.\n";
+        let twice = [&e[..], &e[..]].concat();
+        assert_eq!(once(&twice), &e[..]);
+        assert_eq!(once(e), &e[..]);
+        assert_eq!(once(b""), b"");
+        assert_eq!(once(b"ab"), b"ab");
+    }
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -19,20 +19,37 @@ pub const LABEL: &str = "com.qemu-cross-cc.distcc-fingerprint";
 /// Hex digits of the fingerprint in a name.
 const LEN: usize = 12;
 
-/// `<shim name>-q<12 hex>`.
+/// `<shim name>-q<12 hex>[u]`.
 static NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(.+)-q([0-9a-f]{12})$").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"^(.+)-q([0-9a-f]{12})u?$").expect("valid regex"));
 
 /// The compiler name servers accept for `tool` of `target`:
-/// `aarch64-linux-gnu-gcc-q0123456789ab`.
-pub fn compiler_name(target: &str, tool: &str, fingerprint: &str) -> String {
-    format!("{target}-{tool}-q{fingerprint}")
+/// `aarch64-linux-gnu-gcc-q0123456789ab`, with a `u` for a client whose
+/// locale is UTF-8 (the server's compiler then quotes as it does, ‘x’, not
+/// 'x': distcc sends no environment).
+pub fn compiler_name(target: &str, tool: &str, fingerprint: &str, utf8: bool) -> String {
+    format!(
+        "{target}-{tool}-q{fingerprint}{}",
+        if utf8 { "u" } else { "" }
+    )
 }
 
 /// Split a fingerprinted name into the shim name and the fingerprint.
 pub fn split(name: &str) -> Option<(&str, &str)> {
     let c = NAME.captures(name)?;
     Some((c.get(1)?.as_str(), c.get(2)?.as_str()))
+}
+
+/// Whether this process's messages are in a UTF-8 locale (`LC_ALL`, else
+/// `LC_CTYPE`, else `LANG`).
+pub fn utf8_locale() -> bool {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .is_some_and(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("utf-8") || l.contains("utf8")
+        })
 }
 
 /// The packages that make up the toolchain of `target`: the compiler
@@ -166,9 +183,12 @@ mod tests {
 
     #[test]
     fn names_carry_the_fingerprint() {
-        let n = compiler_name("s390x-linux-gnu", "gcc", "0123456789ab");
+        let n = compiler_name("s390x-linux-gnu", "gcc", "0123456789ab", false);
         assert_eq!(n, "s390x-linux-gnu-gcc-q0123456789ab");
         assert_eq!(split(&n), Some(("s390x-linux-gnu-gcc", "0123456789ab")));
+        let u = compiler_name("s390x-linux-gnu", "gcc", "0123456789ab", true);
+        assert_eq!(u, "s390x-linux-gnu-gcc-q0123456789abu");
+        assert_eq!(split(&u), Some(("s390x-linux-gnu-gcc", "0123456789ab")));
         assert_eq!(split("s390x-linux-gnu-gcc"), None);
         assert_eq!(split("s390x-linux-gnu-gcc-q0123"), None);
         assert_eq!(split("x-gcc-qABCDEF012345"), None);

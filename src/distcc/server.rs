@@ -40,10 +40,14 @@ pub fn tag(plugin: &Plugin) -> String {
 pub fn dockerfile(plugin: &Plugin, base_checksum: &str, fingerprint: &str) -> String {
     let mut links = String::new();
     for (tool, program) in compilers(plugin) {
-        let name = super::fingerprint::compiler_name(&plugin.target, tool, fingerprint);
+        let name = super::fingerprint::compiler_name(&plugin.target, tool, fingerprint, false);
+        let utf8 = super::fingerprint::compiler_name(&plugin.target, tool, fingerprint, true);
         links.push_str(&format!(
             " && \\\n    p=$(command -v {}) && ln -s \"$p\" /usr/local/bin/{name} && \
-             ln -s ../../bin/distcc /usr/lib/distcc/{name}",
+             printf '%s\\n' '#!/bin/sh' \"LC_ALL=C.UTF-8 exec $p \\\"\\$@\\\"\" \
+             > /usr/local/bin/{utf8} && chmod 755 /usr/local/bin/{utf8} && \
+             ln -s ../../bin/distcc /usr/lib/distcc/{name} && \
+             ln -s ../../bin/distcc /usr/lib/distcc/{utf8}",
             shell_words::quote(program)
         ));
     }

@@ -438,6 +438,56 @@ fn servers_on_a_private_network(eng: Eng) {
             assert_eq!(*d, remote["dep.d"], "{flags}: dep.d");
         }
     }
+
+    // Diagnostics: a warning compiled remotely reads as locally (but for
+    // the source excerpt under it: the server has only the preprocessed
+    // text); a missing header (the local preprocessing fails, distcc
+    // compiles again locally) is said once, as locally.
+    std::fs::write(
+        proj.join("warn.c"),
+        "int w(int x) { int unused; return x; }\n",
+    )
+    .unwrap();
+    std::fs::write(proj.join("nohdr.c"), "#include \"missing.h\"\nint n;\n").unwrap();
+    let diagnose = |hosts: &str, file: &str, want: i32| {
+        let mut c = client(
+            &t,
+            &net,
+            &path,
+            &proj,
+            hosts,
+            &["s390x-linux-gnu-gcc", "-Wall", "-c", file, "-o", "d.o"],
+        );
+        c.env("DISTCC_FALLBACK", "1");
+        let o = out(c);
+        assert_eq!(o.status.code(), Some(want), "{file}: {}", stderr(&o));
+        stderr(&o)
+    };
+    let before = counter(&t, &format!("{id}-a"), "dcc_compile_ok");
+    let (local, remote) = (
+        diagnose("", "warn.c", 0),
+        diagnose(&format!("{a}/2"), "warn.c", 0),
+    );
+    assert_eq!(
+        counter(&t, &format!("{id}-a"), "dcc_compile_ok"),
+        before + 1
+    );
+    let messages = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with("warn.c:"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert!(!messages(&local).is_empty(), "{local}");
+    assert_eq!(
+        messages(&local),
+        messages(&remote),
+        "local:\n{local}\nremote:\n{remote}"
+    );
+    assert_eq!(
+        diagnose("", "nohdr.c", 1),
+        diagnose(&format!("{a}/2"), "nohdr.c", 1)
+    );
     std::fs::remove_dir_all(&proj).unwrap();
 
     // The reference: the project built locally, with what distcc adds for
