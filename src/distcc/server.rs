@@ -110,8 +110,10 @@ pub fn run_args(s: &Spec) -> Vec<String> {
         "--label".into(),
         format!("{}={}", super::fingerprint::LABEL, s.fingerprint),
         "--read-only".into(),
+        // Jobs' files only (preprocessed input, object): bounded, so that
+        // an allowed client cannot fill the machine's memory.
         "--tmpfs".into(),
-        "/tmp".into(),
+        "/tmp:size=1g".into(),
         "--user".into(),
         USER.into(),
         "--cap-drop".into(),
@@ -257,7 +259,7 @@ mod tests {
         let s = a.join(" ");
         for want in [
             "--read-only",
-            "--tmpfs /tmp",
+            "--tmpfs /tmp:size=1g",
             "--user 65534:65534",
             "--cap-drop ALL",
             "--publish 10.1.0.2:3640:3632",
