@@ -99,9 +99,12 @@ fn main() {
             ));
         }
     }
-    // Make sure the run exists before tests start in parallel.
-    let _ = support::run();
-    let _ = T::new(Eng::Docker, "start", false);
+    // Make sure the run exists before tests start in parallel (listing the
+    // tests creates nothing).
+    if !args.list {
+        let _ = support::run();
+        let _ = T::new(Eng::Docker, "start", false);
+    }
     let conclusion = libtest_mimic::run(&args, trials);
     if !args.list {
         support::cleanup();
