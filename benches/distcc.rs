@@ -263,38 +263,35 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
             .current_dir(&b.work);
         c
     });
-    let local = b.runs(runs, || {
-        let mut c = b.shim("");
-        c.args(["-O2", "-g", "-c", "unit.c", "-o", "local.o"]);
-        c
-    });
-    let cpp = b.runs(runs, || {
-        let mut c = b.shim("");
-        // What the client does for a debug compile (see distcc::client).
-        c.args([
-            "-O2",
-            "-g",
-            "-fdirectives-only",
-            "-E",
-            "unit.c",
-            "-o",
-            "unit.i",
-        ]);
-        c
-    });
-    let cc1 = b.runs(runs, || {
-        let mut c = b.shim("");
-        c.args([
-            "-O2",
-            "-g",
-            "-fdirectives-only",
-            "-c",
-            "unit.i",
-            "-o",
-            "unit-i.o",
-        ]);
-        c
-    });
+    // Local compiles through the shim.
+    let shim = |args: &'static [&'static str]| {
+        b.runs(runs, || {
+            let mut c = b.shim("");
+            c.args(args);
+            c
+        })
+    };
+    let local = shim(&["-O2", "-g", "-c", "unit.c", "-o", "local.o"]);
+    // What the client does for a debug compile (see distcc::client), and
+    // what a server then does.
+    let cpp = shim(&[
+        "-O2",
+        "-g",
+        "-fdirectives-only",
+        "-E",
+        "unit.c",
+        "-o",
+        "unit.i",
+    ]);
+    let cc1 = shim(&[
+        "-O2",
+        "-g",
+        "-fdirectives-only",
+        "-c",
+        "unit.i",
+        "-o",
+        "unit-i.o",
+    ]);
     // The object every distcc compile of it gives, remote or fallback.
     time(b.shim("").args([
         "-O2",
@@ -346,11 +343,10 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         relay_rows.push((delay, t));
     }
 
-    // The typical unit remotely, plain and with lzo: time and bytes.
-    let mut bytes = Vec::new();
-    let mut remote = Vec::new();
-    for lzo in [false, true] {
-        let relay = Relay::start(port, Duration::ZERO);
+    // A job through distcc and the relay: its median time and the bytes
+    // sent per job.
+    let remote_job = |delay: u64, lzo: bool, args: &'static [&'static str]| {
+        let relay = Relay::start(port, Duration::from_millis(delay));
         let hosts = format!(
             "127.0.0.1:{}/4{}",
             relay.port,
@@ -358,13 +354,20 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
         );
         let t = b.runs(runs, || {
             let mut c = b.shim(&hosts);
-            c.args(["-O2", "-g", "-c", "unit.c", "-o", "remote.o"]);
+            c.args(args);
             c
         });
+        (t, relay.sent.load(Ordering::Relaxed) / runs as u64)
+    };
+    // The typical unit remotely, plain and with lzo: time and bytes.
+    let mut bytes = Vec::new();
+    let mut remote = Vec::new();
+    for lzo in [false, true] {
+        let (t, sent) = remote_job(0, lzo, &["-O2", "-g", "-c", "unit.c", "-o", "remote.o"]);
         let got = std::fs::read(b.work.join("remote.o")).unwrap();
         let want = std::fs::read(b.work.join("local.o")).unwrap();
         assert!(got == want, "the remote object differs from the local one");
-        bytes.push(relay.sent.load(Ordering::Relaxed) / runs as u64);
+        bytes.push(sent);
         remote.push(t);
     }
     // The time a delay adds to a job: a small compile (its own time is
@@ -377,25 +380,11 @@ fn measure(b: &Bench, engine: &str, port: u16, runs: usize, root: &Path) {
     let mut rows = Vec::new();
     for lzo in [false, true] {
         for delay in [0u64, 1, 5, 20] {
-            let relay = Relay::start(port, Duration::from_millis(delay));
-            let hosts = format!(
-                "127.0.0.1:{}/4{}",
-                relay.port,
-                if lzo { ",lzo" } else { "" }
-            );
-            let t = b.runs(runs, || {
-                let mut c = b.shim(&hosts);
-                c.args(["-O2", "-c", "tiny.c", "-o", "tiny.o"]);
-                c
-            });
+            let (t, _) = remote_job(delay, lzo, &["-O2", "-c", "tiny.c", "-o", "tiny.o"]);
             rows.push((lzo, delay, t));
         }
     }
-    let tiny_local = b.runs(runs, || {
-        let mut c = b.shim("");
-        c.args(["-O2", "-c", "tiny.c", "-o", "tiny-local.o"]);
-        c
-    });
+    let tiny_local = shim(&["-O2", "-c", "tiny.c", "-o", "tiny-local.o"]);
 
     println!();
     println!(

@@ -81,34 +81,53 @@ impl Net {
         let br = net.bridge.as_str();
         sys("ip", &["-n", br, "link", "add", "br0", "type", "bridge"]);
         sys("ip", &["-n", br, "link", "set", "br0", "up"]);
-        let (c, cb) = (format!("{}c", net.stem), format!("{}cb", net.stem));
-        sys(
-            "ip",
-            &["link", "add", &c, "type", "veth", "peer", "name", &cb],
+        let cn = net.client.clone();
+        net.plug(
+            &format!("{}c", net.stem),
+            &cn,
+            &["ip", "-n", &cn],
+            &format!("{}.100/24", net.prefix),
         );
-        sys("ip", &["link", "set", &c, "netns", &net.client]);
-        sys("ip", &["link", "set", &cb, "netns", br]);
-        sys("ip", &["-n", br, "link", "set", &cb, "master", "br0", "up"]);
-        let cn = net.client.as_str();
-        sys(
-            "ip",
-            &[
-                "-n",
-                cn,
-                "addr",
-                "add",
-                &format!("{}.100/24", net.prefix),
-                "dev",
-                &c,
-            ],
-        );
-        sys("ip", &["-n", cn, "link", "set", &c, "up"]);
-        sys("ip", &["-n", cn, "link", "set", "lo", "up"]);
+        sys("ip", &["-n", &cn, "link", "set", "lo", "up"]);
         net
     }
 
     fn ip(&self, host: u8) -> String {
         format!("{}.{host}", self.prefix)
+    }
+
+    /// A veth pair `name`/`nameb`: `nameb` on the bridge, `name` moved into
+    /// `ns` (a namespace's name or a process id) and given `addr` there by
+    /// `ip` run as `inside`. Returns the bridge end.
+    fn plug(&self, name: &str, ns: &str, inside: &[&str], addr: &str) -> String {
+        let peer = format!("{name}b");
+        sys(
+            "ip",
+            &["link", "add", name, "type", "veth", "peer", "name", &peer],
+        );
+        sys("ip", &["link", "set", &peer, "netns", &self.bridge]);
+        sys(
+            "ip",
+            &[
+                "-n",
+                &self.bridge,
+                "link",
+                "set",
+                &peer,
+                "master",
+                "br0",
+                "up",
+            ],
+        );
+        sys("ip", &["link", "set", name, "netns", ns]);
+        for args in [
+            &["addr", "add", addr, "dev", name][..],
+            &["link", "set", name, "up"],
+        ] {
+            let cmd: Vec<&str> = inside.iter().chain(args).copied().collect();
+            sys(cmd[0], &cmd[1..]);
+        }
+        peer
     }
 
     /// Give the container (started with `--network none`) an address on
@@ -122,37 +141,12 @@ impl Net {
         ])))
         .trim()
         .to_string();
-        let (s, sb) = (
-            format!("{}s{host}", self.stem),
-            format!("{}s{host}b", self.stem),
-        );
-        sys(
-            "ip",
-            &["link", "add", &s, "type", "veth", "peer", "name", &sb],
-        );
-        sys("ip", &["link", "set", &sb, "netns", &self.bridge]);
-        sys(
-            "ip",
-            &[
-                "-n",
-                &self.bridge,
-                "link",
-                "set",
-                &sb,
-                "master",
-                "br0",
-                "up",
-            ],
-        );
-        sys("ip", &["link", "set", &s, "netns", &pid]);
         let addr = format!("{}/24", self.ip(host));
-        sys(
-            "nsenter",
-            &["-t", &pid, "-n", "ip", "addr", "add", &addr, "dev", &s],
-        );
-        sys(
-            "nsenter",
-            &["-t", &pid, "-n", "ip", "link", "set", &s, "up"],
+        let sb = self.plug(
+            &format!("{}s{host}", self.stem),
+            &pid,
+            &["nsenter", "-t", &pid, "-n", "ip"],
+            &addr,
         );
         self.ports.insert(host, sb);
     }
@@ -650,10 +644,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// An sshd of the test's own, on loopback, stopped when dropped.
-struct Sshd(std::process::Child);
+/// A server process of the test's own (sshd, a podman service), killed
+/// when dropped.
+struct Background(std::process::Child);
 
-impl Drop for Sshd {
+impl Drop for Background {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -739,7 +734,7 @@ fn ssh_into_the_server_container(eng: Eng) {
         )
         .spawn()
         .unwrap();
-    let _sshd = Sshd(child);
+    let _sshd = Background(child);
     let start = std::time::Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(start.elapsed().as_secs() < 10, "sshd did not start");
@@ -790,16 +785,6 @@ fn ssh_into_the_server_container(eng: Eng) {
     );
 }
 
-/// A podman API service of the test's own, stopped when dropped.
-struct Service(std::process::Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `serve` needs no bind mounts, so it works against a remote engine:
 /// podman in remote mode (`CONTAINER_HOST`, through a `podman system
 /// service` socket) builds the server image and runs the server, and a
@@ -822,7 +807,7 @@ fn serve_through_a_remote_engine(eng: Eng) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _service = Service(child);
+    let _service = Background(child);
     let start = std::time::Instant::now();
     while !sock.exists() {
         assert!(
