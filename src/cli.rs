@@ -368,7 +368,7 @@ fn run_tool(
     let ctx = global.ctx();
     if COMPILERS.contains(&tool) {
         if let Some(code) =
-            crate::distcc::client::route(&ctx, plugin, tool, &args, &global.passed())
+            crate::distcc::client::route(&ctx, plugin, tool, &args, || global.passed())
         {
             return Ok(code);
         }

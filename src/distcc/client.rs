@@ -286,7 +286,7 @@ pub fn route(
     plugin: &Plugin,
     tool: &str,
     args: &[OsString],
-    passed: &Passed,
+    passed: impl FnOnce() -> Passed,
 ) -> Option<i32> {
     if std::env::var_os(SAFEGUARD_VAR).is_some() {
         return None;
@@ -296,7 +296,7 @@ pub fn route(
         debug(format!("distcc: compiling locally: {why}"));
         return None;
     }
-    match try_route(ctx, plugin, tool, args, &hosts, passed) {
+    match try_route(ctx, plugin, tool, args, &hosts, &passed()) {
         Ok(code) => Some(code),
         Err(e) => {
             debug(format!("distcc: compiling locally: {e:#}"));

@@ -6,10 +6,7 @@
 //!
 //! Read with one `dpkg-query` in the image, once per image id (cached).
 
-use std::sync::LazyLock;
-
 use anyhow::{Context, Result, bail};
-use regex::Regex;
 
 use crate::engine::Engine;
 
@@ -18,10 +15,6 @@ pub const LABEL: &str = "com.qemu-cross-cc.distcc-fingerprint";
 
 /// Hex digits of the fingerprint in a name.
 const LEN: usize = 12;
-
-/// `<shim name>-q<12 hex>[u]`.
-static NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(.+)-q([0-9a-f]{12})u?$").expect("valid regex"));
 
 /// The compiler name servers accept for `tool` of `target`:
 /// `aarch64-linux-gnu-gcc-q0123456789ab`, with a `u` for a client whose
@@ -34,10 +27,17 @@ pub fn compiler_name(target: &str, tool: &str, fingerprint: &str, utf8: bool) ->
     )
 }
 
-/// Split a fingerprinted name into the shim name and the fingerprint.
+/// Split a fingerprinted name (`<shim name>-q<12 hex>[u]`) into the shim
+/// name and the fingerprint. Every shim call asks: no regex here.
 pub fn split(name: &str) -> Option<(&str, &str)> {
-    let c = NAME.captures(name)?;
-    Some((c.get(1)?.as_str(), c.get(2)?.as_str()))
+    let name = name.strip_suffix('u').unwrap_or(name);
+    let at = name.len().checked_sub(LEN + 2)?;
+    let (shim, tail) = (name.get(..at)?, name.get(at..)?);
+    let fp = tail.strip_prefix("-q")?;
+    let hex = fp
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (!shim.is_empty() && hex).then_some((shim, fp))
 }
 
 /// Whether this process's messages are in a UTF-8 locale (`LC_ALL`, else
@@ -192,5 +192,8 @@ mod tests {
         assert_eq!(split("s390x-linux-gnu-gcc"), None);
         assert_eq!(split("s390x-linux-gnu-gcc-q0123"), None);
         assert_eq!(split("x-gcc-qABCDEF012345"), None);
+        assert_eq!(split("-q0123456789ab"), None);
+        assert_eq!(split("x-gcc-q0123456789abuu"), None);
+        assert_eq!(split("x-gcc-r0123456789ab"), None);
     }
 }

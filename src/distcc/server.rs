@@ -139,16 +139,15 @@ pub fn run_args(s: &Spec) -> Vec<String> {
             s.port
         }
     };
+    // Beside distccd's port, inside the container only.
     let stats = if port == STATS_PORT {
         STATS_PORT + 1
     } else {
         STATS_PORT
     };
-    a.splice(
-        0..0,
-        ["--label".to_string(), format!("{STATS_LABEL}={stats}")],
-    );
     a.extend([
+        "--label".into(),
+        format!("{STATS_LABEL}={stats}"),
         s.image.to_string(),
         "distccd".into(),
         "--no-detach".into(),

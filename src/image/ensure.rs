@@ -235,12 +235,19 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
         checksum: want,
         fix: "fix the packages or the network, then retry",
     };
-    build_once(engine, &image, |log| {
-        let mut job = Job::new(
-            plugin.image.clone(),
-            derived.text.clone(),
-            derived.library.clone(),
-        );
+    build_generated(engine, &image, &derived.text, &derived.library)
+}
+
+/// Build an image from a generated dockerfile `text`, once (see
+/// `build_once`).
+fn build_generated(
+    engine: &Engine,
+    image: &Wanted,
+    text: &str,
+    library: &Library,
+) -> Result<String> {
+    build_once(engine, image, |log| {
+        let mut job = Job::new(image.tag.to_string(), text.to_string(), library.clone());
         job.quiet = true;
         job.log = Some(log.try_clone()?);
         super::build(engine, job)
@@ -270,12 +277,7 @@ pub fn ensure_generated(
         checksum: &checksum,
         fix,
     };
-    build_once(engine, &image, |log| {
-        let mut job = Job::new(tag.to_string(), text.to_string(), library.clone());
-        job.quiet = true;
-        job.log = Some(log.try_clone()?);
-        super::build(engine, job)
-    })
+    build_generated(engine, &image, text, library)
 }
 
 /// An image to have: its tag, the target it serves and the checksum it
