@@ -186,11 +186,6 @@ fn probe(dir: &Path, name: &str, work: &Path, entry: &str, local: &[u8], engine:
     }
     let log = work.join("distcc.log");
     let _ = std::fs::remove_file(work.join("remote.o"));
-    let mut path = std::ffi::OsString::from(dir);
-    if let Some(p) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(p);
-    }
     let out = Command::new("distcc")
         .arg(name)
         .args(["-O2", "-c", "probe.c", "-o", "remote.o"])
@@ -199,7 +194,7 @@ fn probe(dir: &Path, name: &str, work: &Path, entry: &str, local: &[u8], engine:
         .env("DISTCC_FALLBACK", "0")
         .env("DISTCC_DIR", &state)
         .env("DISTCC_LOG", &log)
-        .env("PATH", path)
+        .env("PATH", client::path_with(dir))
         .env_remove(client::SAFEGUARD_VAR)
         .current_dir(work)
         .output();

@@ -248,6 +248,17 @@ pub fn link(dir: &Path, name: &str) -> Result<()> {
     })
 }
 
+/// `PATH` with the link folder first: where distcc finds the
+/// fingerprinted names.
+pub fn path_with(links: &Path) -> OsString {
+    let mut path = OsString::from(links);
+    if let Some(p) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(p);
+    }
+    path
+}
+
 /// The log distcc writes to instead of stderr; started again when large.
 fn log_file() -> Result<PathBuf> {
     let log = crate::paths::runtime_subdir("distcc")?.join("client.log");
@@ -324,16 +335,11 @@ fn try_route(
     let fp = fingerprint_for(ctx, plugin)?;
     let name = fingerprint::compiler_name(&plugin.target, tool, &fp, fingerprint::utf8_locale());
     link(&dir, &name)?;
-    let mut path = OsString::from(&dir);
-    if let Some(p) = std::env::var_os("PATH") {
-        path.push(":");
-        path.push(p);
-    }
     let mut cmd = Command::new(&distcc);
     cmd.arg(&name)
         .args(distcc_args(args))
         .env("DISTCC_HOSTS", hosts)
-        .env("PATH", path)
+        .env("PATH", path_with(&dir))
         .envs(passed.env.iter().map(|(k, v)| (k, v)));
     let debugging = std::env::var_os("QEMU_CROSS_CC_DEBUG").is_some_and(|v| !v.is_empty());
     let log = (std::env::var_os("DISTCC_LOG").is_none() && !debugging)

@@ -45,10 +45,16 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
     ),
 ];
 
-/// A fixture copied to `t.dir/src`, with an empty `t.dir/build`.
+/// A fixture copied to `t.dir/src`, with an empty `t.dir/build`. The CMake
+/// and Meson fixtures are build files only, over the one project they
+/// build (`squeeze`: sources, header, project file).
 pub fn fixture(t: &T, name: &str) -> (PathBuf, PathBuf) {
     let src = t.dir.join("src");
-    copy_tree(&run().repo.join("tests/fixtures").join(name), &src);
+    let fixtures = run().repo.join("tests/fixtures");
+    if matches!(name, "cmake" | "meson") {
+        copy_tree(&fixtures.join("squeeze"), &src);
+    }
+    copy_tree(&fixtures.join(name), &src);
     let build = t.dir.join("build");
     std::fs::create_dir_all(&build).unwrap();
     (src, build)
