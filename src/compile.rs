@@ -75,16 +75,23 @@ fn run_with_sessions(
 ) -> Result<i32> {
     // The runtime folder decides what runs: refuse one that is not ours.
     crate::paths::runtime_dir()?;
-    let sessions = session::enabled();
+    let mut sessions = session::enabled();
     if sessions {
-        if let Some(code) = session::run_in_live(req, checksum, ctx.choice) {
-            return Ok(code);
+        match session::run_in_live(req, checksum, ctx.choice) {
+            session::Live::Ran(code) => return Ok(code),
+            // A session that serves this is only slow: it keeps its calls,
+            // and this one runs one-shot instead of starting another.
+            session::Live::Busy => sessions = false,
+            session::Live::None => {}
         }
+    }
+    if sessions {
         // An image an earlier session ran: start a new session straight away.
         if let Some((engine, id)) = session::known_image(&req.image, checksum, ctx.choice) {
             match session::start_and_run(&engine, req, checksum, &id, target, ctx.choice) {
                 Ok(Some(code)) => return Ok(code),
-                Ok(None) => {}
+                // No session can serve this call (see below): one-shot.
+                Ok(None) => sessions = false,
                 Err(e) => debug(format!("no session from the known image ({e:#})")),
             }
         }
@@ -94,7 +101,7 @@ fn run_with_sessions(
     if let (true, Some(id)) = (sessions, image_id) {
         match session::start_and_run(engine, req, checksum, &id, target, ctx.choice) {
             Ok(Some(code)) => return Ok(code),
-            Ok(None) => debug("sessions need a statically linked qemu-cross-cc; running one-shot"),
+            Ok(None) => debug("no session serves this call; running one-shot"),
             Err(e) => debug(format!("no session ({e:#}); running one-shot")),
         }
     }

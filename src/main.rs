@@ -62,16 +62,23 @@ fn close_inherited_descriptors_on_exec() {
 
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // `qemu-cross-cc targets | head` ends quietly, like any filter, instead
-    // of panicking on the closed pipe. The agent keeps SIGPIPE ignored: a
-    // caller's closed stderr must not end it.
-    if args.get(1).is_none_or(|a| a != session::AGENT_COMMAND) {
-        // SAFETY: setting a signal disposition before any thread starts.
-        unsafe {
-            nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
-        }
-    }
     close_inherited_descriptors_on_exec();
+    if args.get(1).is_some_and(|a| a == session::AGENT_COMMAND) {
+        // The agent starts its own threads, after it forked as the
+        // container's PID 1 (a fork in a threaded process is unsafe). It
+        // keeps SIGPIPE ignored: a caller's closed stderr must not end it.
+        let code = session::agent_main(&args[2..]).unwrap_or_else(|e| {
+            eprintln!("qemu-cross-cc: error: {e:#}");
+            1
+        });
+        std::process::exit(code);
+    }
+    // `qemu-cross-cc targets | head` ends quietly, like any filter, instead
+    // of panicking on the closed pipe.
+    // SAFETY: setting a signal disposition before any thread starts.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGPIPE, nix::libc::SIG_DFL);
+    }
     if let Err(e) = signals::install() {
         eprintln!("qemu-cross-cc: error: cannot install signal handlers: {e:#}");
         std::process::exit(1);

@@ -47,14 +47,15 @@ fn age(secs: u64) -> String {
     }
 }
 
-/// Live sessions with their counters; records whose agent is gone are
-/// removed.
-fn live() -> Vec<(Record, session::Status)> {
+/// Live sessions with their counters (None for one that runs but is slow
+/// to answer); records whose agent is gone are removed.
+fn live() -> Vec<(Record, Option<session::Status>)> {
     let mut out = Vec::new();
     for rec in session::records() {
         match session::status(&rec) {
-            Some(st) => out.push((rec, st)),
-            None => session::forget(&rec),
+            session::Health::Live(st) => out.push((rec, Some(st))),
+            session::Health::Slow => out.push((rec, None)),
+            session::Health::Gone => session::forget(&rec),
         }
     }
     out
@@ -147,8 +148,9 @@ fn list(ctx: &Ctx, json: bool) -> Result<i32> {
                 serde_json::json!({
                     "id": r.id, "target": r.target, "image": r.image, "root": r.root,
                     "engine": r.engine.name(), "container": r.container,
-                    "age_seconds": now.saturating_sub(r.created), "calls": st.calls,
-                    "active": st.active, "orphaned": false,
+                    "age_seconds": now.saturating_sub(r.created),
+                    "calls": st.as_ref().map(|s| s.calls), "active": st.as_ref().map(|s| s.active),
+                    "responding": st.is_some(), "orphaned": false,
                 })
             })
             .collect();
@@ -175,7 +177,7 @@ fn list(ctx: &Ctx, json: bool) -> Result<i32> {
             r.target.as_deref().unwrap_or("-"),
             r.image,
             age(now.saturating_sub(r.created)),
-            st.calls,
+            st.map_or("slow".to_string(), |s| s.calls.to_string()),
             r.engine.name(),
             r.root.display()
         );

@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,9 +25,19 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use super::protocol::{self, Reply, Request, Run, Status};
 
+/// The most connections served at once (each has a thread, and a second
+/// one while its program runs); more get `Busy` and run elsewhere.
+const MAX_CONNECTIONS: usize = 256;
+
+/// How long a connection may take to send its request: a caller sends it
+/// within milliseconds of connecting; a silent one must not hold a thread.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct State {
     /// The host folders mounted for the calls.
     mounts: Vec<PathBuf>,
+    /// Connections being served.
+    connections: AtomicUsize,
     /// Shutdown asked: no new calls; exit once the running ones end.
     draining: AtomicBool,
     calls: AtomicU64,
@@ -66,7 +76,11 @@ impl State {
     }
 }
 
-/// `__agent --socket PATH --idle SECONDS`
+/// `__agent --socket PATH --idle SECONDS [--mount PATH]...`
+///
+/// `main` calls this before anything else, with no thread started: as the
+/// container's PID 1 the agent forks first (see `reap_as_init`), and only
+/// then starts threads.
 pub fn main(args: &[OsString]) -> Result<i32> {
     let mut socket = None;
     let mut idle = 600u64;
@@ -90,11 +104,18 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     if std::process::id() == 1 {
         reap_as_init()?;
     }
-    let _ = std::fs::remove_file(&socket);
+    crate::signals::install().context("agent: cannot install signal handlers")?;
+    match std::fs::remove_file(&socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            bail!("agent: cannot remove the old {}: {e}", socket.display())
+        }
+        _ => {}
+    }
     let listener = protocol::bind(&socket)
         .with_context(|| format!("agent: cannot listen on {}", socket.display()))?;
     let state = Arc::new(State {
         mounts,
+        connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
         calls: AtomicU64::new(0),
         active: AtomicU64::new(0),
@@ -114,7 +135,10 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     {
         let st = state.clone();
         let limit = Duration::from_secs(idle);
-        std::thread::spawn(move || watch(&st, limit));
+        std::thread::Builder::new()
+            .name("idle".into())
+            .spawn(move || watch(&st, limit))
+            .context("agent: cannot start its idle watch")?;
     }
     let me = nix::unistd::getuid().as_raw();
     for conn in listener.incoming() {
@@ -122,12 +146,36 @@ pub fn main(args: &[OsString]) -> Result<i32> {
         if !peer_allowed(&conn, me) {
             continue;
         }
-        let st = state.clone();
-        std::thread::spawn(move || {
-            let _ = serve(conn, &st);
-        });
+        accept(conn, &state);
     }
     Ok(0)
+}
+
+/// Serve a connection in a thread of its own, within the limits: at most
+/// `MAX_CONNECTIONS` at once (a caller beyond them is told `Busy` and runs
+/// its program elsewhere), each with a time limit for sending its request.
+fn accept(conn: UnixStream, state: &Arc<State>) {
+    let timed = conn
+        .set_read_timeout(Some(REQUEST_TIMEOUT))
+        .and_then(|()| conn.set_write_timeout(Some(REQUEST_TIMEOUT)));
+    if state.connections.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS || timed.is_err() {
+        state.connections.fetch_sub(1, Ordering::SeqCst);
+        // The caller learns from the closed connection if this fails.
+        let _ = protocol::send(&conn, &Reply::Busy, &[]);
+        return;
+    }
+    let st = state.clone();
+    let spawned = std::thread::Builder::new().spawn(move || {
+        if let Err(e) = serve(conn, &st) {
+            crate::diag::debug(format!("agent: {e:#}"));
+        }
+        st.connections.fetch_sub(1, Ordering::SeqCst);
+    });
+    if spawned.is_err() {
+        // The closure (and with it the connection) was dropped: the caller
+        // sees the connection closed and runs elsewhere.
+        state.connections.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Every 20 ms: exit once draining (asked to, idle too long, or the socket
@@ -171,32 +219,60 @@ fn peer_allowed(conn: &UnixStream, me: u32) -> bool {
     }
 }
 
+/// The agent process, for PID 1 to pass signals on to.
+static AGENT_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn pass_on(sig: nix::libc::c_int) {
+    let pid = AGENT_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe.
+        unsafe {
+            nix::libc::kill(pid, sig);
+        }
+    }
+}
+
 /// As PID 1 of the container: fork, let the child be the agent, and reap
 /// every orphan until it exits (compilers' children re-parent to PID 1).
+/// `docker stop`'s SIGTERM (and SIGINT, SIGHUP) reach PID 1, which passes
+/// them on to the agent: it removes its socket and exits, and PID 1 with it.
 fn reap_as_init() -> Result<()> {
-    // SAFETY: called before any thread but the signal thread exists; the
-    // child only continues with ordinary code.
+    // SAFETY: the process has one thread here (`main` starts none before
+    // the agent's `main`, which forks before installing its signal thread),
+    // so the child is a whole copy of a single-threaded process and may run
+    // ordinary code: no lock can be held by a thread that is not there.
     match unsafe { fork() }.context("agent: fork")? {
-        // The signal thread stayed in the parent: start the child's own.
-        ForkResult::Child => crate::signals::install(),
-        ForkResult::Parent { child } => loop {
-            match waitpid(Pid::from_raw(-1), None) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                    std::process::exit(128 + sig as i32)
-                }
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => std::process::exit(0),
+        ForkResult::Child => Ok(()),
+        ForkResult::Parent { child } => {
+            AGENT_PID.store(child.as_raw(), Ordering::Relaxed);
+            let action = nix::sys::signal::SigAction::new(
+                nix::sys::signal::SigHandler::Handler(pass_on),
+                nix::sys::signal::SaFlags::SA_RESTART,
+                nix::sys::signal::SigSet::empty(),
+            );
+            for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+                // SAFETY: the handler only calls kill(2).
+                unsafe { nix::sys::signal::sigaction(sig, &action) }.context("agent: sigaction")?;
             }
-        },
+            loop {
+                match waitpid(Pid::from_raw(-1), None) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                        std::process::exit(128 + sig as i32)
+                    }
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => std::process::exit(0),
+                }
+            }
+        }
     }
 }
 
 /// Serve one connection: an optional `Hello`, then one request.
 fn serve(conn: UnixStream, st: &State) -> Result<()> {
     loop {
-        let Some((req, fds)) = protocol::recv::<Request>(&conn)? else {
+        let Some((req, fds)) = protocol::recv::<Request>(&conn, protocol::REQUEST_CAP)? else {
             return Ok(());
         };
         match req {
@@ -301,11 +377,15 @@ fn command(run: &Run, tmp: Option<&CallTmp>) -> Command {
     if let Some(t) = tmp {
         cmd.env("TMPDIR", &t.0);
     }
-    let umask = run.umask;
-    // SAFETY: umask(2) is async-signal-safe.
+    let umask = nix::sys::stat::Mode::from_bits_truncate(run.umask);
+    // SAFETY: the closure runs in the child between fork and exec, in a
+    // process that had other threads: it may only make async-signal-safe
+    // calls. It makes one, umask(2), on a value computed before the fork; it
+    // allocates nothing and takes no lock. (The umask is per process, so it
+    // cannot be set in the agent for calls that run at the same time.)
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+            nix::sys::stat::umask(umask);
             Ok(())
         });
     }
@@ -348,9 +428,23 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
     drop(cmd);
     drop(err_copy);
     let pgid = Pid::from_raw(child.id() as i32);
-    protocol::send(conn, &Reply::Started(child.id() as i32), &[])?;
+    // The program runs as long as it takes: only the request had a limit.
+    let told = conn
+        .set_read_timeout(None)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| protocol::send(conn, &Reply::Started(child.id() as i32), &[]));
     let done = Arc::new(AtomicBool::new(false));
-    let killed = watch_caller(conn, pgid, done.clone())?;
+    let killed = match told.and_then(|()| watch_caller(conn, pgid, done.clone())) {
+        Ok(killed) => killed,
+        Err(e) => {
+            // The caller cannot follow the program (it is gone, or nothing
+            // can watch for it going): the program must not run on unseen.
+            let _ = killpg(pgid, Signal::SIGKILL);
+            let _ = child.wait();
+            wait_group_gone(pgid, Duration::from_secs(2));
+            return Err(e);
+        }
+    };
     let status = child.wait()?;
     done.store(true, Ordering::SeqCst);
     if killed.load(Ordering::SeqCst) {
@@ -371,9 +465,9 @@ fn watch_caller(conn: &UnixStream, pgid: Pid, done: Arc<AtomicBool>) -> Result<A
     let reader = conn.try_clone()?;
     let killed = Arc::new(AtomicBool::new(false));
     let flag = killed.clone();
-    std::thread::spawn(move || {
+    std::thread::Builder::new().spawn(move || {
         loop {
-            match protocol::recv::<Request>(&reader) {
+            match protocol::recv::<Request>(&reader, protocol::REQUEST_CAP) {
                 Ok(Some((Request::Signal(n), _))) => {
                     if let Ok(sig) = Signal::try_from(n) {
                         let _ = killpg(pgid, sig);
@@ -389,7 +483,7 @@ fn watch_caller(conn: &UnixStream, pgid: Pid, done: Arc<AtomicBool>) -> Result<A
                 }
             }
         }
-    });
+    })?;
     Ok(killed)
 }
 
@@ -410,6 +504,7 @@ mod tests {
     fn state(socket: PathBuf) -> Arc<State> {
         Arc::new(State {
             mounts: Vec::new(),
+            connections: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             active: AtomicU64::new(0),
@@ -429,7 +524,10 @@ mod tests {
 
     fn ask(c: &UnixStream, req: &Request) -> Reply {
         protocol::send(c, req, &[]).unwrap();
-        protocol::recv::<Reply>(c).unwrap().unwrap().0
+        protocol::recv::<Reply>(c, protocol::REPLY_CAP)
+            .unwrap()
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -438,7 +536,11 @@ mod tests {
         let c = serving(&st);
         assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
         assert!(matches!(ask(&c, &Request::Status), Reply::Status(_)));
-        assert!(protocol::recv::<Reply>(&c).unwrap().is_none());
+        assert!(
+            protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -487,7 +589,10 @@ mod tests {
         assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
         let fds = [null.as_raw_fd(), w.as_raw_fd(), 2];
         protocol::send(&c, &Request::Run(run), &fds).unwrap();
-        let started = protocol::recv::<Reply>(&c).unwrap().unwrap().0;
+        let started = protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
+            .unwrap()
+            .unwrap()
+            .0;
         assert!(matches!(started, Reply::Started(_)), "{started:?}");
         (c, BufReader::new(std::fs::File::from(r)))
     }
@@ -509,7 +614,10 @@ mod tests {
             "{tmp:?} {file:?}"
         );
         assert!(matches!(
-            protocol::recv::<Reply>(&c).unwrap().unwrap().0,
+            protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
+                .unwrap()
+                .unwrap()
+                .0,
             Reply::Exit(0)
         ));
         assert!(!tmp.exists());

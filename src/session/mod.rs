@@ -181,7 +181,12 @@ impl Record {
 
 /// Remove a record and its folder (the agent's socket with it).
 pub fn forget(rec: &Record) {
-    let _ = std::fs::remove_dir_all(rec.dir());
+    match std::fs::remove_dir_all(rec.dir()) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            crate::diag::debug(format!("cannot remove {}: {e}", rec.dir().display()));
+        }
+        _ => {}
+    }
 }
 
 /// The sessions folder, private to the user.
@@ -194,10 +199,17 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// How long a session folder may stay without its record: a start takes
+/// seconds (`start_container` gives up after 15), so an older one is what a
+/// killed starter left.
+const UNRECORDED_LIMIT: Duration = Duration::from_secs(300);
+
 /// All recorded sessions of this user. Only records that are this user's
-/// own private files, in a folder named after their id, are read; anything
-/// else is skipped (a record never carries a command: only what the
-/// session is).
+/// own private files, in a folder named after their id, are read (a record
+/// never carries a command: only what the session is). A record that does
+/// not parse or names another folder, and a folder left without a record
+/// by a killed starter, are removed with their folder, so that no later
+/// call reads them again; an agent whose folder goes ends by itself.
 pub fn records() -> Vec<Record> {
     let Some(dir) = crate::paths::existing_runtime_subdir("sessions") else {
         return Vec::new();
@@ -209,9 +221,31 @@ pub fn records() -> Vec<Record> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let bytes = crate::safefs::read_state(&e.path().join("record.json"), 1 << 20)?;
-            let rec: Record = serde_json::from_slice(&bytes).ok()?;
-            (valid_id(&rec.id) && rec.id == name).then_some(rec)
+            if !valid_id(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                return None;
+            }
+            let file = e.path().join("record.json");
+            match crate::safefs::read_state(&file, 1 << 20) {
+                Some(bytes) => match serde_json::from_slice::<Record>(&bytes) {
+                    Ok(rec) if rec.id == name => return Some(rec),
+                    _ => crate::diag::debug(format!("removing the corrupt {}", file.display())),
+                },
+                None if std::fs::symlink_metadata(&file).is_ok() => return None,
+                None => {
+                    let age = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok());
+                    if age.is_none_or(|a| a < UNRECORDED_LIMIT) {
+                        return None;
+                    }
+                }
+            }
+            if let Err(err) = std::fs::remove_dir_all(e.path()) {
+                crate::diag::debug(format!("cannot remove {}: {err}", e.path().display()));
+            }
+            None
         })
         .collect();
     v.sort_by_key(|r| std::cmp::Reverse(r.created));
@@ -266,10 +300,26 @@ fn build_root(cwd: &Path) -> PathBuf {
     root
 }
 
-/// Run `req` in a live session, without any engine call. None when there is
-/// none that can serve it (stale ones are removed on the way).
-pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Option<i32> {
-    let (_, exe) = exe_identity()?;
+/// What the live sessions made of a call.
+pub enum Live {
+    /// A session ran it: the program's exit status.
+    Ran(i32),
+    /// A session that could serve it is only slow to answer (a loaded
+    /// machine) or at its limit of calls: it is kept, with the calls it
+    /// runs, and this call runs one-shot rather than in a new session.
+    Busy,
+    /// No session can serve it.
+    None,
+}
+
+/// Run `req` in a live session, without any engine call. Sessions that
+/// cannot serve any more are retired on the way; a slow one is never
+/// stopped by a caller that merely timed out.
+pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
+    let Some((_, exe)) = exe_identity() else {
+        return Live::None;
+    };
+    let mut busy = false;
     for rec in records() {
         if !rec.compatible(&req.image, checksum, choice, &exe)
             || !rec.mount_set().covers_set(&req.mounts)
@@ -281,11 +331,13 @@ pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Option<i32>
             continue;
         }
         match call(&rec, req) {
-            Ok(code) => return Some(code),
-            Err(CallError::NotStarted) => stop(&rec),
+            Ok(code) => return Live::Ran(code),
+            Err(CallError::Gone) => stop(&rec),
+            Err(CallError::Retired) => {}
+            Err(CallError::Skip) => busy = true,
         }
     }
-    None
+    if busy { Live::Busy } else { Live::None }
 }
 
 /// An engine and image id known from an earlier session of the same image
@@ -299,27 +351,74 @@ pub fn known_image(image: &str, checksum: &str, choice: Choice) -> Option<(Engin
         .map(|r| (r.engine(), r.image_id))
 }
 
+/// Why a call did not run in a session (nothing ran: the caller may run
+/// the program another way).
 enum CallError {
-    /// Nothing ran: the caller may run the program another way.
-    NotStarted,
+    /// The session cannot serve: its agent is gone, ending or refused the
+    /// call. The caller retires it.
+    Gone,
+    /// The agent did not answer and its container is not running (paused,
+    /// stopped, gone): already forgotten and its container removed.
+    Retired,
+    /// The session is kept: its agent is only slow or busy (its container
+    /// runs), or this process could not guard the call (a socket option or
+    /// a descriptor it could not set up). Only this call goes elsewhere.
+    Skip,
 }
 
-/// Connect to the session's agent and shake hands. An agent that takes the
-/// connection but does not answer within a second (a paused or frozen
-/// container: the kernel completes the connect from the listen backlog) is
-/// given up: nothing ran yet, so the caller falls back at once.
-fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
-    let stream = protocol::connect(&rec.socket()).map_err(|_| CallError::NotStarted)?;
-    let _ = stream.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
-    let answer = protocol::send(&stream, &protocol::Request::Hello, &[])
-        .and_then(|()| protocol::recv::<protocol::Reply>(&stream));
-    match answer {
-        Ok(Some((protocol::Reply::Ready, _))) => Ok(stream),
-        Err(e) if protocol::timed_out(&e) => {
-            give_up(rec);
-            Err(CallError::NotStarted)
+/// Connect to the session's agent, send `first` and read its answer,
+/// within a second for each step: a frozen agent (a paused container) never
+/// answers though the kernel completes a connect from its listen backlog,
+/// and one whose backlog is full leaves a blocking connect waiting.
+fn ask(
+    rec: &Record,
+    first: &protocol::Request,
+) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
+    let stream = match protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(unresponsive(rec)),
+        Err(_) => return Err(CallError::Gone),
+    };
+    // Without its time limits a frozen agent would hang the build.
+    stream
+        .set_read_timeout(Some(protocol::ANSWER_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(protocol::ANSWER_TIMEOUT)))
+        .map_err(|_| CallError::Skip)?;
+    // An agent at its limit answers `Busy` as it accepts and hangs up, maybe
+    // before the request arrives: its answer is read even when the send
+    // failed.
+    let sent = protocol::send(&stream, first, &[]);
+    let answer = protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP);
+    match (sent, answer) {
+        (_, Ok(Some((protocol::Reply::Busy, _)))) => {
+            crate::diag::debug(format!(
+                "session {} runs as many calls as it takes; not used for this call",
+                rec.id
+            ));
+            Err(CallError::Skip)
         }
-        _ => Err(CallError::NotStarted),
+        (Ok(()), Ok(Some((reply, _)))) => Ok((stream, reply)),
+        (Ok(()), Err(e)) if protocol::timed_out(&e) => Err(unresponsive(rec)),
+        _ => Err(CallError::Gone),
+    }
+}
+
+/// Shake hands with the session's agent before a call.
+fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
+    match ask(rec, &protocol::Request::Hello)? {
+        (stream, protocol::Reply::Ready) => Ok(stream),
+        _ => Err(CallError::Gone),
+    }
+}
+
+/// An agent that did not answer in time: retired when its container is
+/// paused, stopped or gone; kept (only this call goes elsewhere) when it
+/// runs, since then it is only slow.
+fn unresponsive(rec: &Record) -> CallError {
+    if give_up(rec) {
+        CallError::Skip
+    } else {
+        CallError::Retired
     }
 }
 
@@ -327,8 +426,8 @@ fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallErr
 /// from it. When its container is paused, stopped or gone, forget it (so
 /// that other callers stop trying it) and remove the container. One that is
 /// running is only slow (a loaded machine): its calls in progress must not
-/// be killed, so it is kept and only this call goes elsewhere.
-fn give_up(rec: &Record) {
+/// be killed, so it is kept. Returns whether it was kept.
+fn give_up(rec: &Record) -> bool {
     let engine = rec.engine();
     let state = engine
         .output([
@@ -346,18 +445,24 @@ fn give_up(rec: &Record) {
             "session {} is slow to answer; not used for this call",
             rec.id
         ));
-        return;
+        return true;
     }
     forget(rec);
     engine.remove_containers(std::slice::from_ref(&rec.container));
+    false
 }
 
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
-/// meanwhile.
+/// meanwhile. Everything that guards the call (time limits, the descriptor
+/// that forwards signals) is set up before the program is asked for: when
+/// a step fails, nothing ran and the call goes elsewhere.
 fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let stream = connect_ready(rec)?;
     // A hung agent must not hang the build: bound the wait for the start.
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    stream
+        .set_read_timeout(Some(protocol::START_TIMEOUT))
+        .map_err(|_| CallError::Skip)?;
+    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     let devnull;
     let out_fd = if let Some(fd) = &req.stdout_to {
         fd.as_raw_fd()
@@ -365,7 +470,7 @@ fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
         devnull = OpenOptions::new()
             .write(true)
             .open("/dev/null")
-            .map_err(|_| CallError::NotStarted)?;
+            .map_err(|_| CallError::Skip)?;
         devnull.as_raw_fd()
     } else {
         1
@@ -382,21 +487,26 @@ fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
             .collect(),
         umask: current_umask(),
     };
-    protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
-        .map_err(|_| CallError::NotStarted)?;
-    match protocol::recv::<protocol::Reply>(&stream) {
+    let started = protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
+        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
+    match started {
         Ok(Some((protocol::Reply::Started(_), _))) => {}
         Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
-        _ => return Err(CallError::NotStarted),
+        Err(e) if protocol::timed_out(&e) => return Err(unresponsive(rec)),
+        _ => return Err(CallError::Gone),
     }
-    let _ = stream.set_read_timeout(None);
-    let forward = stream.try_clone().ok();
+    // The program runs: from here on it is waited for however long it
+    // takes. Clearing a time limit cannot fail on a connected socket; if it
+    // did, the wait below would end early and report the session as ended.
+    if stream.set_read_timeout(None).is_err() {
+        crate::diag::debug("cannot clear the session socket's time limit");
+    }
     let _guard = signals::ForwardGuard::new(move |sig| {
-        if let Some(s) = &forward {
-            let _ = protocol::send(s, &protocol::Request::Signal(sig as i32), &[]);
-        }
+        // Best effort: a send that fails means the agent is gone, which the
+        // wait below reports.
+        let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
     });
-    match protocol::recv::<protocol::Reply>(&stream) {
+    match protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP) {
         Ok(Some((protocol::Reply::Exit(code), _))) => Ok(code),
         // The agent went away while the program ran (the container was
         // killed): the program's fate is unknown and it may have written
@@ -420,8 +530,9 @@ fn current_umask() -> u32 {
 }
 
 /// Start a session for `req` (unless one appeared meanwhile) and run the
-/// request in it. None when sessions cannot work here; errors are for the
-/// caller to fall back on.
+/// request in it. None when no session can serve it: sessions cannot work
+/// here (the binary is not static), or the one that serves it is slow to
+/// answer. Errors are for the caller to fall back on.
 pub fn start_and_run(
     engine: &Engine,
     req: &Request,
@@ -434,6 +545,7 @@ pub fn start_and_run(
         return Ok(None);
     };
     if !is_static_elf(&exe_path) {
+        crate::diag::debug("sessions need a statically linked qemu-cross-cc");
         return Ok(None);
     }
     let dir = sessions_dir()?;
@@ -447,8 +559,11 @@ pub fn start_and_run(
     )?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
-    if let Some(code) = run_in_live(req, checksum, choice) {
-        return Ok(Some(code));
+    match run_in_live(req, checksum, choice) {
+        Live::Ran(code) => return Ok(Some(code)),
+        // Another caller's session came up and is slow: one-shot.
+        Live::Busy => return Ok(None),
+        Live::None => {}
     }
 
     // Short: the socket path must stay short (unix socket addresses).
@@ -523,8 +638,10 @@ pub fn start_and_run(
     }
     match call(&rec, req) {
         Ok(code) => Ok(Some(code)),
-        Err(CallError::NotStarted) => {
-            forget(&rec);
+        Err(CallError::Skip) => bail!("the new session is slow to answer"),
+        Err(CallError::Retired) => bail!("the new session did not answer"),
+        Err(CallError::Gone) => {
+            stop(&rec);
             bail!("the new session did not accept the call")
         }
     }
@@ -598,7 +715,7 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
     let started = Instant::now();
     let mut checked = Instant::now();
     while started.elapsed() < Duration::from_secs(15) {
-        if protocol::connect(&rec.socket()).is_ok() {
+        if protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT).is_ok() {
             return Ok(());
         }
         if checked.elapsed() > Duration::from_millis(300) {
@@ -618,40 +735,43 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
     bail!("the session agent did not start")
 }
 
-/// Ask an agent for its counters; None when it does not answer. An agent
-/// that takes the connection but stays silent for a second is given up
-/// (its container removed), as in a call.
-pub fn status(rec: &Record) -> Option<Status> {
-    let s = protocol::connect(&rec.socket()).ok()?;
-    let _ = s.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
-    let answer = protocol::send(&s, &protocol::Request::Status, &[])
-        .and_then(|()| protocol::recv::<protocol::Reply>(&s));
-    match answer {
-        Ok(Some((protocol::Reply::Status(st), _))) => Some(st),
-        Err(e) if protocol::timed_out(&e) => {
-            give_up(rec);
-            None
-        }
-        _ => None,
+/// What an agent says of itself.
+pub enum Health {
+    /// It answered with its counters.
+    Live(Status),
+    /// Its container runs but it did not answer in time: kept.
+    Slow,
+    /// It is gone (its record may be forgotten).
+    Gone,
+}
+
+/// Ask an agent for its counters. An agent that takes the connection but
+/// stays silent for a second is given up (its container removed) unless
+/// its container runs, as in a call.
+pub fn status(rec: &Record) -> Health {
+    match ask(rec, &protocol::Request::Status) {
+        Ok((_, protocol::Reply::Status(st))) => Health::Live(st),
+        Ok(_) | Err(CallError::Gone | CallError::Retired) => Health::Gone,
+        Err(CallError::Skip) => Health::Slow,
     }
 }
 
-/// End a session: ask its agent to exit (waiting a second at most for its
-/// answer), make sure the container is gone, forget it. A record already
-/// forgotten was dealt with by whoever forgot it (its container removed or
-/// told to end): its container, maybe still finishing calls, is left alone.
+/// End a session: ask its agent to exit once its running calls are done,
+/// and forget it. A container whose agent is gone, paused or stopped is
+/// removed; one that runs but is slow to answer is only forgotten (its
+/// socket goes with its record, and the agent ends by itself once its calls
+/// are done): a caller that merely timed out never kills calls in flight.
+/// A record already forgotten was dealt with by whoever forgot it.
 pub fn stop(rec: &Record) {
     if !rec.dir().exists() {
         return;
     }
-    let asked = protocol::connect(&rec.socket()).ok().and_then(|s| {
-        let _ = s.set_read_timeout(Some(protocol::ANSWER_TIMEOUT));
-        protocol::send(&s, &protocol::Request::Shutdown, &[]).ok()?;
-        protocol::recv::<protocol::Reply>(&s).ok()?
-    });
-    if !matches!(asked, Some((protocol::Reply::Bye, _))) {
-        rec.engine()
-            .remove_containers(std::slice::from_ref(&rec.container));
+    match ask(rec, &protocol::Request::Shutdown) {
+        Ok((_, protocol::Reply::Bye)) | Err(CallError::Skip) => {}
+        Err(CallError::Retired) => return,
+        Ok(_) | Err(CallError::Gone) => rec
+            .engine()
+            .remove_containers(std::slice::from_ref(&rec.container)),
     }
     forget(rec);
 }

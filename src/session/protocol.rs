@@ -12,15 +12,29 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes; the agent refuses other versions.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// How long a client waits for the agent to answer `Hello` (or a status or
 /// shutdown request): a live agent answers within milliseconds, a frozen
 /// one (paused container) never, though the kernel completes the connect.
 pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Frames larger than this are refused (a command line is far smaller).
-const MAX_FRAME: usize = 64 << 20;
+/// How long a client waits for the program to be started once it asked
+/// (the agent forks and execs at once; a stall this long is a hung agent).
+pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The largest request the agent reads: a command line and environment
+/// (at most the kernel's argument limit, a quarter of an unlimited stack's
+/// 24 MiB cap, four JSON bytes for each of theirs) fit with room to spare.
+pub const REQUEST_CAP: usize = 32 << 20;
+
+/// The largest reply a client reads (they are a few dozen bytes).
+pub const REPLY_CAP: usize = 64 << 10;
+
+/// A frame's buffer grows with the bytes that really arrive, from at most
+/// this much: a peer announcing a large frame and sending nothing costs
+/// nothing.
+const FIRST_ALLOCATION: usize = 64 << 10;
 
 /// From the client.
 #[derive(Debug, Serialize, Deserialize)]
@@ -65,6 +79,9 @@ pub enum Reply {
     /// A mounted folder was removed on the host: this session cannot serve
     /// calls any more (nothing ran).
     Stale(String),
+    /// The agent runs as many calls as it takes at once: this one goes
+    /// elsewhere (nothing ran; the session stays).
+    Busy,
     Bye,
 }
 
@@ -96,9 +113,41 @@ fn short_path<T>(path: &Path, f: impl FnOnce(&Path) -> std::io::Result<T>) -> st
     f(&Path::new(&format!("/proc/self/fd/{}", d.as_raw_fd())).join(name))
 }
 
-/// Connect to a socket path of any length.
-pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
-    short_path(path, |p| UnixStream::connect(p))
+/// Connect to a socket path of any length within `limit`. The connect does
+/// not block: a listener whose backlog is full (a frozen agent with many
+/// callers) makes it fail with EAGAIN, and it is tried again until the
+/// limit, after which the error is `TimedOut`. The stream returned blocks.
+pub fn connect_within(path: &Path, limit: std::time::Duration) -> std::io::Result<UnixStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    short_path(path, |p| {
+        let addr = UnixAddr::new(p)?;
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            match connect(fd.as_raw_fd(), &addr) {
+                Ok(()) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(nix::errno::Errno::EAGAIN) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the session agent takes no connection",
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let stream = UnixStream::from(fd);
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    })
 }
 
 /// Listen on a socket path of any length.
@@ -151,10 +200,11 @@ pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result
     Ok(())
 }
 
-/// Receive one frame and any descriptors that came with it. None at a clean
-/// end of stream.
+/// Receive one frame of at most `cap` bytes and any descriptors that came
+/// with it. None at a clean end of stream.
 pub fn recv<T: for<'de> Deserialize<'de>>(
     stream: &UnixStream,
+    cap: usize,
 ) -> Result<Option<(T, Vec<OwnedFd>)>> {
     let mut head = [0u8; 4];
     let mut fds = Vec::new();
@@ -187,12 +237,16 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
     r.read_exact(&mut head[got..])
         .context("session socket closed mid-frame")?;
     let len = u32::from_le_bytes(head) as usize;
-    if len > MAX_FRAME {
-        bail!("session frame too large ({len} bytes)");
+    if len > cap {
+        bail!("session frame too large ({len} bytes, at most {cap})");
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body)
-        .context("session socket closed mid-frame")?;
+    let mut body = Vec::with_capacity(len.min(FIRST_ALLOCATION));
+    r.take(len as u64)
+        .read_to_end(&mut body)
+        .context("cannot read from the session socket")?;
+    if body.len() < len {
+        bail!("session socket closed mid-frame");
+    }
     let msg = serde_json::from_slice(&body).context("bad frame on the session socket")?;
     Ok(Some((msg, fds)))
 }
@@ -210,10 +264,13 @@ mod tests {
         let sock = deep.join("agent.sock");
         assert!(sock.as_os_str().len() > 108);
         let l = bind(&sock).unwrap();
-        let c = connect(&sock).unwrap();
+        let c = connect_within(&sock, std::time::Duration::from_secs(1)).unwrap();
         let (s, _) = l.accept().unwrap();
         send(&c, &Reply::Bye, &[]).unwrap();
-        assert!(matches!(recv::<Reply>(&s).unwrap(), Some((Reply::Bye, _))));
+        assert!(matches!(
+            recv::<Reply>(&s, REQUEST_CAP).unwrap(),
+            Some((Reply::Bye, _))
+        ));
     }
 
     #[test]
@@ -229,7 +286,7 @@ mod tests {
             umask: 0o22,
         });
         send(&a, &run, &[w.as_raw_fd(), w.as_raw_fd(), r.as_raw_fd()]).unwrap();
-        let (got, fds) = recv::<Request>(&b).unwrap().unwrap();
+        let (got, fds) = recv::<Request>(&b, REQUEST_CAP).unwrap().unwrap();
         assert_eq!(fds.len(), 3);
         match got {
             Request::Run(r) => assert_eq!(r.args[1], vec![0xff, b' ', b'$']),
@@ -243,11 +300,11 @@ mod tests {
         assert_eq!(&buf, b"x");
         send(&b, &Reply::Exit(3), &[]).unwrap();
         assert!(matches!(
-            recv::<Reply>(&a).unwrap(),
+            recv::<Reply>(&a, REQUEST_CAP).unwrap(),
             Some((Reply::Exit(3), _))
         ));
         drop(b);
-        assert!(recv::<Reply>(&a).unwrap().is_none());
+        assert!(recv::<Reply>(&a, REQUEST_CAP).unwrap().is_none());
     }
 
     #[test]
@@ -255,12 +312,12 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         send(&a, &Request::Hello, &[]).unwrap();
         assert!(matches!(
-            recv::<Request>(&b).unwrap(),
+            recv::<Request>(&b, REQUEST_CAP).unwrap(),
             Some((Request::Hello, _))
         ));
         send(&b, &Reply::Ready, &[]).unwrap();
         assert!(matches!(
-            recv::<Reply>(&a).unwrap(),
+            recv::<Reply>(&a, REQUEST_CAP).unwrap(),
             Some((Reply::Ready, _))
         ));
         // The frames other clients (tests, scripts) write by hand.
@@ -273,18 +330,85 @@ mod tests {
         let short = Some(std::time::Duration::from_millis(50));
         let (a, b) = UnixStream::pair().unwrap();
         a.set_read_timeout(short).unwrap();
-        let err = recv::<Reply>(&a).unwrap_err();
+        let err = recv::<Reply>(&a, REQUEST_CAP).unwrap_err();
         assert!(timed_out(&err), "{err:#}");
         // Half a frame, then silence: still a timeout.
         (&b).write_all(&[9, 0]).unwrap();
-        let err = recv::<Reply>(&a).unwrap_err();
+        let err = recv::<Reply>(&a, REQUEST_CAP).unwrap_err();
         assert!(timed_out(&err), "{err:#}");
         // Half a frame, then the end: broken, not slow.
         let (a, b) = UnixStream::pair().unwrap();
         a.set_read_timeout(short).unwrap();
         (&b).write_all(&[9, 0, 0]).unwrap();
         drop(b);
-        let err = recv::<Reply>(&a).unwrap_err();
+        let err = recv::<Reply>(&a, REQUEST_CAP).unwrap_err();
         assert!(!timed_out(&err), "{err:#}");
+    }
+
+    /// A listener that accepts nothing, with a backlog of one.
+    fn jammed(dir: &Path) -> (OwnedFd, std::path::PathBuf) {
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+        };
+        let path = dir.join("s.sock");
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        bind(fd.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        listen(&fd, Backlog::new(1).unwrap()).unwrap();
+        (fd, path)
+    }
+
+    #[test]
+    fn a_full_backlog_is_a_timeout_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        let (_listener, path) = jammed(d.path());
+        let limit = std::time::Duration::from_millis(200);
+        // Fill the backlog (the kernel takes one more than it is told).
+        let mut held = Vec::new();
+        let err = loop {
+            match connect_within(&path, limit) {
+                Ok(s) => held.push(s),
+                Err(e) => break e,
+            }
+            assert!(held.len() < 16, "the backlog never filled");
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        let start = std::time::Instant::now();
+        let err = connect_within(&path, limit).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        // Nobody listening at all is not a timeout.
+        let err = connect_within(&d.path().join("none.sock"), limit).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_frame_over_the_cap_is_refused_before_its_body() {
+        let (a, b) = UnixStream::pair().unwrap();
+        // Announces 1 GiB, sends nothing more: refused at once, no wait.
+        (&b).write_all(&(1u32 << 30).to_le_bytes()).unwrap();
+        let err = recv::<Reply>(&a, REQUEST_CAP).unwrap_err();
+        assert!(format!("{err:#}").contains("too large"), "{err:#}");
+        // A reply is held to its own, smaller cap.
+        let big = Reply::Stale("x".repeat(REPLY_CAP));
+        send(&b, &big, &[]).unwrap();
+        assert!(recv::<Reply>(&a, REPLY_CAP).is_err());
+    }
+
+    #[test]
+    fn an_announced_frame_that_never_comes_costs_only_what_arrives() {
+        let (a, b) = UnixStream::pair().unwrap();
+        a.set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        (&b).write_all(&((REQUEST_CAP as u32) - 1).to_le_bytes())
+            .unwrap();
+        (&b).write_all(b"\"Hel").unwrap();
+        let err = recv::<Request>(&a, REQUEST_CAP).unwrap_err();
+        assert!(timed_out(&err), "{err:#}");
     }
 }

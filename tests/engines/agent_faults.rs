@@ -30,6 +30,26 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         frozen_agent_is_given_up_quickly,
         Mode::Shared,
     ),
+    (
+        "slow_session_keeps_its_calls",
+        slow_session_keeps_its_calls,
+        Mode::Shared,
+    ),
+    (
+        "frozen_agent_with_a_full_backlog_is_given_up",
+        frozen_agent_with_a_full_backlog_is_given_up,
+        Mode::Shared,
+    ),
+    (
+        "idle_connections_are_bounded_and_timed_out",
+        idle_connections_are_bounded_and_timed_out,
+        Mode::Shared,
+    ),
+    (
+        "depfile_on_a_pipe_does_not_hang",
+        depfile_on_a_pipe_does_not_hang,
+        Mode::Shared,
+    ),
 ];
 
 const CHEAP: &str = "qcctest-linux-gnu";
@@ -308,5 +328,285 @@ fn frozen_agent_is_given_up_quickly(eng: Eng) {
         assert!(!stdout(&o).contains(&container), "{}", stdout(&o));
         assert!(!exists(&t, &container), "{action:?} left it behind");
         drop(frozen);
+    }
+}
+
+/// The host pid of the serving agent of a session container: the child of
+/// the container's PID 1 (which only reaps).
+fn agent_pid(t: &T, container: &str) -> i32 {
+    let o = ok(t.engine(["inspect", "--format", "{{.State.Pid}}", container]));
+    let init: i32 = stdout(&o).trim().parse().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children")).unwrap();
+    let kids: Vec<i32> = children
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(kids.len(), 1, "PID 1 of {container} has children {kids:?}");
+    kids[0]
+}
+
+/// A process stopped with SIGSTOP by the test, continued however it ends.
+struct Stopped(i32);
+
+impl Stopped {
+    fn new(pid: i32) -> Stopped {
+        ok(Command::new("kill").args(["-STOP", &pid.to_string()]));
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.0.to_string()])
+            .status();
+    }
+}
+
+/// A C file whose `-O2` compile takes a few seconds.
+fn slow_source() -> String {
+    let mut src = String::from("int sink;\n");
+    for i in 0..400 {
+        src.push_str(&format!(
+            "int f{i}(int *a, int n) {{ int s = {i}; for (int j = 0; j < n; j++) \
+             {{ s += a[j] * {i} + (s >> 3); if (s & 1) s ^= a[(j + {i}) % n]; }} \
+             for (int k = 0; k < 16; k++) s += (s * k) ^ a[k]; return s; }}\n"
+        ));
+    }
+    src
+}
+
+/// A session whose agent is only slow (stopped for 4 s, as on a loaded
+/// machine) keeps the compile it runs: a second compile whose handshake
+/// times out runs one-shot and leaves the session alone, and the first one
+/// ends with status 0 and a correct object.
+fn slow_session_keeps_its_calls(eng: Eng) {
+    let (t, path) = setup(eng, "agent-slow");
+    let container = container_of(&start_session(&t, &path));
+    t.write("work/big.c", slow_source());
+    let first = tool(&t, &path, "gcc", &["-O2", "-c", "big.c", "-o", "first.o"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(
+        "the first compile to run in the session",
+        Duration::from_secs(20),
+        || own_sessions(&t)[0]["active"].as_u64() == Some(1),
+    );
+    let stopped = Stopped::new(agent_pid(&t, &container));
+    let continued = std::thread::spawn(move || {
+        // Longer than a handshake's limit plus the shutdown request's: a
+        // caller that took the slow session for a dead one would have
+        // removed its container by then.
+        std::thread::sleep(Duration::from_secs(4));
+        drop(stopped);
+    });
+    let second = ok(
+        tool(&t, &path, "gcc", &["-O2", "-c", "big.c", "-o", "second.o"])
+            .env("QEMU_CROSS_CC_DEBUG", "1"),
+    );
+    assert!(
+        stderr(&second).contains("slow to answer"),
+        "the second compile did not find the session slow: {}",
+        stderr(&second)
+    );
+    continued.join().unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "the first compile was killed: {}",
+        stderr(&first)
+    );
+    let a = std::fs::read(t.work().join("first.o")).unwrap();
+    let b = std::fs::read(t.work().join("second.o")).unwrap();
+    assert!(a.starts_with(b"\x7fELF") && a == b, "the objects differ");
+    // The session lives on and serves again.
+    assert!(running(&t, &container));
+    ok(tool(&t, &path, "gcc", &["-c", "a.c"]));
+    let s = own_sessions(&t);
+    assert_eq!(container_of(&s[0]), container);
+    assert_eq!(s[0]["calls"].as_u64(), Some(3), "{s:?}");
+}
+
+/// Connect to `sock` without blocking: None when the listener's backlog
+/// is full.
+fn connect_nonblocking(sock: &Path) -> Option<std::os::unix::net::UnixStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    match connect(fd.as_raw_fd(), &UnixAddr::new(sock).unwrap()) {
+        Ok(()) => Some(fd.into()),
+        Err(nix::errno::Errno::EAGAIN) => None,
+        Err(e) => panic!("connect {}: {e}", sock.display()),
+    }
+}
+
+/// The session folder (with its agent's socket) of a session.
+fn session_dir(t: &T, session: &serde_json::Value) -> PathBuf {
+    t.dir
+        .join("runtime/sessions")
+        .join(session["id"].as_str().unwrap())
+}
+
+/// A frozen agent whose listen backlog is full makes a blocking connect
+/// wait forever: the call connects without blocking, gives the session up
+/// within the handshake's limit and falls back.
+fn frozen_agent_with_a_full_backlog_is_given_up(eng: Eng) {
+    let (t, path) = setup(eng, "agent-backlog");
+    let session = start_session(&t, &path);
+    let container = container_of(&session);
+    let sock = session_dir(&t, &session).join("agent.sock");
+    let hard = raise_open_files();
+    let frozen = Paused::new(&t, container.clone());
+    let mut held = Vec::new();
+    while let Some(c) = connect_nonblocking(&sock) {
+        held.push(c);
+        assert!(
+            (held.len() as u64) < hard.saturating_sub(64),
+            "the backlog never filled ({} connections)",
+            held.len()
+        );
+    }
+    let mut cmd = tool(&t, &path, "gcc", &["-c", "a.c", "-o", "b.o"]);
+    let (o, took) = timed_within(&mut cmd, Duration::from_secs(30));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    assert!(took < Duration::from_secs(10), "the compile took {took:?}");
+    assert!(t.work().join("b.o").exists());
+    assert!(
+        !exists(&t, &container),
+        "the frozen container was left behind"
+    );
+    drop(held);
+    drop(frozen);
+}
+
+/// Raise this process's limit of open files to its hard limit (filling
+/// a listen backlog takes thousands of connections); returns it.
+fn raise_open_files() -> u64 {
+    let mut lim = nix::libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls on a local struct.
+    unsafe {
+        assert_eq!(nix::libc::getrlimit(nix::libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(nix::libc::setrlimit(nix::libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    lim.rlim_max
+}
+
+/// Run `cmd`, killing it after `limit` (a hang fails the test instead of
+/// stalling the run).
+fn timed_within(cmd: &mut Command, limit: Duration) -> (std::process::Output, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still running after {limit:?}; stderr: {}",
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = start.elapsed();
+    (child.wait_with_output().unwrap(), took)
+}
+
+/// Read one frame's body, waiting at most `limit`: None for silence,
+/// Some("") for the end of the stream.
+fn read_frame(c: &mut std::os::unix::net::UnixStream, limit: Duration) -> Option<String> {
+    use std::io::Read;
+    c.set_nonblocking(false).unwrap();
+    c.set_read_timeout(Some(limit)).unwrap();
+    let mut head = [0u8; 4];
+    match c.read(&mut head[..1]) {
+        Ok(0) => return Some(String::new()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(String::new()),
+        Err(e) => panic!("read: {e}"),
+    }
+    c.read_exact(&mut head[1..]).unwrap();
+    let mut body = vec![0u8; u32::from_le_bytes(head) as usize];
+    c.read_exact(&mut body).unwrap();
+    Some(String::from_utf8(body).unwrap())
+}
+
+/// Callers that connect and say nothing hold no thread for long, and only
+/// so many at once: beyond the agent's limit a connection is told `Busy`
+/// (and a compile then runs one-shot), and silent connections are closed
+/// after the request time limit. The session serves on.
+fn idle_connections_are_bounded_and_timed_out(eng: Eng) {
+    let (t, path) = setup(eng, "agent-bounded");
+    let session = start_session(&t, &path);
+    let container = container_of(&session);
+    let sock = session_dir(&t, &session).join("agent.sock");
+    let mut held: Vec<_> = (0..300)
+        .map(|_| std::os::unix::net::UnixStream::connect(&sock).unwrap())
+        .collect();
+    // Connections are taken in order: the last ones are over the limit.
+    let mut busy = 0;
+    for c in held.iter_mut().rev().take(44) {
+        match read_frame(c, Duration::from_secs(5)).as_deref() {
+            Some("\"Busy\"") => busy += 1,
+            other => panic!("a connection over the limit got {other:?}"),
+        }
+    }
+    assert_eq!(busy, 44);
+    assert_eq!(read_frame(&mut held[0], Duration::from_millis(500)), None);
+    // A compile now finds the session busy and runs one-shot.
+    let o =
+        ok(tool(&t, &path, "gcc", &["-c", "a.c", "-o", "busy.o"]).env("QEMU_CROSS_CC_DEBUG", "1"));
+    assert!(t.work().join("busy.o").exists());
+    assert!(
+        stderr(&o).contains("runs as many calls as it takes") && !stderr(&o).contains("error"),
+        "{}",
+        stderr(&o)
+    );
+    // The silent ones are closed after the request limit (10 s).
+    let start = Instant::now();
+    for c in held.iter_mut().take(256) {
+        assert_eq!(
+            read_frame(c, Duration::from_secs(20)).as_deref(),
+            Some(""),
+            "a silent connection was kept open"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(20));
+    drop(held);
+    ok(tool(&t, &path, "gcc", &["-c", "a.c"]));
+    let s = own_sessions(&t);
+    assert_eq!(container_of(&s[0]), container, "the session was replaced");
+}
+
+/// `-MF /dev/stdout` into a pipe: the depfile reaches the pipe and the
+/// compile returns, in a session and one-shot (the depfile is never read
+/// back from the caller's stream).
+fn depfile_on_a_pipe_does_not_hang(eng: Eng) {
+    let (t, path) = setup(eng, "depfile-pipe");
+    for session in ["1", "0"] {
+        let script = format!("{CHEAP}-gcc -MD -MF /dev/stdout -c a.c -o a.o | cat");
+        let mut cmd = t.program("sh", ["-c", &script]);
+        cmd.env("PATH", &path).env("QEMU_CROSS_CC_SESSION", session);
+        let (o, _) = timed_within(&mut cmd, Duration::from_secs(60));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).starts_with("a.o: a.c"), "{}", stdout(&o));
     }
 }
