@@ -83,39 +83,84 @@ pub fn wanted(args: &[OsString], cwd: &Path, env_outputs: &[String]) -> Vec<Path
         .collect()
 }
 
+/// The largest depfile rewritten (a kernel object's is well under 1 MiB).
+const CAP: u64 = 64 << 20;
+
 /// Rewrite the depfiles among `files` that were written since `since`, so
-/// that they name only what the host sees at the same path. Best effort: a
-/// depfile it cannot read or write is left as the compiler wrote it.
+/// that they name only what the host sees at the same path. Only regular
+/// files are rewritten: a depfile sent to `/dev/stdout`, a FIFO, a socket or
+/// `/proc/self/fd/N` is the caller's own stream and passes through as the
+/// compiler wrote it. Best effort: a depfile that cannot be rewritten is
+/// left exactly as the compiler wrote it (`QEMU_CROSS_CC_DEBUG` says why).
 pub fn rewrite(files: &[PathBuf], since: SystemTime, cwd: &Path, visible: &MountSet) {
     for f in files {
-        let fresh = std::fs::metadata(f)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t >= since);
-        if !fresh {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(f) else {
-            continue;
-        };
-        let keep = |p: &str| {
-            let path = mounts::normalize(Path::new(&unescape(p)), cwd);
-            visible.covering(&path).is_some()
-        };
-        if let Some(new) = filter(&text, keep) {
-            if new != text {
-                let _ = write_keeping_mtime(f, &new);
-            }
+        if let Err(e) = rewrite_one(f, since, cwd, visible) {
+            crate::diag::debug(format!(
+                "depfile {} left as the compiler wrote it: {e}",
+                f.display()
+            ));
         }
     }
 }
 
-/// Replace the file's contents; its modification time stays the one the
-/// compiler gave it (make compares it with the object's).
-fn write_keeping_mtime(path: &Path, text: &str) -> std::io::Result<()> {
-    let mtime = std::fs::metadata(path)?.modified()?;
-    std::fs::write(path, text)?;
-    let f = std::fs::File::options().write(true).open(path)?;
-    f.set_modified(mtime)
+fn rewrite_one(f: &Path, since: SystemTime, cwd: &Path, visible: &MountSet) -> std::io::Result<()> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if f.starts_with("/dev") || f.starts_with("/proc") {
+        return Ok(());
+    }
+    // lstat: a link (to a pipe or anywhere else) is not followed.
+    let Ok(meta) = std::fs::symlink_metadata(f) else {
+        return Ok(());
+    };
+    if !meta.is_file() || meta.modified()? < since {
+        return Ok(());
+    }
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(f)?;
+    let opened = file.metadata()?;
+    if !opened.is_file() {
+        return Ok(());
+    }
+    let mut bytes = Vec::with_capacity(opened.len().min(CAP) as usize);
+    file.take(CAP + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > CAP {
+        return Err(std::io::Error::other("larger than 64 MiB"));
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return Ok(());
+    };
+    let keep = |p: &str| {
+        let path = mounts::normalize(Path::new(&unescape(p)), cwd);
+        visible.covering(&path).is_some()
+    };
+    match filter(&text, keep) {
+        Some(new) if new != text => replace_keeping_mtime(f, &new, &opened),
+        _ => Ok(()),
+    }
+}
+
+/// Replace the file's contents atomically: a new file beside it, with its
+/// mode and the modification time the compiler gave it (make compares it
+/// with the object's), renamed over it. On any failure the old file stays
+/// whole and the new one is removed.
+fn replace_keeping_mtime(path: &Path, text: &str, old: &std::fs::Metadata) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".qemu-cross-cc-dep")
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    let f = tmp.as_file();
+    f.set_permissions(old.permissions())?;
+    f.set_modified(old.modified()?)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// make's escaping in dependency files: `\ ` for a space, `\#`, `$$`.
@@ -292,5 +337,76 @@ mod tests {
     #[test]
     fn not_a_depfile_is_left_alone() {
         assert!(filter("just text\n", |_| true).is_none());
+    }
+
+    /// A depfile on the caller's own stream (`-MF /dev/stdout | cat`) is
+    /// never opened for reading: that would read the caller's pipe back.
+    #[test]
+    fn streams_pass_through() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("dep.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let link = d.path().join("dep.link");
+        std::os::unix::fs::symlink("/dev/stdout", &link).unwrap();
+        let set = MountSet::new();
+        let files = [
+            fifo,
+            link,
+            PathBuf::from("/dev/stdout"),
+            PathBuf::from("/proc/self/fd/1"),
+        ];
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cwd = d.path().to_path_buf();
+        std::thread::spawn(move || {
+            rewrite(&files, SystemTime::UNIX_EPOCH, &cwd, &set);
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("rewrite blocked on a stream");
+    }
+
+    /// A rewrite that cannot complete leaves the compiler's file whole.
+    #[test]
+    fn a_failed_rewrite_leaves_the_file_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let dep = d.path().join("x.d");
+        let text = "x.o: x.c /usr/include/stdio.h\n";
+        std::fs::write(&dep, text).unwrap();
+        let meta = std::fs::metadata(&dep).unwrap();
+        // The folder it would be written in is gone: the temporary file
+        // cannot be made.
+        let gone = d.path().join("gone/x.d");
+        assert!(replace_keeping_mtime(&gone, "new", &meta).is_err());
+        // A new file whose rename fails (onto a folder) is removed.
+        let folder = d.path().join("sub");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("keep"), "").unwrap();
+        assert!(replace_keeping_mtime(&folder, "new", &meta).is_err());
+        assert_eq!(std::fs::read_to_string(&dep).unwrap(), text);
+        let left: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+
+    #[test]
+    fn the_rewrite_keeps_the_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dep = d.path().join("x.d");
+        std::fs::write(&dep, "x.o: x.c /usr/include/stdio.h\n").unwrap();
+        std::fs::set_permissions(&dep, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut set = MountSet::new();
+        set.add(d.path().to_path_buf(), true);
+        rewrite(
+            std::slice::from_ref(&dep),
+            SystemTime::UNIX_EPOCH,
+            d.path(),
+            &set,
+        );
+        assert_eq!(std::fs::read_to_string(&dep).unwrap(), "x.o: \\\n x.c\n");
+        let mode = std::fs::metadata(&dep).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o640);
     }
 }
