@@ -110,13 +110,24 @@ fn scan_into(args: &[OsString], cwd: &Path, p: &mut Paths, depth: usize) {
         }
         if let Some(file) = a.strip_prefix('@') {
             let path = mounts::normalize(Path::new(file), cwd);
-            if depth < 8 {
-                if let Ok(body) = crate::safefs::read_config(&path, RESPONSE_CAP) {
-                    if let Ok(words) = shell_words::split(&body) {
-                        let words: Vec<OsString> = words.into_iter().map(OsString::from).collect();
-                        scan_into(&words, cwd, p, depth + 1);
-                    }
+            // One that cannot be read is passed on as it is: gcc then
+            // reports it itself (or takes `@x` as a file name, as it does).
+            let words = if depth < 8 {
+                crate::safefs::read_config(&path, RESPONSE_CAP).and_then(|body| {
+                    shell_words::split(&body)
+                        .map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))
+                })
+            } else {
+                Err(anyhow::anyhow!("response files nest more than 8 deep"))
+            };
+            match words {
+                Ok(words) => {
+                    let words: Vec<OsString> = words.into_iter().map(OsString::from).collect();
+                    scan_into(&words, cwd, p, depth + 1);
                 }
+                Err(e) => crate::diag::debug(format!(
+                    "response file {a} not scanned, so the paths in it are not mounted: {e:#}"
+                )),
             }
             p.inputs.push(path);
             continue;

@@ -176,7 +176,16 @@ fn program_name(argv0: &OsStr) -> String {
 }
 
 fn dispatch(args: Vec<OsString>) -> Result<i32> {
+    // Some supervisors start programs with an empty argv (Linux then makes
+    // argv[0] an empty string): the name picks the tool, so there is none.
     let name = args.first().map(|a| program_name(a)).unwrap_or_default();
+    if name.is_empty() {
+        return Err(usage_error(
+            "started without a program name (argv[0] is empty); run it as qemu-cross-cc, or \
+             through a link named after the tool (qemu-cross-cc shims)"
+                .into(),
+        ));
+    }
     let rest = args.get(1..).unwrap_or_default().to_vec();
     let args = &args;
     let mut global = Global::from_env()?;
@@ -270,7 +279,6 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
             println!("qemu-cross-cc {}", env!("CARGO_PKG_VERSION"));
             return Ok(0);
         }
-        crate::session::AGENT_COMMAND => return crate::session::agent_main(&rest[1..]),
         _ => {}
     }
 
@@ -387,4 +395,18 @@ fn run_tool(
         return crate::queries::run_path_query(&ctx, plugin, req);
     }
     compile::run_plugin_tool(&ctx, plugin, &req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_program_name_is_a_usage_error() {
+        for args in [Vec::new(), vec![OsString::new(), "-c".into(), "x.c".into()]] {
+            let e = dispatch(args).unwrap_err();
+            assert!(e.downcast_ref::<UsageError>().is_some(), "{e:#}");
+            assert!(format!("{e:#}").contains("argv[0] is empty"), "{e:#}");
+        }
+    }
 }

@@ -134,8 +134,7 @@ fn target_key(target: &str) -> String {
 impl Project {
     /// Read and check the file.
     pub fn load(file: &Path) -> Result<Project> {
-        trusted(file)?;
-        let text = crate::safefs::read_config(file, CAP)?;
+        let text = crate::safefs::read_config_checked(file, CAP, |opened| trusted(file, opened))?;
         Project::parse(&text, file)
     }
 
@@ -200,9 +199,10 @@ impl Project {
 }
 
 /// A file in a folder every user can write to (`/tmp`) may have been put
-/// there by anyone: it is used only when the caller or root owns it (and
-/// what its name leads to).
-fn trusted(file: &Path) -> Result<()> {
+/// there by anyone: it is used only when the caller or root owns it and
+/// the name that leads to it. `opened` is the file as opened, the one that
+/// is read: a file swapped in after a check by name cannot slip through.
+fn trusted(file: &Path, opened: &std::fs::Metadata) -> Result<()> {
     let dir = file.parent().unwrap_or(Path::new("/"));
     let Ok(dir_meta) = std::fs::metadata(dir) else {
         return Ok(());
@@ -211,16 +211,15 @@ fn trusted(file: &Path) -> Result<()> {
         return Ok(());
     }
     let me = nix::unistd::geteuid().as_raw();
-    let owners = [std::fs::symlink_metadata(file), std::fs::metadata(file)];
-    for meta in owners.iter().flatten() {
-        if meta.uid() != me && meta.uid() != 0 {
+    let link = std::fs::symlink_metadata(file).ok();
+    for uid in link.iter().map(|m| m.uid()).chain([opened.uid()]) {
+        if uid != me && uid != 0 {
             bail!(
                 "refusing to use {}: it is in {}, a folder every user can write to, and owned \
-                 by uid {}, not by you (uid {me}) or root; remove it, or build in a folder of \
-                 your own",
+                 by uid {uid}, not by you (uid {me}) or root; remove it, or build in a folder \
+                 of your own",
                 file.display(),
                 dir.display(),
-                meta.uid()
             );
         }
     }

@@ -165,12 +165,23 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Read a file from a configuration folder: only a regular file (a FIFO
 /// would block, a device never ends), at most `cap` bytes.
 pub fn read_config(path: &Path, cap: u64) -> Result<String> {
+    read_config_checked(path, cap, |_| Ok(()))
+}
+
+/// `read_config`, with `check` deciding on the open file's own metadata
+/// (fstat) before it is read: the file checked is the file read.
+pub fn read_config_checked(
+    path: &Path,
+    cap: u64,
+    check: impl FnOnce(&std::fs::Metadata) -> Result<()>,
+) -> Result<String> {
     let f = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| io_error(e, "read", path))?;
     let meta = f.metadata().map_err(|e| io_error(e, "inspect", path))?;
+    check(&meta)?;
     if !meta.is_file() {
         bail!(
             "refusing to read {}: it is not a regular file ({}); remove it",

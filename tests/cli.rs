@@ -857,3 +857,156 @@ fn compiles_stay_local_and_silent_without_distcc() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no distcc on PATH"), "{err}");
 }
+
+#[test]
+fn an_empty_argv_is_one_error_line() {
+    // Some supervisors exec with an empty argv; Linux then passes one empty
+    // string as argv[0]. Neither names a tool.
+    let s = Scratch::new();
+    let src = s.path().join("noargv.c");
+    std::fs::write(
+        &src,
+        "#include <unistd.h>\nextern char **environ;\n\
+         int main(int c, char **v) { char *none[] = { 0 }; (void)c;\n\
+         execve(v[1], none, environ); return 127; }\n",
+    )
+    .unwrap();
+    let helper = s.path().join("noargv");
+    let built = Command::new("cc").arg(&src).arg("-o").arg(&helper).status();
+    assert!(built.unwrap().success(), "cannot build the helper with cc");
+    let mut c = Command::new(&helper);
+    c.arg(bin());
+    s.setup(&mut c);
+    c.env("QEMU_CROSS_CC_TARGET", "s390x-linux-gnu")
+        .env("PATH", s.fake_path(&[]));
+    let o = output_within_20s(&s, c);
+    let line = one_line(&o, 2);
+    assert!(line.contains("argv[0] is empty"), "{line}");
+}
+
+#[test]
+fn an_unreadable_response_file_is_named_under_debug() {
+    let s = Scratch::new();
+    std::fs::write(s.path().join("bad.rsp"), "-I'unterminated\n").unwrap();
+    for rsp in ["@missing.rsp", "@bad.rsp"] {
+        let mut c = s.qcc(&["--target", "s390x-linux-gnu", "-c", rsp]);
+        c.env("PATH", s.fake_path(&[]))
+            .env("QEMU_CROSS_CC_DEBUG", "1");
+        let o = output_within_20s(&s, c);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("qemu-cross-cc: debug: response file")
+                    && l.contains(rsp)
+                    && l.contains("not mounted")),
+            "{rsp}: {err}"
+        );
+        // Without debug, only the engine's absence is reported.
+        let mut c = s.qcc(&["--target", "s390x-linux-gnu", "-c", rsp]);
+        c.env("PATH", s.fake_path(&[]));
+        let line = one_line(&output_within_20s(&s, c), 1);
+        assert!(line.contains("no working container engine"), "{line}");
+    }
+}
+
+#[test]
+fn corrupt_session_records_are_removed() {
+    use std::os::unix::fs::DirBuilderExt;
+    let s = Scratch::new();
+    let sessions = s.path().join("runtime/sessions");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&sessions)
+        .unwrap();
+    let private = |p: &Path, body: &str| {
+        std::fs::write(p, body).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    // A record that does not parse, one that names another folder, a
+    // folder a killed starter left long ago, and one being started now.
+    for id in ["0badc0de", "0badc0df"] {
+        std::fs::create_dir(sessions.join(id)).unwrap();
+    }
+    private(&sessions.join("0badc0de/record.json"), "{ not json");
+    private(&sessions.join("0badc0df/record.json"), "{\"id\": \"1234\"}");
+    let old = sessions.join("0ddba11");
+    std::fs::create_dir(&old).unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::open(&old)
+        .unwrap()
+        .set_modified(long_ago)
+        .unwrap();
+    let starting = sessions.join("5ea10b");
+    std::fs::create_dir(&starting).unwrap();
+    let mut c = s.qcc(&["sessions", "list"]);
+    c.env("PATH", s.fake_path(&[]));
+    let o = output_within_20s(&s, c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stdout(&o), "no live sessions\n");
+    for gone in ["0badc0de", "0badc0df", "0ddba11"] {
+        assert!(!sessions.join(gone).exists(), "{gone} was left");
+    }
+    assert!(starting.exists(), "a session being started was removed");
+}
+
+#[test]
+fn project_file_swapped_after_the_check_is_never_read() {
+    // A project file in a folder every user can write to is used only when
+    // the caller or root owns it. Another user swaps theirs in and out
+    // while the caller runs: the file that was checked must be the file
+    // that is read, every time.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root (to give a file to another user)");
+        return;
+    }
+    let s = Scratch::new();
+    let shared = s.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let name = shared.join("qemu-cross-cc.toml");
+    let spare = shared.join("spare.toml");
+    std::fs::write(&name, "[build]\n").unwrap();
+    std::fs::write(&spare, "[build]\npaths = [\"/planted-by-another-user\"]\n").unwrap();
+    std::os::unix::fs::chown(&spare, Some(65534), Some(65534)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, name, spare) = (stop.clone(), name.clone(), spare.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &name,
+                    nix::fcntl::AT_FDCWD,
+                    &spare,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .unwrap();
+            }
+        })
+    };
+    let (mut used, mut refused) = (0, 0);
+    for _ in 0..100 {
+        let o = s
+            .qcc(&["--target", "s390x-linux-gnu", "-c", "x.c"])
+            .current_dir(&shared)
+            .env("PATH", s.fake_path(&[]))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("planted-by-another-user"),
+            "another user's project file was read: {err}"
+        );
+        // The caller's own file leads on to the (missing) engine.
+        if err.contains("no working container engine") {
+            used += 1;
+        } else {
+            assert!(err.contains("refusing to use"), "{err}");
+            refused += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert!(used > 0 && refused > 0, "used {used}, refused {refused}");
+}
