@@ -3,7 +3,7 @@
 #
 # Idempotent, and leaves alone what it finds already working:
 #  - installs docker.io podman runc debootstrap qemu-user-static docker-registry
-#    uidmap file (only the missing ones);
+#    uidmap file sudo and the fixtures' tools (only the missing ones);
 #  - writes /etc/containers/containers.conf (runtime runc, ulimits within the
 #    hard limits) unless an admin's own file is there;
 #  - starts dockerd when no docker daemon answers, and waits for it;
@@ -13,7 +13,11 @@
 #    docker.io/library/debian:12-slim into podman, where no such image exists;
 #  - starts a local registry on 127.0.0.1 (port $QCC_REGISTRY_PORT, 5000);
 #  - creates the unprivileged test user qcc-tester (docker group, subuid and
-#    subgid ranges for rootless podman) with the base image in its storage.
+#    subgid ranges for rootless podman) with the base image in its storage;
+#  - creates a second unprivileged user qcc-sudoer, outside the docker group
+#    (the socket is out of its reach), whose only sudo right is the docker
+#    client without a password (/etc/sudoers.d/qemu-cross-cc-tests): the
+#    engine tests run `sudo -n docker` as that user.
 set -eu
 
 STATE=/var/lib/qemu-cross-cc-setup
@@ -21,6 +25,8 @@ ROOTFS="$STATE/bookworm-minbase"
 TARBALL="$STATE/bookworm-minbase.tar"
 REGISTRY_PORT="${QCC_REGISTRY_PORT:-5000}"
 TEST_USER=qcc-tester
+SUDO_TEST_USER=qcc-sudoer
+SUDOERS_FILE=/etc/sudoers.d/qemu-cross-cc-tests
 MARK="# written by qemu-cross-cc tests/setup-engines.sh"
 
 say() { printf 'setup-engines: %s\n' "$*" >&2; }
@@ -36,8 +42,8 @@ mkdir -p "$STATE"
 # distcc iproute2 openssh-server openssh-client: the scale-out tests (real
 # distcc, servers on a private network of namespaces, distcc's ssh mode).
 # gcc-aarch64-linux-gnu: the host-native cross compiler the tests and the
-# benchmark compare with.
-want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2 openssh-server openssh-client"
+# benchmark compare with. sudo: the third engine, `sudo -n docker`.
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2 openssh-server openssh-client sudo"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
 missing=""
 for p in $want; do
@@ -195,5 +201,53 @@ if ! as_tester podman image exists docker.io/library/debian:12-slim; then
 fi
 as_tester podman run --rm --network none docker.io/library/debian:12-slim true ||
     die "rootless podman does not work for $TEST_USER"
+
+# --- the user of sudo -n docker ---------------------------------------------------------
+# It must not reach the docker socket itself (so that `docker version` fails
+# and the tool falls to `sudo -n docker`), and may run the docker client
+# through sudo without a password, nothing else. Its podman is not set up (no
+# subuid range, no image), though `podman version` answers: the tests choose
+# `--engine docker`.
+if ! id "$SUDO_TEST_USER" >/dev/null 2>&1; then
+    say "creating user $SUDO_TEST_USER"
+    useradd -m -s /bin/sh "$SUDO_TEST_USER"
+fi
+if id -nG "$SUDO_TEST_USER" | tr ' ' '\n' | grep -qx docker; then
+    say "taking $SUDO_TEST_USER out of the docker group"
+    gpasswd -d "$SUDO_TEST_USER" docker >/dev/null
+fi
+# The docker client sudo runs: the first in sudo's secure_path (two clients
+# may be installed, e.g. /usr/local/bin/docker and Debian's /usr/bin/docker).
+sudo_docker() {
+    spath=$(sudo -V | sed -n "s/^Value to override user's \$PATH with: //p")
+    [ -n "$spath" ] || spath="$PATH"
+    (PATH="$spath" && command -v docker)
+}
+docker_client=$(sudo_docker) || die "sudo finds no docker client in its secure_path"
+sudoers_body="$MARK
+# $SUDO_TEST_USER may run the docker client as root, without a password, and
+# nothing else (the engine tests' \`sudo -n docker\`).
+$SUDO_TEST_USER ALL=(root) NOPASSWD: $docker_client"
+if [ ! -e "$SUDOERS_FILE" ] || grep -q "^$MARK" "$SUDOERS_FILE"; then
+    if [ "$(cat "$SUDOERS_FILE" 2>/dev/null)" != "$sudoers_body" ]; then
+        say "allowing $SUDO_TEST_USER to run $docker_client through sudo ($SUDOERS_FILE)"
+        mkdir -p "$(dirname "$SUDOERS_FILE")"
+        # sudo ignores names with a dot in /etc/sudoers.d: not read before mv.
+        tmp=$(mktemp "$SUDOERS_FILE.XXXXXX")
+        printf '%s\n' "$sudoers_body" >"$tmp"
+        chmod 0440 "$tmp"
+        visudo -cqf "$tmp" || { rm -f "$tmp"; die "visudo refused the rule for $SUDO_TEST_USER"; }
+        mv "$tmp" "$SUDOERS_FILE"
+    fi
+else
+    say "keeping the existing $SUDOERS_FILE"
+fi
+as_sudoer() { (cd / && runuser -u "$SUDO_TEST_USER" -- "$@"); }
+as_sudoer sudo -n docker version >/dev/null 2>&1 ||
+    die "$SUDO_TEST_USER cannot run sudo -n docker (does /etc/sudoers include /etc/sudoers.d?)"
+! as_sudoer docker version >/dev/null 2>&1 ||
+    die "$SUDO_TEST_USER reaches the docker socket without sudo"
+! as_sudoer sudo -n true >/dev/null 2>&1 ||
+    die "$SUDO_TEST_USER may run more than docker through sudo"
 
 say "ready: docker $(docker version --format '{{.Server.Version}}'), podman $(podman version --format '{{.Client.Version}}'), registry 127.0.0.1:$REGISTRY_PORT"

@@ -128,30 +128,43 @@ fn build_twice_then_up_to_date(eng: Eng) {
     assert_eq!(t.label(&tag, "com.qemu.dockerfile-checksum").len(), 40);
 
     // The second build must not call the engine's build at all: watch the
-    // engine through a logging wrapper on PATH.
+    // engine through a logging wrapper on PATH (of `sudo` for sudo docker,
+    // whose lines then start with `-n docker`).
+    let (path, log) = logging_wrapper(&t);
+    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df]).env("PATH", &path));
+    assert_eq!(stdout(&o), "Image is up to date.\n");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    let words = eng.prog().len() - 1;
+    assert!(
+        !calls
+            .lines()
+            .any(|l| l.split_whitespace().nth(words) == Some("build")),
+        "engine calls: {calls}"
+    );
+    assert_eq!(t.image_id(&tag), id);
+    let o = ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df]));
+    assert_eq!(stdout(&o), "");
+}
+
+/// A wrapper of the engine's first command word (`docker`, `podman` or
+/// `sudo`) that logs its arguments, one call a line, and runs the real one;
+/// returns a PATH with it first and the log.
+pub fn logging_wrapper(t: &T) -> (String, std::path::PathBuf) {
     let wrap = t.dir.join("wrap");
     std::fs::create_dir_all(&wrap).unwrap();
-    let real = which(eng.name());
+    let prog = t.eng.prog()[0];
+    let real = which(prog);
     let log = t.dir.join("engine.log");
     let script = format!(
         "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {}\nexec {} \"$@\"\n",
         log.display(),
         real
     );
-    let w = wrap.join(eng.name());
+    let w = wrap.join(prog);
     std::fs::write(&w, script).unwrap();
     std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", wrap.display(), std::env::var("PATH").unwrap());
-    let o = ok(t.qcc(["build", "-t", &tag, "-f", &df]).env("PATH", &path));
-    assert_eq!(stdout(&o), "Image is up to date.\n");
-    let calls = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        !calls.lines().any(|l| l.starts_with("build")),
-        "engine calls: {calls}"
-    );
-    assert_eq!(t.image_id(&tag), id);
-    let o = ok(t.qcc(["build", "--quiet", "-t", &tag, "-f", &df]));
-    assert_eq!(stdout(&o), "");
+    (path, log)
 }
 
 pub fn which(prog: &str) -> String {
@@ -225,7 +238,8 @@ fn check_checksum_and_age(eng: Eng) {
 }
 
 /// docker: the test user in the docker group; podman: the test user's
-/// rootless podman (keep-id). Either way the files belong to that user.
+/// rootless podman (keep-id); sudo docker: the sudo user (`-u uid:gid`).
+/// Either way the files belong to that user.
 fn run_as_current_user_owns_files(eng: Eng) {
     let t = T::new(eng, "run-user", true);
     let work = t.work().display().to_string();
@@ -245,8 +259,8 @@ fn run_as_current_user_owns_files(eng: Eng) {
         "touch made-inside && id -u && id -g",
     ]));
     let meta = std::fs::metadata(t.work().join("made-inside")).unwrap();
-    assert_eq!(meta.uid(), tester_uid());
-    assert_eq!(meta.gid(), tester_gid());
+    assert_eq!(meta.uid(), t.uid());
+    assert_eq!(meta.gid(), t.gid());
 }
 
 fn run_passes_exit_status(eng: Eng) {
@@ -277,9 +291,15 @@ const HELLO: &str =
     "#include <stdio.h>\nint main(void) { puts(\"hello from the image\"); return 0; }\n";
 
 /// `cc` in a folder owned by a non-root user: docker as that user (docker
-/// group), podman as that user's rootless podman, and rootful podman as root.
+/// group), podman as that user's rootless podman, and rootful podman as root
+/// (sudo docker: as its user only).
 fn cc_compiles_in_user_owned_dir(eng: Eng) {
-    for tester in [true, false] {
+    let users: &[bool] = if eng == Eng::SudoDocker {
+        &[true]
+    } else {
+        &[true, false]
+    };
+    for &tester in users {
         let t = T::new(eng, "cc-user", tester);
         let image = t.gcc_image();
         t.write("work/hello.c", HELLO);
@@ -288,8 +308,7 @@ fn cc_compiles_in_user_owned_dir(eng: Eng) {
         }
         ok(t.qcc(["cc", "-i", &image, "--", "-Wall", "hello.c", "-o", "hello"]));
         let meta = std::fs::metadata(t.work().join("hello")).unwrap();
-        let want = if tester { tester_uid() } else { 0 };
-        assert_eq!(meta.uid(), want, "output owned by the caller");
+        assert_eq!(meta.uid(), t.uid(), "output owned by the caller");
         let o = ok(&mut std::process::Command::new(t.work().join("hello")));
         assert_eq!(stdout(&o), "hello from the image\n");
         // The compiler's failure status and messages pass through.
@@ -407,11 +426,11 @@ fn clean_removes_only_labelled(eng: Eng) {
 fn probe_names_engine(eng: Eng) {
     let t = T::new(eng, "probe", false);
     let o = ok(t.qcc(["probe"]));
-    assert_eq!(stdout(&o), format!("{}\n", eng.name()));
+    assert_eq!(stdout(&o), format!("{}\n", eng.probe_name()));
     let o = ok(t
         .qcc_plain(["probe"])
-        .env("QEMU_CROSS_CC_ENGINE", eng.name()));
-    assert_eq!(stdout(&o), format!("{}\n", eng.name()));
+        .env("QEMU_CROSS_CC_ENGINE", eng.choice()));
+    assert_eq!(stdout(&o), format!("{}\n", eng.probe_name()));
 }
 
 fn images_passes_arguments(eng: Eng) {
@@ -749,7 +768,7 @@ fn signal_leaves_no_container(t: &T, args: &[&str], marker: &str) {
             .spawn()
             .unwrap();
         assert!(wait_for_container(t, marker), "the container never started");
-        unsafe_kill(child.id() as i32, sig);
+        unsafe_kill(t.tool_pid(&child), sig);
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "exit code after signal {sig}");
         // Removal is done before we exit: nothing may be left.
@@ -816,7 +835,7 @@ fn daemon_down_is_one_line(eng: Eng) {
     std::fs::create_dir_all(&dir).unwrap();
     let w = dir.join(eng.name());
     let body = match eng {
-        Eng::Docker => format!(
+        Eng::Docker | Eng::SudoDocker => format!(
             "#!/bin/sh\nexec {} -H unix:///nonexistent/qcc.sock \"$@\"\n",
             which("docker")
         ),

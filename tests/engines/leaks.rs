@@ -59,7 +59,7 @@ fn tool(t: &T, path: &str, target: &str, tool: &str, args: &[&str]) -> Command {
 /// seconds") as the state of a running container.
 fn containers_of(t: &T, image: &str) -> Vec<(String, String)> {
     let name = match t.eng {
-        Eng::Docker => image.to_string(),
+        Eng::Docker | Eng::SudoDocker => image.to_string(),
         Eng::Podman => format!("localhost/{image}"),
     };
     let o = ok(t.engine([
@@ -220,7 +220,7 @@ fn full_runtime_dir_leaves_no_session(eng: Eng) {
     // The session containers really were started (and then removed).
     let until = started + since.elapsed().as_secs() + 2;
     let format = match eng {
-        Eng::Docker => "{{.Actor.Attributes.name}} {{.Actor.Attributes.image}}",
+        Eng::Docker | Eng::SudoDocker => "{{.Actor.Attributes.name}} {{.Actor.Attributes.image}}",
         Eng::Podman => "{{.Name}} {{.Image}}",
     };
     let ev = out(t.engine([

@@ -1,6 +1,8 @@
 //! Tests against the real engines (docker and podman, started by
 //! tests/setup-engines.sh). Every test runs once per engine and is named
-//! after it (`docker::build_twice`, `podman::build_twice`).
+//! after it (`docker::build_twice`, `podman::build_twice`); a subset also
+//! runs through `sudo -n docker` (`sudo-docker::build_twice`, see
+//! `sudo_docker`).
 //!
 //! A custom harness (libtest-mimic) so that the run can build shared fixture
 //! images once and remove everything it created at the end.
@@ -14,6 +16,7 @@ mod libraries;
 mod projects;
 mod runner;
 mod sessions;
+mod sudo_docker;
 mod support;
 mod targets;
 
@@ -84,6 +87,19 @@ fn main() {
         {
             trials.push(trial(eng, name, *f, *mode));
         }
+    }
+    // The subset through sudo docker.
+    let from = |tests: &'static [(&'static str, TestFn, Mode)], names: &[&str]| {
+        let picked: Vec<_> = tests.iter().filter(|(n, ..)| names.contains(n)).collect();
+        assert_eq!(picked.len(), names.len(), "a sudo-docker test is missing");
+        picked
+    };
+    for (name, f, mode) in from(core::TESTS, sudo_docker::FROM_CORE)
+        .into_iter()
+        .chain(from(sessions::TESTS, sudo_docker::FROM_SESSIONS))
+        .chain(sudo_docker::TESTS)
+    {
+        trials.push(trial(Eng::SudoDocker, name, *f, *mode));
     }
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {

@@ -159,8 +159,7 @@ fn compare_modes(t: &T) {
             (mb.uid(), mb.gid(), mb.mode()),
             "{f} owner/mode"
         );
-        let want = if t.tester { tester_uid() } else { 0 };
-        assert_eq!(mb.uid(), want);
+        assert_eq!(mb.uid(), t.uid());
     }
     // The session really served the second half.
     let s = t.sessions();

@@ -19,6 +19,10 @@ use std::sync::{Mutex, OnceLock};
 /// The unprivileged user made by tests/setup-engines.sh.
 pub const TESTER: &str = "qcc-tester";
 
+/// The second unprivileged user made by tests/setup-engines.sh: outside the
+/// docker group, allowed `sudo -n docker` (the docker client, nothing else).
+pub const SUDOER: &str = "qcc-sudoer";
+
 /// The registry started by tests/setup-engines.sh.
 pub fn registry() -> String {
     format!(
@@ -31,6 +35,8 @@ pub fn registry() -> String {
 pub enum Eng {
     Docker,
     Podman,
+    /// `sudo -n docker`, as the user `SUDOER` (root's docker storage).
+    SudoDocker,
 }
 
 impl fmt::Display for Eng {
@@ -40,12 +46,42 @@ impl fmt::Display for Eng {
 }
 
 impl Eng {
+    /// The engines every test runs for (`SudoDocker` runs a subset).
     pub const ALL: [Eng; 2] = [Eng::Docker, Eng::Podman];
 
+    /// The name of the tests (`sudo-docker::x`) and of their scratch names.
     pub fn name(self) -> &'static str {
         match self {
             Eng::Docker => "docker",
             Eng::Podman => "podman",
+            Eng::SudoDocker => "sudo-docker",
+        }
+    }
+
+    /// What `--engine` / `QEMU_CROSS_CC_ENGINE` says for it: `docker` takes
+    /// docker, then `sudo -n docker`.
+    pub fn choice(self) -> &'static str {
+        match self {
+            Eng::Docker | Eng::SudoDocker => "docker",
+            Eng::Podman => "podman",
+        }
+    }
+
+    /// The engine command words.
+    pub fn prog(self) -> &'static [&'static str] {
+        match self {
+            Eng::Docker => &["docker"],
+            Eng::Podman => &["podman"],
+            Eng::SudoDocker => &["sudo", "-n", "docker"],
+        }
+    }
+
+    /// What `probe` prints for it.
+    pub fn probe_name(self) -> &'static str {
+        match self {
+            Eng::Docker => "docker",
+            Eng::Podman => "podman",
+            Eng::SudoDocker => "sudo docker",
         }
     }
 }
@@ -85,23 +121,27 @@ pub fn run() -> &'static Run {
     })
 }
 
-pub fn tester_uid() -> u32 {
-    let out = Command::new("id").args(["-u", TESTER]).output().unwrap();
+/// `id -u USER` (`-g` for the group).
+fn user_id(user: &str, flag: &str) -> u32 {
+    let out = Command::new("id").args([flag, user]).output().unwrap();
     assert!(
         out.status.success(),
-        "user {TESTER} is missing: run tests/setup-engines.sh"
+        "user {user} is missing: run tests/setup-engines.sh"
     );
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-pub fn tester_gid() -> u32 {
-    let out = Command::new("id").args(["-g", TESTER]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+pub fn tester_uid() -> u32 {
+    user_id(TESTER, "-u")
 }
 
-fn tester_home() -> String {
+pub fn tester_gid() -> u32 {
+    user_id(TESTER, "-g")
+}
+
+fn user_home(user: &str) -> String {
     let out = Command::new("getent")
-        .args(["passwd", TESTER])
+        .args(["passwd", user])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -112,12 +152,13 @@ fn tester_home() -> String {
         .to_string()
 }
 
-/// The runtime dir rootless podman uses for the test user (as in
+/// The runtime dir rootless podman uses for a test user (as in
 /// setup-engines.sh).
-fn tester_runtime() -> String {
-    let dir = format!("/tmp/qcc-runtime-{}", tester_uid());
+fn user_runtime(user: &str) -> String {
+    let (uid, gid) = (user_id(user, "-u"), user_id(user, "-g"));
+    let dir = format!("/tmp/qcc-runtime-{uid}");
     std::fs::create_dir_all(&dir).unwrap();
-    chown(Path::new(&dir), tester_uid(), tester_gid());
+    chown(Path::new(&dir), uid, gid);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     dir
 }
@@ -161,6 +202,8 @@ pub fn stop_all_sessions() {
 /// scratch folder and unique names.
 pub struct T {
     pub eng: Eng,
+    /// Runs as an unprivileged user: `TESTER`, or `SUDOER` for
+    /// `Eng::SudoDocker` (whose contexts always do).
     pub tester: bool,
     pub dir: PathBuf,
     pub name: String,
@@ -170,6 +213,7 @@ pub struct T {
 
 impl T {
     pub fn new(eng: Eng, test: &str, tester: bool) -> T {
+        let tester = tester || eng == Eng::SudoDocker;
         let run = run();
         let name = format!(
             "qcc-test-{}-{}-{}{}",
@@ -186,17 +230,54 @@ impl T {
         }
         std::fs::set_permissions(dir.join("runtime"), std::fs::Permissions::from_mode(0o700))
             .unwrap();
-        if tester {
-            chown_r(&dir, tester_uid(), tester_gid());
-        }
-        CONTEXTS.lock().unwrap().push((eng, tester, dir.clone()));
-        T {
+        let t = T {
             eng,
             tester,
             dir,
             name,
             env: Vec::new(),
+        };
+        if tester {
+            chown_r(&t.dir, t.uid(), t.gid());
         }
+        CONTEXTS.lock().unwrap().push((eng, tester, t.dir.clone()));
+        t
+    }
+
+    /// The user the tool and the engine client run as (None: root).
+    pub fn user(&self) -> Option<&'static str> {
+        match (self.tester, self.eng) {
+            (false, _) => None,
+            (true, Eng::SudoDocker) => Some(SUDOER),
+            (true, _) => Some(TESTER),
+        }
+    }
+
+    /// The pid of the tool started by `qcc` as `child`: the child itself,
+    /// or the one child of `runuser` (which forks, and ends itself by a
+    /// signal it was sent) when the context runs as a user.
+    pub fn tool_pid(&self, child: &std::process::Child) -> i32 {
+        if self.user().is_none() {
+            return child.id() as i32;
+        }
+        let list = format!("/proc/{0}/task/{0}/children", child.id());
+        let text = std::fs::read_to_string(&list).unwrap_or_default();
+        let pids: Vec<i32> = text
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(pids.len(), 1, "runuser's children: {text:?}");
+        pids[0]
+    }
+
+    /// The uid of `user()` (0 for root).
+    pub fn uid(&self) -> u32 {
+        self.user().map_or(0, |u| user_id(u, "-u"))
+    }
+
+    /// The gid of `user()` (0 for root).
+    pub fn gid(&self) -> u32 {
+        self.user().map_or(0, |u| user_id(u, "-g"))
     }
 
     /// The folder tests compile in.
@@ -210,8 +291,8 @@ impl T {
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, body).unwrap();
         if self.tester {
-            chown(&p, tester_uid(), tester_gid());
-            chown(p.parent().unwrap(), tester_uid(), tester_gid());
+            chown(&p, self.uid(), self.gid());
+            chown(p.parent().unwrap(), self.uid(), self.gid());
         }
         p
     }
@@ -219,13 +300,15 @@ impl T {
     /// The cache (build logs and locks) shared by the run's tests, so that
     /// tests needing the same image build it once.
     pub fn cache(&self) -> PathBuf {
-        let dir = run()
-            .root
-            .join(if self.tester { "cache-tester" } else { "cache" });
+        let dir = run().root.join(match self.user() {
+            None => "cache",
+            Some(TESTER) => "cache-tester",
+            Some(_) => "cache-sudoer",
+        });
         if !dir.exists() {
             std::fs::create_dir_all(&dir).unwrap();
             if self.tester {
-                chown(&dir, tester_uid(), tester_gid());
+                chown(&dir, self.uid(), self.gid());
             }
         }
         dir
@@ -301,7 +384,7 @@ impl T {
                 "QEMU_CROSS_CC_PLUGIN_PATH".into(),
                 self.plugins().display().to_string(),
             ),
-            ("QEMU_CROSS_CC_ENGINE".into(), self.eng.name().to_string()),
+            ("QEMU_CROSS_CC_ENGINE".into(), self.eng.choice().to_string()),
             (
                 "QEMU_CROSS_CC_RUNTIME_DIR".into(),
                 self.dir.join("runtime").display().to_string(),
@@ -314,11 +397,11 @@ impl T {
     /// A command run as the test user (or root), in the work folder, with
     /// `env` set.
     fn as_user(&self, prog: &OsStr, env: &[(String, String)]) -> Command {
-        let mut cmd = if self.tester {
+        let mut cmd = if let Some(user) = self.user() {
             let mut c = Command::new("runuser");
-            c.args(["-u", TESTER, "--", "env"]);
-            c.arg(format!("HOME={}", tester_home()));
-            c.arg(format!("XDG_RUNTIME_DIR={}", tester_runtime()));
+            c.args(["-u", user, "--", "env"]);
+            c.arg(format!("HOME={}", user_home(user)));
+            c.arg(format!("XDG_RUNTIME_DIR={}", user_runtime(user)));
             for (k, v) in env {
                 c.arg(format!("{k}={v}"));
             }
@@ -340,7 +423,7 @@ impl T {
         S: AsRef<OsStr>,
     {
         let mut c = self.as_user(run().bin.as_os_str(), &self.tool_env());
-        c.args(["--engine", self.eng.name()]).args(args);
+        c.args(["--engine", self.eng.choice()]).args(args);
         c
     }
 
@@ -366,14 +449,16 @@ impl T {
         c
     }
 
-    /// The engine itself, as the same user.
+    /// The engine itself, as the same user (`sudo -n docker ...` for
+    /// `Eng::SudoDocker`).
     pub fn engine<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut c = self.as_user(OsStr::new(self.eng.name()), &[]);
-        c.args(args);
+        let prog = self.eng.prog();
+        let mut c = self.as_user(OsStr::new(prog[0]), &[]);
+        c.args(&prog[1..]).args(args);
         c
     }
 
@@ -556,8 +641,12 @@ pub fn one_error_line(o: &Output) -> String {
 }
 
 /// Build `tests/fixtures/gcc.docker` once per engine (root), and copy it
-/// into the test user's rootless storage when needed.
+/// into the test user's rootless storage when needed. `sudo -n docker`
+/// reaches root's docker storage: it uses docker's.
 pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
+    if eng == Eng::SudoDocker {
+        return fixture_gcc(Eng::Docker, false);
+    }
     static ROOT: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
     static TESTER_COPY: [OnceLock<Result<String, String>>; 2] = [OnceLock::new(), OnceLock::new()];
     let i = eng as usize;
@@ -601,7 +690,8 @@ pub fn fixture_gcc(eng: Eng, tester: bool) -> String {
 }
 
 /// Remove what the run created: its images (by tag and by label), its
-/// containers, its scratch folder.
+/// containers, its scratch folder. What `sudo -n docker` made is in root's
+/// docker storage and goes with docker's.
 pub fn cleanup() {
     let run = run();
     stop_all_sessions();
@@ -613,9 +703,12 @@ pub fn cleanup() {
             for id in t.containers_with(&label) {
                 let _ = out(t.engine(["rm", "-f", &id]));
             }
+            let root_docker = eng == Eng::Docker && !tester;
             let mut images: Vec<String> = created
                 .iter()
-                .filter(|(e, u, _)| *e == eng && *u == tester)
+                .filter(|(e, u, _)| {
+                    *e == eng && *u == tester || root_docker && *e == Eng::SudoDocker
+                })
                 .map(|(_, _, tag)| tag.clone())
                 .collect();
             let o = out(t.engine(["images", "-q", "--filter", &format!("label={label}")]));
