@@ -458,9 +458,11 @@ fn give_up(rec: &Record) -> bool {
 /// a step fails, nothing ran and the call goes elsewhere.
 fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let stream = connect_ready(rec)?;
-    // A hung agent must not hang the build: bound the wait for the start.
+    // A hung agent must not hang the build: bound the wait for the start
+    // (and the sending of a long command line).
     stream
         .set_read_timeout(Some(protocol::START_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(protocol::START_TIMEOUT)))
         .map_err(|_| CallError::Skip)?;
     let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     let devnull;

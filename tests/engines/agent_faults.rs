@@ -46,6 +46,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         Mode::Shared,
     ),
     (
+        "agent_forks_before_any_thread",
+        agent_forks_before_any_thread,
+        Mode::Shared,
+    ),
+    (
         "depfile_on_a_pipe_does_not_hang",
         depfile_on_a_pipe_does_not_hang,
         Mode::Shared,
@@ -343,6 +348,33 @@ fn agent_pid(t: &T, container: &str) -> i32 {
         .collect();
     assert_eq!(kids.len(), 1, "PID 1 of {container} has children {kids:?}");
     kids[0]
+}
+
+/// The number of threads of a host process.
+fn threads(pid: i32) -> usize {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The session container's PID 1 forks the agent before any thread exists
+/// (a fork in a threaded process leaves the child with locks held by
+/// threads it does not have): PID 1 never starts one, and stays a single
+/// thread for the session's life, while the agent has its own.
+fn agent_forks_before_any_thread(eng: Eng) {
+    let (t, path) = setup(eng, "agent-fork");
+    let container = container_of(&start_session(&t, &path));
+    let o = ok(t.engine(["inspect", "--format", "{{.State.Pid}}", &container]));
+    let init: i32 = stdout(&o).trim().parse().unwrap();
+    assert_eq!(threads(init), 1, "PID 1 of the session runs threads");
+    assert!(threads(agent_pid(&t, &container)) > 1);
+    ok(tool(&t, &path, "gcc", &["-c", "a.c"]));
+    assert_eq!(threads(init), 1);
 }
 
 /// A process stopped with SIGSTOP by the test, continued however it ends.
