@@ -12,6 +12,7 @@ mod hardening;
 mod leaks;
 mod libraries;
 mod projects;
+mod remote;
 mod runner;
 mod sessions;
 mod support;
@@ -81,6 +82,7 @@ fn main() {
             .chain(leaks::TESTS)
             .chain(runner::TESTS)
             .chain(distcc::TESTS)
+            .chain(remote::TESTS)
         {
             trials.push(trial(eng, name, *f, *mode));
         }
