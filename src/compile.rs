@@ -88,6 +88,7 @@ fn run_with_sessions(
     if sessions {
         // An image an earlier session ran: start a new session straight away.
         if let Some((engine, id)) = session::known_image(&req.image, checksum, ctx.choice) {
+            engine.require_local()?;
             match session::start_and_run(&engine, req, checksum, &id, target, ctx.choice) {
                 Ok(Some(code)) => return Ok(code),
                 // No session can serve this call (see below): one-shot.
@@ -96,7 +97,7 @@ fn run_with_sessions(
             }
         }
     }
-    let engine = ctx.engine()?;
+    let engine = ctx.local_engine()?;
     let image_id = prepare(engine)?;
     if let (true, Some(id)) = (sessions, image_id) {
         match session::start_and_run(engine, req, checksum, &id, target, ctx.choice) {

@@ -40,4 +40,13 @@ impl Ctx {
         }
         Ok(self.engine.get_or_init(|| e))
     }
+
+    /// The engine, for a command that bind-mounts this machine's folders
+    /// (a compile, `cc`, `run`, the runner, `exec`): refused when it runs
+    /// its containers on another machine (see `Engine::require_local`).
+    pub fn local_engine(&self) -> Result<&Engine> {
+        let e = self.engine()?;
+        e.require_local()?;
+        Ok(e)
+    }
 }

@@ -1,6 +1,8 @@
 //! The container engine: finding a working one, and the one way every engine
 //! command is run.
 
+mod endpoint;
+
 use std::cell::OnceCell;
 use std::ffi::OsStr;
 use std::fmt;
@@ -13,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::labels;
 use crate::signals;
+
+pub use endpoint::{Endpoint, RemoteEngine};
 
 /// What `--engine` / `QEMU_CROSS_CC_ENGINE` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +114,7 @@ pub struct Engine {
     kind: Kind,
     rootless: OnceCell<bool>,
     buildkit: OnceCell<bool>,
+    endpoint: OnceCell<Endpoint>,
 }
 
 impl fmt::Debug for Engine {
@@ -138,22 +143,38 @@ fn probe_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(30))
 }
 
-/// Run `cmd` to completion, killing it after `timeout`. Its stdout is
-/// discarded; returns its status and stderr.
-fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<(ExitStatus, String)> {
+/// What an engine client may print when asked about itself; more is
+/// discarded.
+const ANSWER_CAP: u64 = 1 << 16;
+
+/// Read at most `ANSWER_CAP` bytes of `from` in a thread, discarding the
+/// rest (the writer never blocks on a full pipe).
+fn read_capped(
+    from: Option<impl std::io::Read + Send + 'static>,
+) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut s = Vec::new();
+        if let Some(mut r) = from {
+            let _ = r.by_ref().take(ANSWER_CAP).read_to_end(&mut s);
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        }
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// Run `cmd` to completion, killing it after `timeout`. Returns its
+/// status, stdout and stderr (each cut at `ANSWER_CAP`).
+fn run_with_timeout(
+    mut cmd: Command,
+    timeout: Duration,
+) -> std::io::Result<(ExitStatus, String, String)> {
     cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
-    let stderr = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(mut e) = stderr {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    });
+    let stdout = read_capped(child.stdout.take());
+    let stderr = read_capped(child.stderr.take());
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -169,7 +190,11 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> std::io::Result<(Exi
         }
         std::thread::sleep(Duration::from_millis(5));
     };
-    Ok((status, reader.join().unwrap_or_default()))
+    Ok((
+        status,
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    ))
 }
 
 /// The first (or last) non-empty line of an engine's message, without its
@@ -205,36 +230,56 @@ pub fn exit_code(status: ExitStatus) -> i32 {
     }
 }
 
-/// Ask `kind` for its version; the reason when it does not answer.
-fn probe(kind: Kind, timeout: Duration) -> Result<(), String> {
+/// `ENGINE ARGS...` with the probe's timeout: its stdout, or why not.
+fn ask(kind: Kind, args: &[&str], timeout: Duration) -> Result<String, String> {
     let prog = kind.prog();
     let mut cmd = Command::new(prog[0]);
-    cmd.args(&prog[1..]).arg("version");
+    cmd.args(&prog[1..]).args(args);
     match run_with_timeout(cmd, timeout) {
-        Ok((status, _)) if status.success() => Ok(()),
-        Ok((_, stderr)) => Err(first_line(&stderr)),
+        Ok((status, stdout, _)) if status.success() => Ok(stdout),
+        Ok((_, _, stderr)) => Err(first_line(&stderr)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("not installed".to_string()),
         Err(e) => Err(e.to_string()),
     }
 }
 
+/// Ask `kind` for its version; the reason when it does not answer. podman's
+/// answer also says whether it is remote (docker's does not: see
+/// `Engine::endpoint`).
+fn probe(kind: Kind, timeout: Duration) -> Result<Option<Endpoint>, String> {
+    match kind.flavor() {
+        Flavor::Podman => {
+            let json = ask(kind, &["version", "--format", "json"], timeout)?;
+            Ok(Some(endpoint::podman(json.as_bytes(), |v| {
+                std::env::var(v).ok()
+            })))
+        }
+        Flavor::Docker => ask(kind, &["version"], timeout).map(|_| None),
+    }
+}
+
 /// Probe the engine in use again: up to three tries, a moment apart.
-fn probe_with_retries(kind: Kind) -> Result<(), String> {
+fn probe_with_retries(kind: Kind) -> Result<Option<Endpoint>, String> {
     let timeout = probe_timeout();
     let mut last = String::new();
     for delay in [0, 300, 1000] {
         std::thread::sleep(Duration::from_millis(delay));
         match probe(kind, timeout) {
-            Ok(()) => return Ok(()),
+            Ok(endpoint) => return Ok(endpoint),
             Err(why) => last = why,
         }
     }
     Err(last)
 }
 
-/// What the engine `auto` found is remembered by: the choice and `PATH`.
+/// What the engine `auto` found is remembered by: the choice, `PATH` and
+/// the variables that point the engines elsewhere.
 fn detect_key(choice: Choice) -> String {
-    format!("{choice:?}|{}", std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{choice:?}|{}|{}",
+        std::env::var("PATH").unwrap_or_default(),
+        endpoint::env_key()
+    )
 }
 
 /// The last change of engine that `auto` made, if any: (from, to, when,
@@ -261,6 +306,82 @@ impl Engine {
             kind,
             rootless: OnceCell::new(),
             buildkit: OnceCell::new(),
+            endpoint: OnceCell::new(),
+        }
+    }
+
+    /// A detected engine; where it runs containers when its probe told
+    /// (podman), remembered for the calls that follow.
+    fn found(kind: Kind, endpoint: Option<Endpoint>) -> Engine {
+        let e = Engine::new(kind);
+        if let Some(at) = endpoint {
+            facts::set_endpoint(kind, &at);
+            let _ = e.endpoint.set(at);
+        }
+        e
+    }
+
+    /// Where its containers run: what the client said when this engine was
+    /// detected, remembered as long as the detection (keyed by the engine
+    /// and the variables that point it elsewhere), else asked now:
+    /// `docker context inspect` (the endpoint `DOCKER_HOST`, `DOCKER_CONTEXT`
+    /// or the config's current context selects; no daemon call) or
+    /// podman's `version`.
+    pub fn endpoint(&self) -> &Endpoint {
+        self.endpoint.get_or_init(|| {
+            if let Some(at) = facts::get_endpoint(self.kind) {
+                return at;
+            }
+            let timeout = probe_timeout();
+            let asked = match self.flavor() {
+                Flavor::Podman => probe(self.kind, timeout).map(|at| at.unwrap_or(Endpoint::Local)),
+                Flavor::Docker => ask(
+                    self.kind,
+                    &[
+                        "context",
+                        "inspect",
+                        "--format",
+                        "{{.Endpoints.docker.Host}}",
+                    ],
+                    timeout,
+                )
+                .map(|host| endpoint::docker(&host)),
+            };
+            match asked {
+                Ok(at) => {
+                    facts::set_endpoint(self.kind, &at);
+                    at
+                }
+                // A docker client without contexts (before 19.03) had
+                // only DOCKER_HOST; through sudo, which drops it unless
+                // its policy keeps it, nothing can be said.
+                Err(why) => {
+                    crate::diag::debug(format!(
+                        "{} cannot say where it runs containers: {why}",
+                        self.kind.name()
+                    ));
+                    if self.kind == Kind::Docker {
+                        endpoint::docker_from_env(|v| std::env::var(v).ok())
+                    } else {
+                        Endpoint::Local
+                    }
+                }
+            }
+        })
+    }
+
+    /// Refuse an engine that runs containers on another machine: what is
+    /// about to run bind-mounts this machine's folders. The user may say
+    /// otherwise (`QEMU_CROSS_CC_ENGINE_LOCAL=1`).
+    pub fn require_local(&self) -> Result<(), RemoteEngine> {
+        if endpoint::declared_local() {
+            return Ok(());
+        }
+        match self.endpoint() {
+            Endpoint::Local => Ok(()),
+            Endpoint::Remote(at) => Err(RemoteEngine {
+                engine: format!("{} {at}", self.kind.name()),
+            }),
         }
     }
 
@@ -271,7 +392,7 @@ impl Engine {
         let mut tried = Vec::new();
         for kind in Kind::ALL.into_iter().filter(|k| k.allowed_by(choice)) {
             match probe(kind, timeout) {
-                Ok(()) => return Ok(Engine::new(kind)),
+                Ok(endpoint) => return Ok(Engine::found(kind, endpoint)),
                 Err(why) => tried.push(format!("{} ({why})", kind.prog().join(" "))),
             }
         }
@@ -291,14 +412,18 @@ impl Engine {
         let key = detect_key(choice);
         let remembered = facts::get_detected(&key);
         let mut failed = None;
-        if let Some((kind, fresh)) = remembered {
+        if let Some((kind, fresh, endpoint)) = remembered {
             if fresh {
-                return Ok(Engine::new(kind));
+                let e = Engine::new(kind);
+                if let Some(at) = endpoint {
+                    let _ = e.endpoint.set(at);
+                }
+                return Ok(e);
             }
             match probe_with_retries(kind) {
-                Ok(()) => {
+                Ok(endpoint) => {
                     facts::set_detected(&key, kind, None);
-                    return Ok(Engine::new(kind));
+                    return Ok(Engine::found(kind, endpoint));
                 }
                 Err(why) => failed = Some((kind, why)),
             }
@@ -520,7 +645,7 @@ impl Engine {
     pub fn is_rootless(&self) -> bool {
         *self.rootless.get_or_init(|| {
             // `podman info` takes half a second: its answer is remembered.
-            let key = facts::rootless_key(self.kind);
+            let key = facts::engine_key(self.kind);
             if let Some(r) = facts::get_rootless(&key) {
                 return r;
             }
@@ -664,16 +789,17 @@ impl Engine {
 }
 
 /// Facts about the engines remembered in `RUNTIME/engine.json`: which
-/// engine `auto` found (checked again after a minute) and whether an engine
-/// is rootless (for a day; keyed by the engine and the variables that point
-/// it at another service). Only engine kinds are stored, never commands.
+/// engine `auto` found and where each engine runs its containers (checked
+/// again after a minute), and whether an engine is rootless (for a day).
+/// All are keyed by the variables that point an engine at another service.
+/// Only engine kinds are stored, never commands.
 mod facts {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
     use serde::{Deserialize, Serialize};
 
-    use super::Kind;
+    use super::{Endpoint, Kind};
 
     const ROOTLESS_TTL: u64 = 86_400;
     /// A state file larger than this is not ours.
@@ -713,6 +839,9 @@ mod facts {
         /// When each engine was last swept for orphaned containers.
         #[serde(default)]
         swept: BTreeMap<String, u64>,
+        /// Where each engine runs containers, and when it said so.
+        #[serde(default)]
+        endpoints: BTreeMap<String, (Endpoint, u64)>,
     }
 
     fn path() -> Option<PathBuf> {
@@ -752,21 +881,36 @@ mod facts {
         }
     }
 
-    pub fn rootless_key(kind: Kind) -> String {
-        let vars = [
-            "DOCKER_HOST",
-            "DOCKER_CONTEXT",
-            "CONTAINER_HOST",
-            "CONTAINER_CONNECTION",
-        ]
-        .map(|v| std::env::var(v).unwrap_or_default());
-        format!("{}|{}", kind.name(), vars.join("|"))
+    /// An engine as it is pointed now.
+    pub fn engine_key(kind: Kind) -> String {
+        format!("{}|{}", kind.name(), super::endpoint::env_key())
     }
 
-    /// The remembered engine and whether it is still fresh.
-    pub fn get_detected(key: &str) -> Option<(Kind, bool)> {
-        let d = load().detected.remove(key)?;
-        Some((d.kind, now().saturating_sub(d.verified) < detect_ttl()))
+    fn fresh_endpoint(f: &mut Facts, kind: Kind) -> Option<Endpoint> {
+        let (at, when) = f.endpoints.remove(&engine_key(kind))?;
+        (now().saturating_sub(when) < detect_ttl()).then_some(at)
+    }
+
+    /// The remembered engine, whether it is still fresh, and where it runs
+    /// containers when that is known and fresh.
+    pub fn get_detected(key: &str) -> Option<(Kind, bool, Option<Endpoint>)> {
+        let mut f = load();
+        let d = f.detected.remove(key)?;
+        Some((
+            d.kind,
+            now().saturating_sub(d.verified) < detect_ttl(),
+            fresh_endpoint(&mut f, d.kind),
+        ))
+    }
+
+    pub fn get_endpoint(kind: Kind) -> Option<Endpoint> {
+        fresh_endpoint(&mut load(), kind)
+    }
+
+    pub fn set_endpoint(kind: Kind, at: &Endpoint) {
+        let mut f = load();
+        f.endpoints.insert(engine_key(kind), (at.clone(), now()));
+        save(&f);
     }
 
     pub fn get_switch(key: &str) -> Option<Switch> {

@@ -34,7 +34,8 @@ pub const SPEC: Spec = Spec {
 };
 
 pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
-    let engine = ctx.engine()?;
+    // `-v` names this machine's folders (QEMU's `make docker-*` mounts).
+    let engine = ctx.local_engine()?;
     let args: Vec<OsString> = m.extra.iter().map(OsString::from).collect();
     container::run(
         engine,

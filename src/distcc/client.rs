@@ -269,13 +269,18 @@ fn log_file() -> Result<PathBuf> {
 }
 
 /// The image id and fingerprint of `plugin`'s toolchain: from an earlier
-/// session's record when there is one (no engine call), else ensured.
+/// session's record when there is one (no engine call), else ensured. A
+/// remote engine is refused: distcc's local preprocessing and fallbacks
+/// could not run through it, so the compile is left to the compile path.
 pub fn fingerprint_for(ctx: &Ctx, plugin: &Plugin) -> Result<String> {
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
     let (engine, id) = match crate::session::known_image(&plugin.image, &want, ctx.choice) {
-        Some((engine, id)) => (engine, id),
+        Some((engine, id)) => {
+            engine.require_local()?;
+            (engine, id)
+        }
         None => {
-            let engine = ctx.engine()?;
+            let engine = ctx.local_engine()?;
             let id = ensure::ensure(engine, plugin, &ctx.library, &want)?;
             (engine.clone(), id)
         }

@@ -635,26 +635,6 @@ fn wait_for_jobs(t: &T, name: &str, n: u64) {
     }
 }
 
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server process of the test's own (sshd, a podman service), killed
-/// when dropped.
-struct Background(std::process::Child);
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// distcc's ssh mode (`@host`), as the README sets it up: the server's
 /// account has a forced command that runs `distccd --inetd` in the
 /// target's server container (`--network none`: nothing listens at all).
@@ -799,28 +779,7 @@ fn serve_through_a_remote_engine(eng: Eng) {
     let plugin = t.builtin_plugin(TARGET);
     let image = plugin["image"].as_str().unwrap().to_string();
     t.record_image(&format!("{image}-distcc"));
-    let sock = t.dir.join("podman.sock");
-    let child = Command::new("podman")
-        .args(["system", "service", "--time=0"])
-        .arg(format!("unix://{}", sock.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _service = Background(child);
-    let start = std::time::Instant::now();
-    while !sock.exists() {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "podman system service did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let host = format!("unix://{}", sock.display());
-    let remote = stdout(&ok(Command::new("podman")
-        .args(["info", "--format", "{{.Host.ServiceIsRemote}}"])
-        .env("CONTAINER_HOST", &host)));
-    assert_eq!(remote.trim(), "true", "podman is not in remote mode");
+    let (_service, host) = podman_service(&t);
     t.env.push(("CONTAINER_HOST".into(), host));
     let name = format!("{}-remote", &run().id[..6]);
     let port = free_port();

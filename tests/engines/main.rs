@@ -14,6 +14,7 @@ mod hardening;
 mod leaks;
 mod libraries;
 mod projects;
+mod remote;
 mod runner;
 mod sessions;
 mod sudo_docker;
@@ -84,6 +85,7 @@ fn main() {
             .chain(leaks::TESTS)
             .chain(runner::TESTS)
             .chain(distcc::TESTS)
+            .chain(remote::TESTS)
         {
             trials.push(trial(eng, name, *f, *mode));
         }

@@ -762,3 +762,53 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process of the test's own (sshd, a podman service), killed
+/// when dropped.
+pub struct Background(pub std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// podman's remote mode on this machine: a `podman system service` of the
+/// test's own (root's storage) on a socket in its scratch folder. Returns
+/// the service (stopped when dropped) and the `CONTAINER_HOST` that
+/// reaches it; podman itself confirms that it is remote then.
+pub fn podman_service(t: &T) -> (Background, String) {
+    let sock = t.dir.join("podman.sock");
+    let child = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let service = Background(child);
+    let start = std::time::Instant::now();
+    while !sock.exists() {
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "podman system service did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host = format!("unix://{}", sock.display());
+    let remote = stdout(&ok(Command::new("podman")
+        .args(["info", "--format", "{{.Host.ServiceIsRemote}}"])
+        .env("CONTAINER_HOST", &host)));
+    assert_eq!(remote.trim(), "true", "podman is not in remote mode");
+    (service, host)
+}
