@@ -66,24 +66,44 @@ fn owner_gone(owner: &str) -> bool {
     identity_of(pid).is_none_or(|now| now != owner)
 }
 
+/// Whether this process made the container.
+pub fn made_here(c: &Container) -> bool {
+    c.label(OWNER_LABEL).is_some()
+        && c.label(OWNER_LABEL) == identity_of(std::process::id()).as_deref()
+}
+
 /// The containers of this user that carry `label` (`k` or `k=v`), in any
 /// state, with their name, state and labels.
 pub fn containers(engine: &Engine, label: &str) -> Result<Vec<Container>> {
+    list(
+        engine,
+        &[
+            format!("label={label}"),
+            format!("label={UID_LABEL}={}", crate::user::uid()),
+        ],
+    )
+}
+
+/// The container named `name`, whoever made it (names are the engine's,
+/// not a user's).
+pub fn named(engine: &Engine, name: &str) -> Result<Option<Container>> {
+    // The filter matches parts of names too.
+    Ok(list(engine, &[format!("name={name}")])?
+        .into_iter()
+        .find(|c| c.name == name))
+}
+
+fn list(engine: &Engine, filters: &[String]) -> Result<Vec<Container>> {
     let format = match engine.flavor() {
         Flavor::Docker => "{{.ID}}\t{{.Names}}\t{{.State}}\t{{json .Labels}}",
         Flavor::Podman => "{{.ID}}\t{{.Names}}\t{{.State}}\t{{json .Labels}}",
     };
-    let out = engine.output([
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        &format!("label={label}"),
-        "--filter",
-        &format!("label={UID_LABEL}={}", crate::user::uid()),
-        "--format",
-        format,
-    ])?;
+    let mut args = vec!["ps", "-a", "--no-trunc"];
+    for f in filters {
+        args.extend(["--filter", f.as_str()]);
+    }
+    args.extend(["--format", format]);
+    let out = engine.output(&args)?;
     if !out.status.success() {
         bail!(
             "listing containers failed: {}",
@@ -119,6 +139,11 @@ impl Container {
 
     pub fn label(&self, k: &str) -> Option<&str> {
         self.labels.get(k).map(String::as_str)
+    }
+
+    /// The pid of the process that made it (from its owner label).
+    pub fn owner_pid(&self) -> Option<u32> {
+        self.label(OWNER_LABEL)?.split(':').nth(2)?.parse().ok()
     }
 }
 

@@ -2,16 +2,19 @@
 //! remote one: nothing is bind-mounted), and stop them or show their
 //! counters.
 
+use std::fs::OpenOptions;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use nix::fcntl::{Flock, FlockArg};
 
 use crate::context::Ctx;
-use crate::distcc::{self, server};
+use crate::distcc::{self, forwarding, server};
 use crate::engine::Engine;
 use crate::orphans::{self, Container};
 use crate::plugin::Registry;
+use crate::session::TARGET_LABEL;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -149,36 +152,68 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
         },
     };
     let engine = ctx.engine()?;
+    let _lock = lock_set(engine, &args.name)?;
+    // What clients on this machine arrive as, found once for every target.
+    let mut admit: Option<Vec<String>> = None;
     for (i, plugin) in plugins.into_iter().enumerate() {
         let port = args.port + i as u16;
         let image = distcc::ensure_server_image(engine, plugin, &ctx.library)?;
         let name = server::container_name(&args.name, &plugin.target);
-        // A server of the same name is replaced.
-        let _ = engine.output(["rm", "-f", name.as_str()]);
-        let mut run: Vec<String> = vec!["run".into()];
-        run.extend(orphans::label_args());
-        run.extend(server::run_args(&server::Spec {
+        let asked = server::Spec {
             target: &plugin.target,
             image: &image.tag,
+            image_id: &image.id,
             instance: &args.name,
             port,
             fingerprint: &image.fingerprint,
             allow: &args.allow,
+            admit: &[],
             jobs: args.jobs,
             network: &network,
-        }));
-        let out = engine.output(&run)?;
-        if !out.status.success() {
-            let _ = engine.output(["rm", "-f", name.as_str()]);
-            bail!(
-                "cannot start the distcc server of {} on port {port}: {} (is the port taken? \
-                 pick another with --port)",
-                plugin.target,
-                crate::engine::message_line(&String::from_utf8_lossy(&out.stderr), true)
-            );
-        }
-        wait_ready(engine, &name)
+        };
+        let wanted = server::settings(&asked);
+        let existing: Vec<Container> = containers(engine, Some(&args.name))?
+            .into_iter()
+            .filter(|c| c.name == name || c.label(TARGET_LABEL) == Some(plugin.target.as_str()))
+            .collect();
+        let current = existing.iter().find(|c| c.name == name && live(c));
+        let (id, started) = match current {
+            // Asked again for what it serves: it stays.
+            Some(c) if c.label(server::SETTINGS_LABEL) == Some(wanted.as_str()) => {
+                (c.id.clone(), false)
+            }
+            _ => {
+                let admit = match &admit {
+                    Some(a) => a,
+                    None => admit.insert(forwarding::admissions(
+                        engine,
+                        &image.tag,
+                        &args.allow,
+                        &network,
+                    )?),
+                };
+                if let Some(old) = current {
+                    eprintln!("qemu-cross-cc: note: {}", replacing(old, &asked, &wanted));
+                }
+                let ids: Vec<String> = existing.iter().map(|c| c.id.clone()).collect();
+                engine.remove_containers(&ids);
+                let spec = server::Spec {
+                    admit: admit.as_slice(),
+                    ..asked
+                };
+                (run_server(engine, &spec, &name, &wanted)?, true)
+            }
+        };
+        wait_ready(engine, &name, &id)
             .with_context(|| format!("the distcc server of {} did not start", plugin.target))?;
+        if started {
+            let mut effective = args.allow.clone();
+            effective.extend(admit.iter().flatten().cloned());
+            if let Err(e) = forwarding::check_started(engine, &id, &effective, &network) {
+                engine.remove_containers(std::slice::from_ref(&id));
+                return Err(e.context(format!("the distcc server of {}", plugin.target)));
+            }
+        }
         let names: Vec<String> = server::compilers(plugin)
             .iter()
             .map(|(tool, _)| {
@@ -195,31 +230,213 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
     Ok(0)
 }
 
-/// Wait until distccd answers its statistics port (5 s at most).
-fn wait_ready(engine: &Engine, name: &str) -> Result<()> {
-    let start = Instant::now();
+/// One start or stop of a set at a time, per user (runtime folder) and
+/// engine: a second `serve` of the set waits, then finds the first one's
+/// servers. (Servers are the engine's: starts in other runtime folders
+/// meet at the container name instead, see `run_server`.)
+fn lock_set(engine: &Engine, instance: &str) -> Result<Flock<std::fs::File>> {
+    let dir = crate::paths::runtime_subdir("serve")?;
+    let key =
+        crate::dockerfile::bytes_checksum(format!("{:?}/{instance}", engine.flavor()).as_bytes());
+    let file = crate::safefs::open_private(
+        &dir.join(format!(".lock-{}", &key[..16])),
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock the set {instance}: {e}"))
+}
+
+/// A container that is, or may be about to be, serving: any state but
+/// those of a container that ended (podman shows others while it starts).
+fn live(c: &Container) -> bool {
+    !matches!(
+        c.state.as_str(),
+        "exited" | "dead" | "stopped" | "stopping" | "removing"
+    )
+}
+
+/// The line saying what `serve` replaces: the old server's port, the new
+/// one's, and what else differs.
+fn replacing(old: &Container, new: &server::Spec, wanted: &str) -> String {
+    let changes = old
+        .label(server::SETTINGS_LABEL)
+        .map(|s| server::changes(s, wanted))
+        .unwrap_or_default();
+    format!(
+        "replacing the distcc server of {} (set {}) on port {} with one on port {}{}",
+        new.target,
+        new.instance,
+        old.label(server::PORT_LABEL).unwrap_or("?"),
+        new.port,
+        if changes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", changes.join(", "))
+        }
+    )
+}
+
+/// Start a server; its container's id. When its name is taken meanwhile
+/// (a `serve` of the set from another runtime folder, which the lock does
+/// not reach), a server with the same settings is the one asked for, and
+/// another is replaced, as it would have been had it been there first (its
+/// start, if still waiting for it, then fails naming this one).
+fn run_server(engine: &Engine, spec: &server::Spec, name: &str, wanted: &str) -> Result<String> {
+    let mut run: Vec<String> = vec!["run".into()];
+    run.extend(orphans::label_args());
+    run.extend(server::run_args(spec));
+    let mut replaced = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let c = containers(engine, None)?
-            .into_iter()
-            .find(|c| c.name == name);
-        match c {
-            Some(c) if c.state == "running" && stats(engine, &c).is_some() => return Ok(()),
-            Some(c) if c.state == "running" || c.state == "created" => {}
-            _ => {
-                let logs = engine.output(["logs", name]).ok();
-                let why = logs
-                    .map(|o| crate::engine::message_line(&String::from_utf8_lossy(&o.stderr), true))
-                    .unwrap_or_default();
-                bail!("its container exited: {why}");
+        let out = engine.output(&run)?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if let Some(id) = stdout
+            .split_whitespace()
+            .last()
+            .filter(|_| out.status.success())
+        {
+            return Ok(id.to_string());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let holder = orphans::named(engine, name)?;
+        let name_taken = [
+            format!("\"{name}\" is already in use"),
+            format!("\"/{name}\" is already in use"),
+        ]
+        .iter()
+        .any(|m| stderr.contains(m.as_str()));
+        if !name_taken {
+            // A container this call created but could not start.
+            if let Some(h) = holder.filter(orphans::made_here) {
+                engine.remove_containers(std::slice::from_ref(&h.id));
+            }
+            bail!(
+                "cannot start the distcc server of {} on port {}: {} (is the port taken? pick \
+                 another with --port)",
+                spec.target,
+                spec.port,
+                // docker ends with "Run 'docker run --help' ...".
+                crate::engine::message_line(
+                    &stderr
+                        .lines()
+                        .filter(|l| !l.starts_with("Run '"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    true
+                )
+            );
+        }
+        match &holder {
+            // The same server, started at the same time: one.
+            Some(h) if mine(h) && h.label(server::SETTINGS_LABEL) == Some(wanted) => {
+                return Ok(h.id.clone());
+            }
+            Some(h)
+                if !replaced && mine(h) && h.label(server::SERVE_LABEL) == Some(spec.instance) =>
+            {
+                if live(h) {
+                    eprintln!("qemu-cross-cc: note: {}", replacing(h, spec, wanted));
+                }
+                engine.remove_containers(std::slice::from_ref(&h.id));
+                replaced = true;
+            }
+            // docker holds the name before it lists the container it
+            // creates; or it was removed meanwhile: ask again.
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            _ => bail!("{}", taken(spec, name, holder.as_ref())),
+        }
+    }
+}
+
+/// Whether this user made the container.
+fn mine(c: &Container) -> bool {
+    c.label(orphans::UID_LABEL) == Some(crate::user::uid().to_string().as_str())
+}
+
+/// Why the container name of a server is not this call's to take.
+fn taken(spec: &server::Spec, name: &str, holder: Option<&Container>) -> String {
+    let Some(h) = holder else {
+        return format!(
+            "the engine says the container name {name} is in use but lists no container of \
+             that name (another serve of set {} at the same time?); run serve again",
+            spec.instance
+        );
+    };
+    let port = h.label(server::PORT_LABEL).unwrap_or("?");
+    if h.label(server::SERVE_LABEL).is_none() {
+        return format!(
+            "the container name {name} is taken by a container that is not a distcc server \
+             ({}); remove it, or give this set another --name",
+            &h.id[..h.id.len().min(12)]
+        );
+    }
+    if !mine(h) {
+        return format!(
+            "the container name {name} is taken by a distcc server of another user (uid {}, \
+             port {port}); give this set another --name",
+            h.label(orphans::UID_LABEL).unwrap_or("?")
+        );
+    }
+    format!(
+        "another serve of set {} (pid {}) started the distcc server of {} at the same time, on \
+         port {port}; run serve again to replace it",
+        h.label(server::SERVE_LABEL).unwrap_or(spec.instance),
+        h.owner_pid().map_or("?".to_string(), |p| p.to_string()),
+        spec.target
+    )
+}
+
+/// Wait until distccd answers its statistics port (5 s at most).
+fn wait_ready(engine: &Engine, name: &str, id: &str) -> Result<()> {
+    let start = Instant::now();
+    let mut gone_since: Option<Instant> = None;
+    loop {
+        match orphans::named(engine, name)? {
+            Some(c) if c.id == id => {
+                gone_since = None;
+                match c.state.as_str() {
+                    "running" if stats(engine, &c).is_some() => return Ok(()),
+                    _ if live(&c) => {}
+                    s => bail!("its container exited ({s}): {}", last_log(engine, id)),
+                }
+            }
+            // Removed by another start of the set, which took the name.
+            Some(other) => bail!(
+                "another serve{} replaced it meanwhile, with one on port {}",
+                other
+                    .owner_pid()
+                    .map_or(String::new(), |p| format!(" (pid {p})")),
+                other.label(server::PORT_LABEL).unwrap_or("?")
+            ),
+            // Exited (`--rm` removes it), or removed by another start
+            // that is about to take the name: a moment tells.
+            None => {
+                let since = *gone_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(5) {
+                    bail!(
+                        "its container is gone: it exited ({}), or another serve removed it",
+                        last_log(engine, id)
+                    );
+                }
             }
         }
-        if start.elapsed() > Duration::from_secs(5) {
+        if start.elapsed() > Duration::from_secs(5) && gone_since.is_none() {
             bail!(
                 "distccd did not answer within 5 s; see `{} logs {name}`",
                 engine.prog().join(" ")
             );
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The last line of a container's log, while it still exists.
+fn last_log(engine: &Engine, id: &str) -> String {
+    match engine.output(["logs", id]) {
+        Ok(o) if o.status.success() => {
+            crate::engine::message_line(&String::from_utf8_lossy(&o.stderr), true)
+        }
+        _ => "no log left".into(),
     }
 }
 
@@ -247,11 +464,12 @@ fn stats(engine: &Engine, c: &Container) -> Option<std::collections::BTreeMap<St
 }
 
 fn stop(engine: &Engine, instance: &str, targets: &[String]) -> Result<i32> {
+    let _lock = lock_set(engine, instance)?;
     let ids: Vec<String> = containers(engine, Some(instance))?
         .into_iter()
         .filter(|c| {
             targets.is_empty()
-                || c.label(crate::session::TARGET_LABEL)
+                || c.label(TARGET_LABEL)
                     .is_some_and(|t| targets.iter().any(|x| x == t))
         })
         .map(|c| c.id)
@@ -272,9 +490,10 @@ fn status(engine: &Engine, instance: &str, json: bool) -> Result<i32> {
             .iter()
             .map(|(c, s)| {
                 serde_json::json!({
-                    "target": c.label(crate::session::TARGET_LABEL),
+                    "target": c.label(TARGET_LABEL),
                     "port": c.label(server::PORT_LABEL).and_then(|p| p.parse::<u16>().ok()),
                     "fingerprint": c.label(distcc::fingerprint::LABEL),
+                    "allow": c.label(server::ALLOW_LABEL).map(|a| a.split_whitespace().collect::<Vec<_>>()),
                     "container": c.name,
                     "state": c.state,
                     "stats": s,
@@ -285,7 +504,7 @@ fn status(engine: &Engine, instance: &str, json: bool) -> Result<i32> {
         return Ok(0);
     }
     println!(
-        "{:<26} {:>5}  {:<12}  {:<8} {:>8} {:>8} {:>8} {:>8}",
+        "{:<26} {:>5}  {:<12}  {:<8} {:>8} {:>8} {:>8} {:>8}  ALLOW",
         "TARGET", "PORT", "TOOLCHAIN", "STATE", "ACCEPTED", "OK", "ERRORS", "REJECTED"
     );
     for (c, s) in &rows {
@@ -297,8 +516,8 @@ fn status(engine: &Engine, instance: &str, json: bool) -> Result<i32> {
             _ => "-".into(),
         };
         println!(
-            "{:<26} {:>5}  {:<12}  {:<8} {:>8} {:>8} {:>8} {:>8}",
-            c.label(crate::session::TARGET_LABEL).unwrap_or("?"),
+            "{:<26} {:>5}  {:<12}  {:<8} {:>8} {:>8} {:>8} {:>8}  {}",
+            c.label(TARGET_LABEL).unwrap_or("?"),
             c.label(server::PORT_LABEL).unwrap_or("?"),
             c.label(distcc::fingerprint::LABEL).unwrap_or("?"),
             c.state,
@@ -306,6 +525,8 @@ fn status(engine: &Engine, instance: &str, json: bool) -> Result<i32> {
             n("dcc_compile_ok"),
             n("dcc_compile_error"),
             rejected,
+            c.label(server::ALLOW_LABEL)
+                .map_or("?".to_string(), |a| a.replace(' ', ",")),
         );
     }
     Ok(0)

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod fingerprint;
+pub mod forwarding;
 pub mod hosts;
 pub mod server;
 
@@ -17,6 +18,7 @@ use crate::plugin::Plugin;
 /// A target's server image, ensured.
 pub struct ServerImage {
     pub tag: String,
+    pub id: String,
     pub fingerprint: String,
 }
 
@@ -32,7 +34,7 @@ pub fn ensure_server_image(
     let text = server::dockerfile(plugin, &want, &fingerprint);
     let tag = server::tag(plugin);
     let lib = ensure::job_for(plugin, library)?.library;
-    ensure::ensure_generated(
+    let id = ensure::ensure_generated(
         engine,
         &tag,
         &plugin.target,
@@ -41,5 +43,9 @@ pub fn ensure_server_image(
         "check that the image's apt sources reach a Debian mirror with distcc, then retry",
     )
     .with_context(|| format!("cannot build the distcc server image of {}", plugin.target))?;
-    Ok(ServerImage { tag, fingerprint })
+    Ok(ServerImage {
+        tag,
+        id,
+        fingerprint,
+    })
 }

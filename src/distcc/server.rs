@@ -6,6 +6,7 @@
 //! names, each a link in `/usr/local/bin` to the target's compiler.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use crate::plugin::Plugin;
 
@@ -18,6 +19,12 @@ pub const STATS_PORT: u16 = 3633;
 pub const SERVE_LABEL: &str = "com.qemu-cross-cc.serve";
 pub const PORT_LABEL: &str = "com.qemu-cross-cc.distcc-port";
 pub const STATS_LABEL: &str = "com.qemu-cross-cc.distcc-stats-port";
+/// The clients distccd admits (besides the container's own loopback),
+/// space-separated.
+pub const ALLOW_LABEL: &str = "com.qemu-cross-cc.distcc-allow";
+/// What the server was asked for (see `settings`): a `serve` asking the
+/// same leaves it running.
+pub const SETTINGS_LABEL: &str = "com.qemu-cross-cc.distcc-settings";
 
 /// The uid and gid distccd runs as (nobody).
 pub const USER: &str = "65534:65534";
@@ -81,12 +88,80 @@ pub enum Network {
 pub struct Spec<'a> {
     pub target: &'a str,
     pub image: &'a str,
+    /// The server image's id (part of the settings).
+    pub image_id: &'a str,
     pub instance: &'a str,
     pub port: u16,
     pub fingerprint: &'a str,
+    /// The clients `--allow` names.
     pub allow: &'a [String],
+    /// More clients to admit: what the engine's port forwarding makes of
+    /// clients on this machine (see `forwarding`).
+    pub admit: &'a [String],
     pub jobs: Option<u32>,
     pub network: &'a Network,
+}
+
+/// The value of the settings label: everything a server was asked for,
+/// in one canonical line (no commas: docker lists labels comma-joined).
+pub fn settings(s: &Spec) -> String {
+    let mut allow: Vec<&str> = s.allow.iter().map(String::as_str).collect();
+    allow.sort_unstable();
+    allow.dedup();
+    let net = match s.network {
+        Network::Published { listen: None } => "published".to_string(),
+        Network::Published { listen: Some(l) } => format!("published:{l}"),
+        Network::Named(n) => format!("network:{n}"),
+    };
+    format!(
+        "port={} allow={} jobs={} net={net} image={}",
+        s.port,
+        allow.join("+"),
+        s.jobs.map_or("-".to_string(), |j| j.to_string()),
+        s.image_id
+    )
+}
+
+/// How two settings labels differ, for the line saying what `serve`
+/// replaces: `allow 10.0.0.0/8 -> 10.1.0.0/16` (the port is said apart).
+pub fn changes(old: &str, new: &str) -> Vec<String> {
+    let fields = |s: &str| -> BTreeMap<String, String> {
+        s.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.replace('+', " ")))
+            .collect()
+    };
+    let (old, new) = (fields(old), fields(new));
+    let mut out = Vec::new();
+    for (key, word) in [
+        ("allow", "allow"),
+        ("jobs", "jobs"),
+        ("net", ""),
+        ("image", ""),
+    ] {
+        let (a, b) = (old.get(key), new.get(key));
+        if a == b {
+            continue;
+        }
+        let show = |v: Option<&String>| v.map_or("?".to_string(), Clone::clone);
+        match key {
+            "image" => out.push("a rebuilt image".to_string()),
+            "net" => {
+                let net = |v: Option<&String>| match v.map(String::as_str) {
+                    Some("published") => "published on every address".to_string(),
+                    Some(v) => match v.split_once(':') {
+                        Some(("published", l)) => format!("published on {l}"),
+                        Some(("network", n)) => format!("on network {n}"),
+                        _ => v.to_string(),
+                    },
+                    None => "?".to_string(),
+                };
+                out.push(format!("{} -> {}", net(a), net(b)));
+            }
+            _ => out.push(format!("{word} {} -> {}", show(a), show(b))),
+        }
+    }
+    out
 }
 
 /// The container name of a target's server.
@@ -109,6 +184,18 @@ pub fn run_args(s: &Spec) -> Vec<String> {
         format!("{PORT_LABEL}={}", s.port),
         "--label".into(),
         format!("{}={}", super::fingerprint::LABEL, s.fingerprint),
+        "--label".into(),
+        format!("{SETTINGS_LABEL}={}", settings(s)),
+        "--label".into(),
+        format!(
+            "{ALLOW_LABEL}={}",
+            s.allow
+                .iter()
+                .chain(s.admit)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         "--read-only".into(),
         // Jobs' files only (preprocessed input, object): bounded, so that
         // an allowed client cannot fill the machine's memory.
@@ -166,7 +253,7 @@ pub fn run_args(s: &Spec) -> Vec<String> {
     // `serve --status` reads it.
     a.push("--allow".into());
     a.push("127.0.0.1/32".into());
-    for cidr in s.allow {
+    for cidr in s.allow.iter().chain(s.admit) {
         a.push("--allow".into());
         a.push(cidr.clone());
     }
@@ -190,18 +277,15 @@ pub fn parse_stats(page: &str) -> BTreeMap<String, String> {
 /// `0.0.0.0/0` (every client) only with `any`. The error completes
 /// "--allow ...".
 pub fn check_allow(cidr: &str, any: bool) -> Result<(), String> {
-    let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
-    if addr.parse::<std::net::Ipv4Addr>().is_err() {
+    let (addr, _) = cidr.split_once('/').unwrap_or((cidr, "32"));
+    if addr.parse::<Ipv4Addr>().is_err() {
         return Err(format!(
             "{cidr}: give an IPv4 address or network such as 192.168.1.0/24"
         ));
     }
-    let Ok(bits) = bits.parse::<u8>() else {
+    let Some((_, bits)) = parse_cidr(cidr) else {
         return Err(format!("{cidr}: the prefix length after / must be 0 to 32"));
     };
-    if bits > 32 {
-        return Err(format!("{cidr}: the prefix length after / must be 0 to 32"));
-    }
     if bits == 0 && !any {
         return Err(format!(
             "{cidr} lets every machine that reaches the port run compilers; name your \
@@ -209,6 +293,25 @@ pub fn check_allow(cidr: &str, any: bool) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// An `--allow` value as distccd reads it: an address and a prefix length
+/// (32 when there is none).
+fn parse_cidr(cidr: &str) -> Option<(Ipv4Addr, u8)> {
+    let (addr, bits) = cidr.split_once('/').unwrap_or((cidr, "32"));
+    let bits = bits.parse::<u8>().ok().filter(|b| *b <= 32)?;
+    Some((addr.parse().ok()?, bits))
+}
+
+/// Whether any of the `--allow` values admits `ip`.
+pub fn admits(allow: &[String], ip: Ipv4Addr) -> bool {
+    allow
+        .iter()
+        .filter_map(|c| parse_cidr(c))
+        .any(|(net, bits)| {
+            let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+            u32::from(net) & mask == u32::from(ip) & mask
+        })
 }
 
 #[cfg(test)]
@@ -227,6 +330,67 @@ mod tests {
         assert!(check_allow("0.0.0.0/0", true).is_ok());
         assert!(check_allow("10.0.0.0/33", false).is_err());
         assert!(check_allow("example.com", false).is_err());
+        assert!(check_allow("10.0.0.0/x", false).is_err());
+    }
+
+    #[test]
+    fn allow_lists_admit_addresses() {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let lo = Ipv4Addr::LOCALHOST;
+        assert!(admits(&list(&["127.0.0.0/8"]), lo));
+        assert!(admits(&list(&["127.0.0.1"]), lo));
+        assert!(admits(&list(&["10.0.0.0/8", "0.0.0.0/0"]), lo));
+        assert!(!admits(&list(&["127.0.0.2"]), lo));
+        assert!(!admits(&list(&["10.0.0.0/8"]), lo));
+        assert!(admits(
+            &list(&["172.16.0.0/12"]),
+            Ipv4Addr::new(172, 17, 0, 1)
+        ));
+        assert!(!admits(&list(&["bad"]), lo));
+    }
+
+    #[test]
+    fn settings_are_canonical_and_their_changes_named() {
+        let net = Network::Published {
+            listen: Some("127.0.0.1".into()),
+        };
+        let spec = |port, allow: &[String], jobs| {
+            settings(&Spec {
+                target: "s390x-linux-gnu",
+                image: "img-distcc",
+                image_id: "sha256:1",
+                instance: "default",
+                port,
+                fingerprint: "0123456789ab",
+                allow,
+                admit: &[],
+                jobs,
+                network: &net,
+            })
+        };
+        let ab = vec!["10.0.0.0/8".to_string(), "127.0.0.0/8".to_string()];
+        let ba = vec!["127.0.0.0/8".to_string(), "10.0.0.0/8".to_string()];
+        let a = spec(3632, &ab, None);
+        assert_eq!(a, spec(3632, &ba, None), "the order of --allow");
+        assert!(!a.contains(','), "{a}");
+        assert_eq!(
+            a,
+            "port=3632 allow=10.0.0.0/8+127.0.0.0/8 jobs=- net=published:127.0.0.1 image=sha256:1"
+        );
+        let b = spec(3633, &ab[..1], Some(2));
+        assert_eq!(
+            changes(&a, &b),
+            ["allow 10.0.0.0/8 127.0.0.0/8 -> 10.0.0.0/8", "jobs - -> 2"]
+        );
+        assert!(changes(&a, &spec(3640, &ab, None)).is_empty());
+        assert_eq!(
+            changes(&a, &a.replace("published:127.0.0.1", "network:none")),
+            ["published on 127.0.0.1 -> on network none"]
+        );
+        assert_eq!(
+            changes(&a, &a.replace("image=sha256:1", "image=sha256:2")),
+            ["a rebuilt image"]
+        );
     }
 
     #[test]
@@ -245,13 +409,16 @@ mod tests {
         let net = Network::Published {
             listen: Some("10.1.0.2".into()),
         };
+        let admit = vec!["172.17.0.1/32".to_string()];
         let a = run_args(&Spec {
             target: "s390x-linux-gnu",
             image: "img-distcc",
+            image_id: "sha256:1",
             instance: "default",
             port: 3640,
             fingerprint: "0123456789ab",
             allow: &allow,
+            admit: &admit,
             jobs: Some(3),
             network: &net,
         });
@@ -263,8 +430,9 @@ mod tests {
             "--cap-drop ALL",
             "--publish 10.1.0.2:3640:3632",
             "img-distcc distccd --no-detach --daemon --log-stderr",
-            "--allow 10.1.0.0/24",
+            "--allow 10.1.0.0/24 --allow 172.17.0.1/32",
             "--jobs 3",
+            "com.qemu-cross-cc.distcc-allow=10.1.0.0/24 172.17.0.1/32",
         ] {
             assert!(s.contains(want), "{want}: {s}");
         }

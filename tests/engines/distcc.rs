@@ -33,6 +33,21 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         serve_through_a_remote_engine,
         Mode::Shared,
     ),
+    (
+        "distcc::serve_admits_loopback_clients",
+        serve_admits_loopback_clients,
+        Mode::Shared,
+    ),
+    (
+        "distcc::serve_replaces_a_server_once",
+        serve_replaces_a_server_once,
+        Mode::Shared,
+    ),
+    (
+        "distcc::serve_started_twice_at_once",
+        serve_started_twice_at_once,
+        Mode::Shared,
+    ),
 ];
 
 const TARGET: &str = "s390x-linux-gnu";
@@ -824,4 +839,331 @@ fn serve_through_a_remote_engine(eng: Eng) {
         stderr(&o)
     );
     assert!(counter(&t, &name, "dcc_compile_ok") >= 1);
+}
+
+/// A context for `serve` tests: the built-in target under this run's
+/// image (its server image removed at the end).
+fn serving(eng: Eng, test: &str) -> T {
+    let t = T::new(eng, test, false);
+    let plugin = t.builtin_plugin(TARGET);
+    t.record_image(&format!("{}-distcc", plugin["image"].as_str().unwrap()));
+    t
+}
+
+/// `serve TARGET --port PORT --name NAME MORE...`
+fn serve_cmd(t: &T, name: &str, port: u16, more: &[&str]) -> Command {
+    let mut c = t.qcc(["serve", TARGET, "--port", &port.to_string(), "--name", name]);
+    c.args(more);
+    c
+}
+
+/// The containers (any state) of the set `name`.
+fn set_containers(t: &T, name: &str) -> Vec<String> {
+    t.containers_with(&format!("com.qemu-cross-cc.serve={name}"))
+}
+
+/// `serve --status --json` of the set `name`.
+fn set_status(t: &T, name: &str) -> Vec<serde_json::Value> {
+    let o = ok(t.qcc(["serve", "--status", "--json", "--name", name]));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// Whether something takes connections on loopback port `port`.
+fn answers(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        std::time::Duration::from_secs(2),
+    )
+    .is_ok()
+}
+
+/// Free loopback ports, all different.
+fn free_ports(n: usize) -> Vec<u16> {
+    let mut v: Vec<u16> = Vec::new();
+    while v.len() < n {
+        let p = free_port();
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    }
+    v
+}
+
+/// `dist check` of `host` from this machine: its verdict line.
+fn check_from_here(t: &T, host: &str) -> (bool, String) {
+    let o = out(t.qcc(["dist", "check", TARGET, "--hosts", host]));
+    let report = stdout(&o);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with(&format!("{host} ")))
+        .unwrap_or_else(|| panic!("no line for {host}: {report}{}", stderr(&o)))
+        .to_string();
+    (o.status.success(), line)
+}
+
+/// A server published on loopback with `--allow 127.0.0.0/8` takes the
+/// compiles of a client on this machine, which the engine's port
+/// forwarding makes arrive from its network's gateway; published on every
+/// address, where that gateway also stands for the engine's containers,
+/// `serve` refuses, naming the exact `--allow` to add.
+fn serve_admits_loopback_clients(eng: Eng) {
+    let t = serving(eng, "distcc-lo");
+    let path = t.shims(&[TARGET]);
+    std::fs::create_dir_all(t.dir.join("distcc-state")).unwrap();
+    let name = format!("{}-lo", &run().id[..6]);
+    let ports = free_ports(2);
+    let o = ok(serve_cmd(
+        &t,
+        &name,
+        ports[0],
+        &["--allow", "127.0.0.0/8", "--listen", "127.0.0.1"],
+    ));
+    let _served = Served {
+        t: &t,
+        name: name.clone(),
+    };
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    let host = format!("127.0.0.1:{}", ports[0]);
+    let (good, line) = check_from_here(&t, &host);
+    assert!(good && line.ends_with(" ok"), "dist check: {line}");
+
+    // A compile through distcc on loopback, no fallback.
+    let proj = t.dir.join("proj");
+    project(&proj, 1);
+    let before = counter(&t, &name, "dcc_compile_ok");
+    let mut c = t.program(
+        "s390x-linux-gnu-gcc",
+        ["-O2", "-Iinclude", "-c", "f000.c", "-o", "f000.o"],
+    );
+    c.current_dir(&proj)
+        .env("PATH", &path)
+        .env("QEMU_CROSS_CC_DISTCC_HOSTS", format!("{host}/2"))
+        .env("DISTCC_FALLBACK", "0")
+        .env("DISTCC_DIR", t.dir.join("distcc-state"));
+    let o = ok(c);
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert_eq!(counter(&t, &name, "dcc_compile_ok"), before + 1);
+
+    // What it admits: --allow's, and the gateway of its own network.
+    let container = format!("qemu-cross-cc-serve-{name}-{TARGET}");
+    let gw = stdout(&ok(t.engine([
+        "container",
+        "inspect",
+        "--format",
+        "{{range .NetworkSettings.Networks}}{{.Gateway}}{{end}}",
+        &container,
+    ])))
+    .trim()
+    .to_string();
+    assert!(gw.parse::<std::net::Ipv4Addr>().is_ok(), "gateway {gw:?}");
+    let st = set_status(&t, &name);
+    assert_eq!(
+        st[0]["allow"],
+        serde_json::json!(["127.0.0.0/8", format!("{gw}/32")]),
+        "{st:?}"
+    );
+
+    // Published on every address: refused with the --allow to add, and
+    // nothing left running.
+    let every = format!("{}-lo-all", &run().id[..6]);
+    let _every = Served {
+        t: &t,
+        name: every.clone(),
+    };
+    let o = fails(serve_cmd(&t, &every, ports[1], &["--allow", "127.0.0.0/8"]));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains(&format!("--allow {gw}/32")) && line.contains("--listen 127.0.0.1"),
+        "{line}"
+    );
+    assert!(set_containers(&t, &every).is_empty());
+    // With that --allow, it serves this machine.
+    ok(serve_cmd(
+        &t,
+        &every,
+        ports[1],
+        &["--allow", "127.0.0.0/8", "--allow", &format!("{gw}/32")],
+    ));
+    let (good, line) = check_from_here(&t, &format!("127.0.0.1:{}", ports[1]));
+    assert!(good, "dist check: {line}");
+}
+
+/// `serve` of a set on another port replaces its server, saying so in one
+/// line naming both ports; asked again for what it serves, it leaves it.
+fn serve_replaces_a_server_once(eng: Eng) {
+    let t = serving(eng, "distcc-replace");
+    let name = format!("{}-rp", &run().id[..6]);
+    let ports = free_ports(2);
+    let (a, b) = (ports[0], ports[1]);
+    let more = ["--allow", "10.9.9.9", "--listen", "127.0.0.1"];
+    let _served = Served {
+        t: &t,
+        name: name.clone(),
+    };
+    let o = ok(serve_cmd(&t, &name, a, &more));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert!(answers(a), "nothing on port {a}");
+
+    let o = ok(serve_cmd(&t, &name, b, &more));
+    let e = stderr(&o);
+    let lines: Vec<&str> = e.lines().collect();
+    assert_eq!(lines.len(), 1, "one line about the replacement: {e:?}");
+    assert!(
+        lines[0].contains(&format!("port {a}")) && lines[0].contains(&format!("port {b}")),
+        "{e}"
+    );
+    assert!(stdout(&o).contains(&format!("port {b}")), "{}", stdout(&o));
+    let ids = set_containers(&t, &name);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert!(!answers(a), "port {a} still answers");
+    assert!(answers(b), "nothing on port {b}");
+    let st = set_status(&t, &name);
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st[0]["port"], b, "{st:?}");
+    assert!(st[0]["stats"]["dcc_tcp_accept"].is_string(), "{st:?}");
+
+    // The same again: nothing replaced, nothing said.
+    let o = ok(serve_cmd(&t, &name, b, &more));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(&format!("port {b}")), "{}", stdout(&o));
+    assert_eq!(set_containers(&t, &name), ids, "the server was replaced");
+    assert!(answers(b));
+
+    // A container of the server's name that is not a server is not
+    // replaced: one line names it.
+    ok(t.qcc(["serve", "--stop", "--name", &name]));
+    let container = format!("qemu-cross-cc-serve-{name}-{TARGET}");
+    let image = format!("qcc-test-{}-{TARGET}-distcc", run().id);
+    ok(t.engine([
+        "run", "-d", "--rm", "--name", &container, &image, "sleep", "120",
+    ]));
+    let o = out(serve_cmd(&t, &name, b, &more));
+    let still = out(t.engine(["container", "inspect", &container]));
+    let mut rm = vec!["rm", "-f"];
+    if eng == Eng::Podman {
+        rm.extend(["-t", "0"]);
+    }
+    ok(t.engine(rm.into_iter().chain([container.as_str()])));
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains("not a distcc server") && line.contains(&container),
+        "{line}"
+    );
+    assert!(still.status.success(), "the other container was removed");
+}
+
+/// Two `serve`s of `t`s (and `more` args) at once; their outputs.
+fn at_once(
+    first: (&T, &str, u16),
+    second: (&T, &str, u16),
+    more: &[&str],
+) -> (std::process::Output, std::process::Output) {
+    let spawn = |(t, name, port): (&T, &str, u16)| {
+        let mut c = serve_cmd(t, name, port, more);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (x, y) = (spawn(first), spawn(second));
+    (x.wait_with_output().unwrap(), y.wait_with_output().unwrap())
+}
+
+/// Concurrent `serve`s of one set: the same settings succeed as one; other
+/// ports end as if run one after the other (the later replaces the
+/// earlier, saying so). From two runtime folders (which share no lock),
+/// the same settings still succeed as one, and other ports leave one
+/// server, a start whose server was taken from it failing with a line
+/// naming the other. Never "its container exited".
+fn serve_started_twice_at_once(eng: Eng) {
+    let t = serving(eng, "distcc-twice");
+    let t2 = serving(eng, "distcc-twice-2");
+    let name = format!("{}-tw", &run().id[..6]);
+    let more = ["--allow", "10.9.9.9", "--listen", "127.0.0.1"];
+    let ports = free_ports(5);
+    let _served = Served {
+        t: &t,
+        name: name.clone(),
+    };
+    // The images first: not what races.
+    ok(serve_cmd(&t, &name, ports[0], &more));
+    ok(t.qcc(["serve", "--stop", "--name", &name]));
+    let stop = || {
+        ok(t.qcc(["serve", "--stop", "--name", &name]));
+        assert!(set_containers(&t, &name).is_empty());
+    };
+    let never_exited = |o: &std::process::Output| {
+        assert!(
+            !stderr(o).contains("exited") && !stderr(o).contains("panicked"),
+            "{}",
+            stderr(o)
+        );
+    };
+
+    // The same settings, one runtime folder: both succeed, one server.
+    let (x, y) = at_once((&t, &name, ports[1]), (&t, &name, ports[1]), &more);
+    for o in [&x, &y] {
+        never_exited(o);
+        assert!(o.status.success(), "{}", stderr(o));
+        assert!(stderr(o).is_empty(), "{}", stderr(o));
+    }
+    assert_eq!(set_containers(&t, &name).len(), 1);
+    assert!(answers(ports[1]));
+    stop();
+
+    // Other ports, one runtime folder: both succeed; the later replaced
+    // the earlier and said so.
+    let (x, y) = at_once((&t, &name, ports[1]), (&t, &name, ports[2]), &more);
+    for o in [&x, &y] {
+        never_exited(o);
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    let notes: Vec<(u16, u16, String)> = [(&x, ports[1], ports[2]), (&y, ports[2], ports[1])]
+        .into_iter()
+        .filter(|(o, _, _)| !stderr(o).is_empty())
+        .map(|(o, own, other)| (own, other, stderr(o)))
+        .collect();
+    assert_eq!(notes.len(), 1, "one of them replaced the other: {notes:?}");
+    let (winner, loser, note) = &notes[0];
+    assert_eq!(note.lines().count(), 1, "{note}");
+    assert!(note.contains(&format!("port {loser}")), "{note}");
+    assert_eq!(set_containers(&t, &name).len(), 1);
+    assert_eq!(set_status(&t, &name)[0]["port"], *winner);
+    assert!(answers(*winner) && !answers(*loser));
+    stop();
+
+    // Two runtime folders, the same settings: both succeed, one server.
+    let (x, y) = at_once((&t, &name, ports[3]), (&t2, &name, ports[3]), &more);
+    for o in [&x, &y] {
+        never_exited(o);
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    assert_eq!(set_containers(&t, &name).len(), 1);
+    assert!(answers(ports[3]));
+    stop();
+
+    // Two runtime folders, other ports: one server at the end; a start
+    // that failed says which other start took its place.
+    let (x, y) = at_once((&t, &name, ports[3]), (&t2, &name, ports[4]), &more);
+    let mut won = Vec::new();
+    for (o, port) in [(&x, ports[3]), (&y, ports[4])] {
+        never_exited(o);
+        if o.status.success() {
+            won.push(port);
+        } else {
+            let line = one_error_line(o);
+            assert!(line.contains("another serve"), "{line}");
+        }
+    }
+    eprintln!(
+        "{eng}: other ports from two runtime folders: {} succeeded; said: {:?} {:?}",
+        won.len(),
+        stderr(&x).trim(),
+        stderr(&y).trim()
+    );
+    assert!(!won.is_empty(), "{}{}", stderr(&x), stderr(&y));
+    assert_eq!(set_containers(&t, &name).len(), 1);
+    let port = set_status(&t, &name)[0]["port"].as_u64().unwrap() as u16;
+    assert!(won.contains(&port), "{port} {won:?}");
+    assert!(answers(port));
 }
