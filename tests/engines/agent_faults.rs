@@ -536,18 +536,21 @@ fn raise_open_files() -> u64 {
     lim.rlim_max
 }
 
-/// Run `cmd`, killing it after `limit` (a hang fails the test instead of
-/// stalling the run).
+/// Run `cmd` in a process group of its own, killing the group after
+/// `limit` (a hang fails the test instead of stalling the run).
 fn timed_within(cmd: &mut Command, limit: Duration) -> (std::process::Output, Duration) {
+    use std::os::unix::process::CommandExt;
     let start = Instant::now();
     let mut child = cmd
+        .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
-            let _ = child.kill();
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let o = child.wait_with_output().unwrap();
             panic!(
                 "{cmd:?} still running after {limit:?}; stderr: {}",
