@@ -720,11 +720,37 @@ pub fn cleanup() {
                     .stderr(Stdio::null())
                     .status();
             }
+            // Whatever else carries the run's name (images the tool derived
+            // that a test did not record, or whose removal failed in a
+            // moment of podman's store changing): asked again a few times.
+            for _ in 0..3 {
+                let left = named_after_run(&t);
+                if left.is_empty() {
+                    break;
+                }
+                for img in left {
+                    let _ = out(t.engine(["rmi", "-f", &img]));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
         }
     }
     if std::env::var_os("QCC_TEST_KEEP").is_none() {
         let _ = std::fs::remove_dir_all(&run.root);
     }
+}
+
+/// The images of `t`'s engine and user whose name is this run's
+/// (`qcc-test-<run>-...`, podman's with `localhost/` before it).
+fn named_after_run(t: &T) -> Vec<String> {
+    let prefix = format!("qcc-test-{}-", run().id);
+    let o = out(t.engine(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    stdout(&o)
+        .lines()
+        .map(str::trim)
+        .filter(|r| r.trim_start_matches("localhost/").starts_with(&prefix))
+        .map(String::from)
+        .collect()
 }
 
 /// A python3 every user can run (root's PATH may lead to a per-user
