@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 
 use anyhow::Result;
 
-use crate::dockerfile::Library;
+use crate::image::dockerfile::Library;
 use crate::engine::{Choice, Engine};
 
 /// What every subcommand and the compile path may need: the engine (found on first use) and the
@@ -34,7 +34,7 @@ impl Ctx {
         }
         let e = Engine::detect_cached(self.choice)?;
         if e.sweep_due() {
-            if let Err(err) = crate::orphans::sweep_created(&e) {
+            if let Err(err) = crate::engine::orphans::sweep_created(&e) {
                 crate::diag::debug(format!("sweeping orphaned containers: {err:#}"));
             }
         }

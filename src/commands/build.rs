@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::argparse::{Arity, Matches, Opt, Spec, UsageError};
+use crate::commands::argparse::{Arity, Matches, Opt, Spec, UsageError};
 use crate::context::Ctx;
-use crate::dockerfile;
+use crate::image::dockerfile;
 use crate::image::{self, Job};
 
 pub const SPEC: Spec = Spec {
@@ -86,15 +86,15 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         }
         (Some(_), None) => return Err(usage("-t TAG is required with -f").into()),
         (None, _) => {
-            let plugins = crate::plugin::Registry::load()?;
+            let plugins = crate::target::plugin::Registry::load()?;
             let Some(pos) = extra.iter().position(|a| plugins.find(a).is_some()) else {
                 return Err(usage("give -t TAG -f DOCKERFILE, or a target name").into());
             };
             let plugin = plugins.get(&extra.remove(pos))?;
             let engine = ctx.engine()?;
             // The images it builds on first, then the target's own.
-            image::ensure::ensure_bases(engine, plugin, &ctx.library, None)?;
-            let mut job = image::ensure::job_for(plugin, &ctx.library)?;
+            crate::target::ensure::ensure_bases(engine, plugin, &ctx.library, None)?;
+            let mut job = crate::target::ensure::job_for(plugin, &ctx.library)?;
             if let Some(tag) = m.value("tag") {
                 job.tag = tag.to_string();
             }

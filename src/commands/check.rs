@@ -3,9 +3,9 @@
 
 use anyhow::{Result, bail};
 
-use crate::argparse::{Arity, Matches, Opt, Pos, Spec};
+use crate::commands::argparse::{Arity, Matches, Opt, Pos, Spec};
 use crate::context::Ctx;
-use crate::dockerfile::{self, Library};
+use crate::image::dockerfile::{self, Library};
 
 pub const SPEC: Spec = Spec {
     name: "check",
@@ -49,7 +49,7 @@ pub const SPEC: Spec = Spec {
 pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let checktype = m.value("checktype").unwrap_or("checksum");
     if checktype != "checksum" && checktype != "age" {
-        return Err(crate::argparse::UsageError {
+        return Err(crate::error::UsageError {
             command: "check".into(),
             message: format!(
                 "argument --checktype: invalid choice: '{checktype}' (choose from 'checksum', 'age')"
@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     }
     let olderthan: i64 = match m.value("olderthan") {
         None => 60,
-        Some(v) => v.parse().map_err(|_| crate::argparse::UsageError {
+        Some(v) => v.parse().map_err(|_| crate::error::UsageError {
             command: "check".into(),
             message: format!("argument --olderthan: invalid int value: '{v}'"),
         })?,
@@ -71,7 +71,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let mut source: Option<(String, Library)> = None;
     let dockerfile_path = m.positional(1).map(std::path::Path::new);
     if dockerfile_path.is_none() {
-        if let Some(plugin) = crate::plugin::Registry::load()?.find(name) {
+        if let Some(plugin) = crate::target::plugin::Registry::load()?.find(name) {
             // The image its dockerfile describes (the tools may run in
             // one derived from it with packages).
             tag = plugin.base_image().to_string();
@@ -96,7 +96,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
             return Ok(1);
         };
         let want = dockerfile::checksum(&text, &library)?;
-        let have = info["Config"]["Labels"][crate::labels::DOCKERFILE_CHECKSUM]
+        let have = info["Config"]["Labels"][crate::engine::labels::DOCKERFILE_CHECKSUM]
             .as_str()
             .unwrap_or("");
         if have == want {

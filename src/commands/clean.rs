@@ -3,9 +3,9 @@
 
 use anyhow::Result;
 
-use crate::argparse::{Matches, Spec};
+use crate::commands::argparse::{Matches, Spec};
 use crate::context::Ctx;
-use crate::labels;
+use crate::engine::labels;
 
 pub const SPEC: Spec = Spec {
     name: "clean",
@@ -28,6 +28,6 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     // The Created containers of killed callers of this user (docker.py's
     // label above covers those of this tool too; this finds them also when
     // they carry only our own labels).
-    crate::orphans::sweep_created(engine)?;
+    crate::engine::orphans::sweep_created(engine)?;
     Ok(0)
 }

@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::distcc::{client, fingerprint, hosts};
-use crate::plugin::Registry;
+use crate::distcc::{client, fingerprint};
+use crate::target::distcc_hosts as hosts;
+use crate::target::plugin::Registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +74,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
                 .ok()
                 .filter(|t| !t.is_empty())
         })
-        .ok_or_else(|| crate::argparse::UsageError {
+        .ok_or_else(|| crate::error::UsageError {
             command: "dist check".into(),
             message: "name the target (dist check TARGET) or set QEMU_CROSS_CC_TARGET".into(),
         })?;
@@ -81,7 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let Some(plugin) = reg.find(&target) else {
         return Err(Registry::load()?.unknown(&target));
     };
-    let plugin = &*crate::project::apply(plugin)?;
+    let plugin = &*crate::target::project::apply(plugin)?;
     let Some(list) = hosts.or_else(|| client::hosts_for(plugin)) else {
         bail!(
             "no distcc hosts to check: set {} (such as '10.0.0.2:3632/8') or `distcc` in \

@@ -7,9 +7,9 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::argparse::UsageError;
+use crate::error::UsageError;
 use crate::context::Ctx;
-use crate::plugin::Registry;
+use crate::target::plugin::Registry;
 
 pub const HELP: &str = "\
 usage: qemu-cross-cc exec TARGET -- COMMAND [ARGS...]
@@ -60,6 +60,6 @@ pub fn run(ctx: &Ctx, args: &[OsString]) -> Result<i32> {
     };
     // The project file of the current directory may add paths, variables
     // and packages, as for the target's tools.
-    let plugin = crate::project::apply(plugin)?;
-    crate::runner::exec(ctx, &plugin, command)
+    let plugin = crate::target::project::apply(plugin)?;
+    crate::run::exec(ctx, &plugin, command)
 }

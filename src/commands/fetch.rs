@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::argparse::{Matches, Pos, Spec};
+use crate::commands::argparse::{Matches, Pos, Spec};
 use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {

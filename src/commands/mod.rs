@@ -5,9 +5,10 @@
 
 use anyhow::Result;
 
-use crate::argparse::{Arity, Matches, Opt, Spec};
+use crate::commands::argparse::{Arity, Matches, Opt, Spec};
 use crate::context::Ctx;
 
+pub mod argparse;
 pub mod build;
 pub mod cc;
 pub mod check;

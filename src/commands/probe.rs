@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::argparse::{Matches, Pos, Spec};
+use crate::commands::argparse::{Matches, Pos, Spec};
 use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {
@@ -31,11 +31,11 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let Some(target) = m.positional(0) else {
         return Ok(0);
     };
-    let plugins = crate::plugin::Registry::load()?;
+    let plugins = crate::target::plugin::Registry::load()?;
     let plugin = plugins.get(target)?;
-    let state = crate::image::ensure::image_state(&engine, plugin, &ctx.library)?;
+    let state = crate::target::ensure::image_state(&engine, plugin, &ctx.library)?;
     println!("{target}: {} {state}", plugin.image);
-    Ok(if state == crate::image::ensure::State::UpToDate {
+    Ok(if state == crate::target::ensure::State::UpToDate {
         0
     } else {
         1

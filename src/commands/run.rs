@@ -4,8 +4,8 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::argparse::{Arity, Matches, Opt, Spec};
-use crate::container;
+use crate::commands::argparse::{Arity, Matches, Opt, Spec};
+use crate::engine::container;
 use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {

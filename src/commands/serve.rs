@@ -12,8 +12,8 @@ use nix::fcntl::{Flock, FlockArg};
 use crate::context::Ctx;
 use crate::distcc::{self, forwarding, server};
 use crate::engine::Engine;
-use crate::orphans::{self, Container};
-use crate::plugin::Registry;
+use crate::engine::orphans::{self, Container};
+use crate::target::plugin::Registry;
 use crate::session::TARGET_LABEL;
 
 #[derive(Debug, Parser)]
@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     allow_any: bool,
     /// The first target's port; the next targets take the following ones.
-    #[arg(long, default_value_t = distcc::hosts::DEFAULT_PORT)]
+    #[arg(long, default_value_t = crate::target::distcc_hosts::DEFAULT_PORT)]
     port: u16,
     /// Compiles each server runs at once (distccd's default otherwise).
     #[arg(long, value_name = "N")]
@@ -61,7 +61,7 @@ pub struct Args {
 }
 
 fn usage(message: String) -> anyhow::Error {
-    crate::argparse::UsageError {
+    crate::error::UsageError {
         command: "serve".into(),
         message,
     }
@@ -235,10 +235,10 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
 /// servers. (Servers are the engine's: starts in other runtime folders
 /// meet at the container name instead, see `run_server`.)
 fn lock_set(engine: &Engine, instance: &str) -> Result<Flock<std::fs::File>> {
-    let dir = crate::paths::runtime_subdir("serve")?;
+    let dir = crate::state::paths::runtime_subdir("serve")?;
     let key =
-        crate::dockerfile::bytes_checksum(format!("{:?}/{instance}", engine.flavor()).as_bytes());
-    let file = crate::safefs::open_private(
+        crate::image::dockerfile::bytes_checksum(format!("{:?}/{instance}", engine.flavor()).as_bytes());
+    let file = crate::state::safefs::open_private(
         &dir.join(format!(".lock-{}", &key[..16])),
         OpenOptions::new().create(true).truncate(false).write(true),
     )?;
@@ -350,7 +350,7 @@ fn run_server(engine: &Engine, spec: &server::Spec, name: &str, wanted: &str) ->
 
 /// Whether this user made the container.
 fn mine(c: &Container) -> bool {
-    c.label(orphans::UID_LABEL) == Some(crate::user::uid().to_string().as_str())
+    c.label(orphans::UID_LABEL) == Some(crate::host::user::uid().to_string().as_str())
 }
 
 /// Why the container name of a server is not this call's to take.

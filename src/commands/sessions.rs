@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::orphans::{self, Container};
+use crate::engine::orphans::{self, Container};
 use crate::session::{self, Record};
 
 #[derive(Debug, Parser)]
@@ -92,12 +92,12 @@ fn note_engine_switch(ctx: &Ctx) {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
-    crate::paths::runtime_dir()?;
+    crate::state::paths::runtime_dir()?;
     match args.action.unwrap_or(Action::List { json: false }) {
         Action::List { json } => list(ctx, json),
         Action::Stop { all, names } => {
             if !all && names.is_empty() {
-                return Err(crate::argparse::UsageError {
+                return Err(crate::error::UsageError {
                     command: "sessions".into(),
                     message: "stop needs target names or --all".into(),
                 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::plugin::Registry;
+use crate::target::plugin::Registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,8 +19,8 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
-    let plugin = crate::project::apply(reg.get(&args.target)?)?;
-    let dir = crate::sysroot::ensure_exported(ctx, &plugin)?;
+    let plugin = crate::target::project::apply(reg.get(&args.target)?)?;
+    let dir = crate::target::sysroot::ensure_exported(ctx, &plugin)?;
     println!("{}", dir.display());
     Ok(0)
 }

@@ -5,8 +5,8 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::image::ensure;
-use crate::plugin::Registry;
+use crate::target::ensure;
+use crate::target::plugin::Registry;
 
 #[derive(Debug, Parser)]
 #[command(

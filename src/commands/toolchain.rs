@@ -7,8 +7,8 @@ use anyhow::Result;
 use clap::Parser;
 
 use crate::context::Ctx;
-use crate::plugin::{Plugin, Registry};
-use crate::toolchain::{self, Paths};
+use crate::target::plugin::{Plugin, Registry};
+use crate::target::toolchain::{self, Paths};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,8 +45,8 @@ pub fn text(
 ) -> Result<String> {
     let paths = Paths {
         links: toolchain::find_links(plugin, links)?,
-        sysroot: crate::sysroot::ensure_exported(ctx, plugin)?,
-        project: crate::project::current()?,
+        sysroot: crate::target::sysroot::ensure_exported(ctx, plugin)?,
+        project: crate::target::project::current()?,
     };
     match kind {
         "cmake" => toolchain::cmake(plugin, &paths),
@@ -57,7 +57,7 @@ pub fn text(
 
 pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     let reg = Registry::load()?;
-    let plugin = crate::project::apply(reg.get(&args.target)?)?;
+    let plugin = crate::target::project::apply(reg.get(&args.target)?)?;
     let kind = if args.cmake {
         "cmake"
     } else if args.meson {
@@ -67,7 +67,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
     let text = text(ctx, &plugin, kind, args.links.as_deref())?;
     match &args.output {
-        Some(f) => std::fs::write(f, text).map_err(|e| crate::safefs::io_error(e, "write", f))?,
+        Some(f) => std::fs::write(f, text).map_err(|e| crate::state::safefs::io_error(e, "write", f))?,
         None => print!("{text}"),
     }
     Ok(0)

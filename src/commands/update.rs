@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::argparse::{Arity, Matches, Opt, Pos, Spec};
-use crate::binfmt;
+use crate::commands::argparse::{Arity, Matches, Opt, Pos, Spec};
+use crate::host::binfmt;
 use crate::context::Ctx;
 
 pub const SPEC: Spec = Spec {

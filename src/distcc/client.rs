@@ -23,8 +23,8 @@ use anyhow::{Context, Result};
 use super::fingerprint;
 use crate::context::Ctx;
 use crate::diag::debug;
-use crate::image::ensure;
-use crate::plugin::Plugin;
+use crate::target::ensure;
+use crate::target::plugin::Plugin;
 
 /// The distcc hosts for every target (distcc's `DISTCC_HOSTS` syntax).
 pub const HOSTS_VAR: &str = "QEMU_CROSS_CC_DISTCC_HOSTS";
@@ -224,9 +224,9 @@ fn on_path(name: &str, skip: &Path) -> Option<PathBuf> {
 /// The folder of fingerprinted links back to this program, which distcc
 /// finds on `PATH` for its local preprocessing and fallbacks.
 pub fn link_dir() -> Result<PathBuf> {
-    let dir = crate::paths::runtime_subdir("distcc")?;
+    let dir = crate::state::paths::runtime_subdir("distcc")?;
     let bin = dir.join("bin");
-    crate::safefs::private_dir(&bin, "QEMU_CROSS_CC_RUNTIME_DIR")?;
+    crate::state::safefs::private_dir(&bin, "QEMU_CROSS_CC_RUNTIME_DIR")?;
     Ok(bin)
 }
 
@@ -241,10 +241,10 @@ pub fn link(dir: &Path, name: &str) -> Result<()> {
     let tmp = dir.join(format!(".{name}.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&exe, &tmp)
-        .map_err(|e| crate::safefs::io_error(e, "create a link in", dir))?;
+        .map_err(|e| crate::state::safefs::io_error(e, "create a link in", dir))?;
     std::fs::rename(&tmp, &at).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        crate::safefs::io_error(e, "create a link in", dir)
+        crate::state::safefs::io_error(e, "create a link in", dir)
     })
 }
 
@@ -261,7 +261,7 @@ pub fn path_with(links: &Path) -> OsString {
 
 /// The log distcc writes to instead of stderr; started again when large.
 fn log_file() -> Result<PathBuf> {
-    let log = crate::paths::runtime_subdir("distcc")?.join("client.log");
+    let log = crate::state::paths::runtime_subdir("distcc")?.join("client.log");
     if std::fs::symlink_metadata(&log).is_ok_and(|m| m.len() > LOG_CAP) {
         let _ = std::fs::rename(&log, log.with_extension("log.old"));
     }
@@ -332,7 +332,7 @@ fn try_route(
     hosts: &str,
     passed: &Passed,
 ) -> Result<i32> {
-    super::hosts::parse(hosts).map_err(|why| anyhow::anyhow!("{HOSTS_VAR} {why}"))?;
+    crate::target::distcc_hosts::parse(hosts).map_err(|why| anyhow::anyhow!("{HOSTS_VAR} {why}"))?;
     let dir = link_dir()?;
     let Some(distcc) = on_path("distcc", &dir) else {
         anyhow::bail!("no distcc on PATH (install distcc)");

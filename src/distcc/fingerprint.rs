@@ -94,27 +94,27 @@ pub fn from_packages(target: &str, dpkg: &str) -> Result<String, String> {
         "qemu-cross-cc toolchain v1\n{target}\n{}\n",
         lines.join("\n")
     );
-    Ok(crate::dockerfile::bytes_checksum(text.as_bytes())[..LEN].to_string())
+    Ok(crate::image::dockerfile::bytes_checksum(text.as_bytes())[..LEN].to_string())
 }
 
 /// The cache file of an image id's fingerprint.
 fn cache_file(image_id: &str, target: &str) -> Result<std::path::PathBuf> {
-    let key = crate::dockerfile::bytes_checksum(format!("{image_id}\n{target}").as_bytes());
-    Ok(crate::paths::cache_subdir("distcc")?.join(format!("{}.fingerprint", &key[..24])))
+    let key = crate::image::dockerfile::bytes_checksum(format!("{image_id}\n{target}").as_bytes());
+    Ok(crate::state::paths::cache_subdir("distcc")?.join(format!("{}.fingerprint", &key[..24])))
 }
 
 /// The fingerprint of `target`'s toolchain in the image `image_id`,
 /// cached by image id.
 pub fn of_image(engine: &Engine, image_id: &str, target: &str) -> Result<String> {
     let file = cache_file(image_id, target)?;
-    if let Some(b) = crate::safefs::read_state(&file, 64) {
+    if let Some(b) = crate::state::safefs::read_state(&file, 64) {
         let s = String::from_utf8_lossy(&b).trim().to_string();
         if s.len() == LEN && s.chars().all(|c| c.is_ascii_hexdigit()) {
             return Ok(s);
         }
     }
     let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
-    args.extend(crate::orphans::label_args());
+    args.extend(crate::engine::orphans::label_args());
     args.extend(
         [
             "--network",
@@ -137,7 +137,7 @@ pub fn of_image(engine: &Engine, image_id: &str, target: &str) -> Result<String>
     }
     let fp = from_packages(target, &String::from_utf8_lossy(&out.stdout))
         .map_err(|why| anyhow::anyhow!("cannot fingerprint the toolchain: {why}"))?;
-    crate::safefs::write_private(&file, fp.as_bytes())
+    crate::state::safefs::write_private(&file, fp.as_bytes())
         .with_context(|| format!("cannot cache the toolchain fingerprint of {target}"))?;
     Ok(fp)
 }

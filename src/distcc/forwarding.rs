@@ -212,7 +212,7 @@ fn container_gateways(engine: &Engine, id: &str) -> Result<Vec<Ipv4Addr>> {
 /// remove it.
 fn probe_gateways(engine: &Engine, image: &str) -> Result<Vec<Ipv4Addr>> {
     let mut run: Vec<String> = vec!["run".into(), "-d".into(), "--rm".into()];
-    run.extend(crate::orphans::label_args());
+    run.extend(crate::engine::orphans::label_args());
     run.extend(
         [
             "--read-only",

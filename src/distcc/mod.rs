@@ -5,15 +5,14 @@
 pub mod client;
 pub mod fingerprint;
 pub mod forwarding;
-pub mod hosts;
 pub mod server;
 
 use anyhow::{Context, Result};
 
-use crate::dockerfile::Library;
+use crate::image::dockerfile::Library;
 use crate::engine::Engine;
-use crate::image::ensure;
-use crate::plugin::Plugin;
+use crate::target::ensure;
+use crate::target::plugin::Plugin;
 
 /// A target's server image, ensured.
 pub struct ServerImage {

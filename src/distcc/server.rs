@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use crate::plugin::Plugin;
+use crate::target::plugin::Plugin;
 
 /// distccd's port inside the container (the published port is the
 /// target's); its statistics port beside it, never published.

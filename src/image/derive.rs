@@ -11,7 +11,7 @@
 //! the sorted packages: the same packages share one image, other packages
 //! get another, and a rebuilt base replaces the derived image in place.
 
-use crate::dockerfile;
+use crate::image::dockerfile;
 
 /// Between the base image's name and the hash in a derived image's tag.
 pub const TAG_INFIX: &str = "-lib-";
@@ -80,7 +80,7 @@ pub fn dockerfile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dockerfile::Library;
+    use crate::image::dockerfile::Library;
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

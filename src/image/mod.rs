@@ -5,7 +5,7 @@
 //! derived from it with Debian packages for the target.
 
 pub mod derive;
-pub mod ensure;
+pub mod dockerfile;
 
 use std::fs::File;
 use std::io::Write;
@@ -14,10 +14,10 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
-use crate::binfmt;
-use crate::dockerfile::{self, Library};
+use crate::host::binfmt;
+use dockerfile::Library;
 use crate::engine::{Engine, Flavor};
-use crate::labels;
+use crate::engine::labels;
 
 /// docker.py passes these through from the environment as build args.
 const PROXY_VARS: &[&str] = &["ftp_proxy", "http_proxy", "https_proxy"];
@@ -156,11 +156,11 @@ fn run_pre(pre: &Path, context: &Path, quiet: bool) -> Result<i32> {
 
 /// The line that adds the calling user to the image, as docker.py writes it.
 pub fn add_user_line() -> Result<String> {
-    let name = crate::user::name()
+    let name = crate::host::user::name()
         .context("cannot find the current user's name for --add-current-user; set USER")?;
     Ok(format!(
         "RUN id {name} 2>/dev/null || useradd -u {} -U {name}",
-        crate::user::uid()
+        crate::host::user::uid()
     ))
 }
 

@@ -26,11 +26,11 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::argpaths::is_broad;
+use crate::call::argpaths::is_broad;
 use crate::engine::{Choice, Engine, Flavor, Kind};
-use crate::labels;
-use crate::mounts::{self, MountSet};
-use crate::request::Request;
+use crate::engine::labels;
+use crate::call::mounts::{self, MountSet};
+use crate::call::request::Request;
 use crate::signals;
 
 pub use protocol::Status;
@@ -51,7 +51,7 @@ pub const RUNTIME_LABEL: &str = "com.qemu-cross-cc.runtime";
 
 /// The value of `RUNTIME_LABEL` for this process.
 pub fn runtime_label() -> String {
-    crate::paths::runtime_location().display().to_string()
+    crate::state::paths::runtime_location().display().to_string()
 }
 
 /// Where the agent binary appears inside the container.
@@ -135,7 +135,7 @@ pub struct Record {
 
 impl Record {
     fn dir(&self) -> PathBuf {
-        crate::paths::runtime_location()
+        crate::state::paths::runtime_location()
             .join("sessions")
             .join(&self.id)
     }
@@ -166,8 +166,8 @@ impl Record {
         flavor_ok
             && self.image == image
             && self.checksum == checksum
-            && self.uid == crate::user::uid()
-            && self.gid == crate::user::gid()
+            && self.uid == crate::host::user::uid()
+            && self.gid == crate::host::user::gid()
             && self.exe == exe
     }
 
@@ -191,7 +191,7 @@ pub fn forget(rec: &Record) {
 
 /// The sessions folder, private to the user.
 pub fn sessions_dir() -> Result<PathBuf> {
-    crate::paths::runtime_subdir("sessions")
+    crate::state::paths::runtime_subdir("sessions")
 }
 
 /// A record is named by its folder: a short hex id.
@@ -211,7 +211,7 @@ const UNRECORDED_LIMIT: Duration = Duration::from_secs(300);
 /// by a killed starter, are removed with their folder, so that no later
 /// call reads them again; an agent whose folder goes ends by itself.
 pub fn records() -> Vec<Record> {
-    let Some(dir) = crate::paths::existing_runtime_subdir("sessions") else {
+    let Some(dir) = crate::state::paths::existing_runtime_subdir("sessions") else {
         return Vec::new();
     };
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -225,7 +225,7 @@ pub fn records() -> Vec<Record> {
                 return None;
             }
             let file = e.path().join("record.json");
-            match crate::safefs::read_state(&file, 1 << 20) {
+            match crate::state::safefs::read_state(&file, 1 << 20) {
                 Some(bytes) => match serde_json::from_slice::<Record>(&bytes) {
                     Ok(rec) if rec.id == name => return Some(rec),
                     _ => crate::diag::debug(format!("removing the corrupt {}", file.display())),
@@ -271,7 +271,7 @@ fn exe_identity() -> Option<(PathBuf, String)> {
 /// Whether `path` is an ELF executable without an interpreter (static): only
 /// such a binary runs inside any image.
 fn is_static_elf(path: &Path) -> bool {
-    crate::elf::is_dynamic(path) == Some(false)
+    crate::host::elf::is_dynamic(path) == Some(false)
 }
 
 /// Where a session's read-write root should be: the top of the build tree
@@ -289,7 +289,7 @@ fn build_root(cwd: &Path) -> PathBuf {
         "build.ninja",
         "meson-private",
     ];
-    let home = crate::user::home();
+    let home = crate::host::user::home();
     let mut root = cwd.to_path_buf();
     while let Some(parent) = root.parent() {
         if is_broad(parent, home.as_deref()) || !MARKERS.iter().any(|m| parent.join(m).exists()) {
@@ -552,10 +552,10 @@ pub fn start_and_run(
     }
     let dir = sessions_dir()?;
     // One starter at a time per image and user; the others then find it.
-    let lock_file = crate::safefs::open_private(
+    let lock_file = crate::state::safefs::open_private(
         &dir.join(format!(
             ".start-{}.lock",
-            crate::dockerfile::bytes_checksum(req.image.as_bytes())
+            crate::image::dockerfile::bytes_checksum(req.image.as_bytes())
         )),
         OpenOptions::new().create(true).truncate(false).write(true),
     )?;
@@ -570,14 +570,14 @@ pub fn start_and_run(
 
     // Short: the socket path must stay short (unix socket addresses).
     let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
-    let sdir = crate::paths::runtime_subdir(&format!("sessions/{id}"))?;
+    let sdir = crate::state::paths::runtime_subdir(&format!("sessions/{id}"))?;
     let _removed_on_signal = signals::TempDirGuard::new(&sdir);
     let root = build_root(&req.cwd);
     let mut set = req.mounts.clone();
     set.add(root.clone(), true);
     // The build tree's parent, read-only: out-of-tree builds usually keep
     // their sources beside the build folder (`../src`).
-    let home = crate::user::home();
+    let home = crate::host::user::home();
     if let Some(parent) = root.parent() {
         if !is_broad(parent, home.as_deref()) {
             set.add(parent.to_path_buf(), false);
@@ -618,8 +618,8 @@ pub fn start_and_run(
         target: target.map(String::from),
         root,
         mounts,
-        uid: crate::user::uid(),
-        gid: crate::user::gid(),
+        uid: crate::host::user::uid(),
+        gid: crate::host::user::gid(),
         container: format!("qemu-cross-cc-session-{id}"),
         created: now(),
         exe,
@@ -627,7 +627,7 @@ pub fn start_and_run(
     // From here on, a failure removes the container it started: a session
     // nobody can find must not idle on.
     let started = start_container(engine, &rec, &exe_path, &set).and_then(|()| {
-        crate::safefs::write_private(&sdir.join("record.json"), &serde_json::to_vec_pretty(&rec)?)
+        crate::state::safefs::write_private(&sdir.join("record.json"), &serde_json::to_vec_pretty(&rec)?)
     });
     if let Err(e) = started {
         engine.remove_containers(std::slice::from_ref(&rec.container));
@@ -651,7 +651,7 @@ pub fn start_and_run(
 
 fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
     // A signal before the session is up removes its container.
-    let _removed_on_signal = crate::container::removed_on_signal(engine, &rec.id);
+    let _removed_on_signal = crate::engine::container::removed_on_signal(engine, &rec.id);
     let sdir = rec.dir();
     let selinux = mounts::selinux_enabled();
     let z = if selinux { ",z" } else { "" };
@@ -666,7 +666,7 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         "--label".into(),
         format!("{SESSION_LABEL}={}", rec.id).into(),
     ];
-    args.extend(crate::orphans::label_args().into_iter().map(OsString::from));
+    args.extend(crate::engine::orphans::label_args().into_iter().map(OsString::from));
     if let Some(t) = &rec.target {
         args.extend(["--label".into(), format!("{TARGET_LABEL}={t}").into()]);
     }

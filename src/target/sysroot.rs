@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::engine::Engine;
-use crate::plugin::Plugin;
-use crate::safefs;
+use crate::target::plugin::Plugin;
+use crate::state::safefs;
 
 /// Written last: an export without it is incomplete.
 const COMPLETE: &str = ".qemu-cross-cc-complete";
@@ -61,7 +61,7 @@ fn stem(image: &str) -> String {
 /// Where the export of `image` with `checksum` is (or would be).
 pub fn location(image: &str, checksum: &str) -> Result<PathBuf> {
     let short: String = checksum.chars().take(12).collect();
-    Ok(crate::paths::cache_subdir("sysroots")?.join(format!("{}-{short}", stem(image))))
+    Ok(crate::state::paths::cache_subdir("sysroots")?.join(format!("{}-{short}", stem(image))))
 }
 
 /// The export, when it exists and is complete.
@@ -73,12 +73,12 @@ pub fn existing(image: &str, checksum: &str) -> Option<PathBuf> {
 /// The target's image ensured (built if missing or stale) and exported:
 /// what `sysroot` and the toolchain files use.
 pub fn ensure_exported(ctx: &crate::context::Ctx, plugin: &Plugin) -> Result<PathBuf> {
-    let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
+    let want = crate::target::ensure::wanted_checksum(plugin, &ctx.library)?;
     if let Some(dir) = existing(&plugin.image, &want) {
         return Ok(dir);
     }
     let engine = ctx.engine()?;
-    crate::image::ensure::ensure(engine, plugin, &ctx.library, &want)?;
+    crate::target::ensure::ensure(engine, plugin, &ctx.library, &want)?;
     export(engine, plugin, &plugin.image, &want)
 }
 
@@ -118,7 +118,7 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
 }
 
 fn lock(image: &str) -> Result<Flock<File>> {
-    let path = crate::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
+    let path = crate::state::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
     let file = safefs::open_private(
         &path,
         std::fs::OpenOptions::new()
@@ -137,11 +137,11 @@ fn copy_out(engine: &Engine, image: &str, paths: &[String], dest: &Path) -> Resu
     let mut args = vec![
         "create".to_string(),
         "--label".into(),
-        format!("{}={label}", crate::labels::INSTANCE),
+        format!("{}={label}", crate::engine::labels::INSTANCE),
     ];
-    args.extend(crate::orphans::label_args());
+    args.extend(crate::engine::orphans::label_args());
     args.extend([image.to_string(), "/bin/true".into()]);
-    let _removed_on_signal = crate::container::removed_on_signal(engine, &label);
+    let _removed_on_signal = crate::engine::container::removed_on_signal(engine, &label);
     let out = engine.output(&args)?;
     if !out.status.success() {
         bail!(

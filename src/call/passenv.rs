@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::mounts::MountSet;
+use crate::call::mounts::MountSet;
 
 /// Variables passed by exact name.
 const NAMES: &[&str] = &[

@@ -39,7 +39,7 @@ fn identity_of(pid: u32) -> Option<String> {
 pub fn label_args() -> Vec<String> {
     let mut v = vec![
         "--label".to_string(),
-        format!("{UID_LABEL}={}", crate::user::uid()),
+        format!("{UID_LABEL}={}", crate::host::user::uid()),
     ];
     if let Some(me) = identity_of(std::process::id()) {
         v.push("--label".into());
@@ -79,7 +79,7 @@ pub fn containers(engine: &Engine, label: &str) -> Result<Vec<Container>> {
         engine,
         &[
             format!("label={label}"),
-            format!("label={UID_LABEL}={}", crate::user::uid()),
+            format!("label={UID_LABEL}={}", crate::host::user::uid()),
         ],
     )
 }

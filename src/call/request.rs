@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::argpaths;
-use crate::mounts::{self, MountSet};
-use crate::passenv;
+use crate::call::argpaths;
+use crate::call::mounts::{self, MountSet};
+use crate::call::passenv;
 
 /// One tool invocation, fully resolved.
 #[derive(Clone, Debug)]

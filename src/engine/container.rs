@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use anyhow::Result;
 
 use crate::engine::Engine;
-use crate::labels;
+use crate::engine::labels;
 use crate::signals::CleanupGuard;
 
 /// While the guard lives, a signal removes the containers labelled with
@@ -38,7 +38,7 @@ pub fn run(
         "--label".into(),
         format!("{}={label}", labels::INSTANCE).into(),
     ];
-    full.extend(crate::orphans::label_args().into_iter().map(OsString::from));
+    full.extend(crate::engine::orphans::label_args().into_iter().map(OsString::from));
     if as_user {
         full.extend(engine.user_args().into_iter().map(OsString::from));
     }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::dockerfile::{self, Library};
+use crate::image::dockerfile::{self, Library};
 use crate::embedded;
 
 /// A target's manifest, resolved: an `extends` merged in, every field
@@ -600,7 +600,7 @@ pub struct Registry {
 /// The user plugin folders, in increasing precedence.
 pub fn user_dirs() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
-    if let Some(c) = crate::paths::config_dir() {
+    if let Some(c) = crate::state::paths::config_dir() {
         dirs.push(c.join("plugins"));
     }
     if let Some(p) = std::env::var_os("QEMU_CROSS_CC_PLUGIN_PATH") {
@@ -694,7 +694,7 @@ impl Source {
                 Entry::parse(text, format!("built-in {name}"), None, Some(stem))
             }
             Source::File(f) => {
-                let text = crate::safefs::read_config(f, MANIFEST_CAP)
+                let text = crate::state::safefs::read_config(f, MANIFEST_CAP)
                     .with_context(|| format!("bad plugin manifest {}", f.display()))?;
                 Entry::parse(&text, f.display().to_string(), Some(f.clone()), Some(stem))
             }

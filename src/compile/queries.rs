@@ -23,8 +23,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use crate::context::Ctx;
-use crate::plugin::Plugin;
-use crate::request::Request;
+use crate::target::plugin::Plugin;
+use crate::call::request::Request;
 
 /// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
 /// (other options may come with it; no input files) when TOOL is a tool of
@@ -93,12 +93,12 @@ pub fn run_path_query(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i3
         out.write_all(answer.as_bytes())?;
         return Ok(code);
     }
-    let want = crate::image::ensure::wanted_checksum(plugin, &ctx.library)?;
-    let export = match crate::sysroot::existing(&plugin.image, &want) {
+    let want = crate::target::ensure::wanted_checksum(plugin, &ctx.library)?;
+    let export = match crate::target::sysroot::existing(&plugin.image, &want) {
         Some(x) => x,
-        None => crate::sysroot::export(ctx.engine()?, plugin, &plugin.image, &want)?,
+        None => crate::target::sysroot::export(ctx.engine()?, plugin, &plugin.image, &want)?,
     };
-    out.write_all(crate::sysroot::map_answer(&answer, &export).as_bytes())?;
+    out.write_all(crate::target::sysroot::map_answer(&answer, &export).as_bytes())?;
     Ok(0)
 }
 
@@ -115,14 +115,14 @@ fn link_of(name: &str, argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     if called.components().count() > 1 {
         if let Some(dir) = called.parent() {
-            dirs.push(crate::mounts::normalize(dir, cwd));
+            dirs.push(crate::call::mounts::normalize(dir, cwd));
         }
     }
     if let Some(path) = std::env::var_os("PATH") {
         dirs.extend(
             std::env::split_paths(&path)
                 .filter(|d| !d.as_os_str().is_empty())
-                .map(|d| crate::mounts::normalize(&d, cwd)),
+                .map(|d| crate::call::mounts::normalize(&d, cwd)),
         );
     }
     dirs.into_iter()
@@ -138,7 +138,7 @@ fn is_executable(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::Registry;
+    use crate::target::plugin::Registry;
 
     fn os(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

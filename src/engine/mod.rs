@@ -1,7 +1,10 @@
 //! The container engine: finding a working one, and the one way every engine
 //! command is run.
 
+pub mod container;
 mod endpoint;
+pub mod labels;
+pub mod orphans;
 
 use std::cell::OnceCell;
 use std::ffi::OsStr;
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::labels;
+
 use crate::signals;
 
 pub use endpoint::{Endpoint, RemoteEngine};
@@ -724,10 +727,10 @@ impl Engine {
             (Flavor::Podman, true) => vec![
                 "--userns=keep-id".into(),
                 "-u".into(),
-                crate::user::uid_gid(),
+                crate::host::user::uid_gid(),
             ],
             (Flavor::Docker, true) => vec![],
-            (_, false) => vec!["-u".into(), crate::user::uid_gid()],
+            (_, false) => vec!["-u".into(), crate::host::user::uid_gid()],
         }
     }
 
@@ -845,7 +848,7 @@ mod facts {
     }
 
     fn path() -> Option<PathBuf> {
-        crate::paths::runtime_dir()
+        crate::state::paths::runtime_dir()
             .ok()
             .map(|d| d.join("engine.json"))
     }
@@ -869,7 +872,7 @@ mod facts {
     /// The facts, when the file is this user's own private file.
     fn load() -> Facts {
         path()
-            .and_then(|p| crate::safefs::read_state(&p, MAX_BYTES))
+            .and_then(|p| crate::state::safefs::read_state(&p, MAX_BYTES))
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
     }
@@ -877,7 +880,7 @@ mod facts {
     /// Best effort: a full or read-only runtime folder only costs probes.
     fn save(f: &Facts) {
         if let (Some(p), Ok(b)) = (path(), serde_json::to_vec(f)) {
-            let _ = crate::safefs::write_private(&p, &b);
+            let _ = crate::state::safefs::write_private(&p, &b);
         }
     }
 

@@ -13,11 +13,11 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use super::{Job, derive};
-use crate::dockerfile::{self, Library};
+use crate::image::{Job, derive};
+use crate::image::dockerfile::{self, Library};
 use crate::engine::Engine;
-use crate::plugin::Plugin;
-use crate::safefs;
+use crate::target::plugin::Plugin;
+use crate::state::safefs;
 
 /// Whether an image matches its dockerfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,12 +128,12 @@ fn sanitize(tag: &str) -> String {
 
 /// The build log of an image.
 pub fn log_path(tag: &str) -> Result<PathBuf> {
-    Ok(crate::paths::cache_subdir("logs")?.join(format!("{}.log", sanitize(tag))))
+    Ok(crate::state::paths::cache_subdir("logs")?.join(format!("{}.log", sanitize(tag))))
 }
 
 /// Take the per-image build lock (blocking until other builders finish).
 fn lock(tag: &str) -> Result<Flock<File>> {
-    let path = crate::paths::cache_subdir("locks")?.join(format!("{}.lock", sanitize(tag)));
+    let path = crate::state::paths::cache_subdir("locks")?.join(format!("{}.lock", sanitize(tag)));
     let file = safefs::open_private(
         &path,
         OpenOptions::new().create(true).truncate(false).write(true),
@@ -153,7 +153,7 @@ struct Failure {
 }
 
 fn failure_path(tag: &str) -> Result<PathBuf> {
-    Ok(crate::paths::cache_subdir("locks")?.join(format!("{}.failed", sanitize(tag))))
+    Ok(crate::state::paths::cache_subdir("locks")?.join(format!("{}.failed", sanitize(tag))))
 }
 
 fn last_failure(path: &Path) -> Option<Failure> {
@@ -194,7 +194,7 @@ fn ensure_sources(
         let mut job = Job::new(format!("qemu/{image}"), found.text, lib);
         job.quiet = true;
         job.log = log.map(File::try_clone).transpose()?;
-        super::build(engine, job)?;
+        crate::image::build(engine, job)?;
     }
     Ok(())
 }
@@ -219,7 +219,7 @@ pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -
         let mut job = job_for(plugin, library)?;
         job.quiet = true;
         job.log = Some(log.try_clone()?);
-        super::build(engine, job)
+        crate::image::build(engine, job)
     };
     let Some(derived) = plan.derived else {
         let own = Wanted::own(plugin, plugin.base_image(), want);
@@ -250,7 +250,7 @@ fn build_generated(
         let mut job = Job::new(image.tag.to_string(), text.to_string(), library.clone());
         job.quiet = true;
         job.log = Some(log.try_clone()?);
-        super::build(engine, job)
+        crate::image::build(engine, job)
     })
 }
 

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use crate::argparse::UsageError;
+use crate::error::UsageError;
 use crate::commands::{self, shims, targets};
 use crate::compile;
 use crate::context::Ctx;
-use crate::dockerfile::Library;
+use crate::image::dockerfile::Library;
 use crate::engine::Choice;
-use crate::plugin::{Plugin, Registry};
-use crate::request::Request;
+use crate::target::plugin::{Plugin, Registry};
+use crate::call::request::Request;
 
 /// Options that come before the subcommand (or the compiler arguments).
 #[derive(Debug)]
@@ -359,16 +359,16 @@ fn run_tool(
     argv0: &OsStr,
     args: Vec<OsString>,
 ) -> Result<i32> {
-    let plugin = &*crate::project::apply(plugin)?;
-    if tool == crate::plugin::RUNNER {
-        return crate::runner::run(&global.ctx(), plugin, args);
+    let plugin = &*crate::target::project::apply(plugin)?;
+    if tool == crate::target::plugin::RUNNER {
+        return crate::run::run(&global.ctx(), plugin, args);
     }
     let program = plugin
         .tools
         .get(tool)
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
     if COMPILERS.contains(&tool) {
-        if let Some(link) = crate::queries::answer(plugin, &args, argv0) {
+        if let Some(link) = crate::compile::queries::answer(plugin, &args, argv0) {
             println!("{}", link.display());
             return Ok(0);
         }
@@ -382,7 +382,7 @@ fn run_tool(
         }
     }
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
-    let path_query = COMPILERS.contains(&tool) && crate::queries::asks_image_paths(&args);
+    let path_query = COMPILERS.contains(&tool) && crate::compile::queries::asks_image_paths(&args);
     let req = Request::new(
         &plugin.image,
         program.into(),
@@ -392,7 +392,7 @@ fn run_tool(
         false,
     )?;
     if path_query {
-        return crate::queries::run_path_query(&ctx, plugin, req);
+        return crate::compile::queries::run_path_query(&ctx, plugin, req);
     }
     compile::run_plugin_tool(&ctx, plugin, &req)
 }

@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::mounts::{self, MountSet};
+use crate::call::mounts::{self, MountSet};
 
 /// The depfiles a command line asks the compiler to write.
 pub fn wanted(args: &[OsString], cwd: &Path, env_outputs: &[String]) -> Vec<PathBuf> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-use crate::plugin::Plugin;
+use crate::target::plugin::Plugin;
 
 /// What Meson and CMake call the target's machine.
 #[derive(Debug, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
     let _ = writeln!(
         s,
         "set(CMAKE_LIBRARY_ARCHITECTURE {})",
-        cmake_str(&crate::sysroot::multiarch(&plugin.target))
+        cmake_str(&crate::target::sysroot::multiarch(&plugin.target))
     );
     for (var, tool) in [
         ("CMAKE_C_COMPILER", "gcc"),
@@ -154,7 +154,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
             // the project): it is told the project file too.
             let value = match (&p.project, tool) {
                 (Some(f), "run") => {
-                    format!("env;{}={};{path}", crate::project::PROJECT_VAR, f.display())
+                    format!("env;{}={};{path}", crate::target::project::PROJECT_VAR, f.display())
                 }
                 _ => path,
             };
@@ -168,10 +168,10 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
         let _ = writeln!(
             s,
             "set(ENV{{{}}} {})",
-            crate::project::PROJECT_VAR,
+            crate::target::project::PROJECT_VAR,
             cmake_str(&f)
         );
-        let launcher = cmake_str(&format!("env;{}={f}", crate::project::PROJECT_VAR));
+        let launcher = cmake_str(&format!("env;{}={f}", crate::target::project::PROJECT_VAR));
         for lang in ["C", "CXX"] {
             for kind in ["COMPILER", "LINKER"] {
                 let _ = writeln!(s, "set(CMAKE_{lang}_{kind}_LAUNCHER {launcher})");
@@ -203,7 +203,7 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         format!(
             "{}, {}, ",
             meson_str("env"),
-            meson_str(&format!("{}={}", crate::project::PROJECT_VAR, f.display()))
+            meson_str(&format!("{}={}", crate::target::project::PROJECT_VAR, f.display()))
         )
     });
     for (key, tool) in [
@@ -284,7 +284,7 @@ pub fn env(plugin: &Plugin, p: &Paths) -> String {
         let _ = writeln!(
             s,
             "export {}={}",
-            crate::project::PROJECT_VAR,
+            crate::target::project::PROJECT_VAR,
             shell_words::quote(&f.display().to_string())
         );
     }
@@ -294,7 +294,7 @@ pub fn env(plugin: &Plugin, p: &Paths) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::Registry;
+    use crate::target::plugin::Registry;
 
     fn paths() -> Paths {
         Paths {

@@ -40,7 +40,7 @@ impl Library {
     /// the user's config dir.
     pub fn standard(extra: &[PathBuf]) -> Library {
         let mut dirs: Vec<PathBuf> = extra.to_vec();
-        if let Some(d) = crate::paths::config_dir() {
+        if let Some(d) = crate::state::paths::config_dir() {
             dirs.push(d.join("dockerfiles"));
         }
         Library {
@@ -115,7 +115,7 @@ const DOCKERFILE_CAP: u64 = 4 << 20;
 /// `\r` turned into `\n`. Only a regular file of at most 4 MiB is read (a
 /// FIFO would block, a device never ends).
 pub fn read(path: &Path) -> Result<String> {
-    let text = crate::safefs::read_config(path, DOCKERFILE_CAP)
+    let text = crate::state::safefs::read_config(path, DOCKERFILE_CAP)
         .with_context(|| format!("cannot read dockerfile {}", path.display()))?;
     Ok(normalize_newlines(&text))
 }

@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::plugin::{Plugin, shown};
+use crate::target::plugin::{Plugin, shown};
 
 /// The project file's name.
 pub const FILE_NAME: &str = "qemu-cross-cc.toml";
@@ -134,7 +134,7 @@ fn target_key(target: &str) -> String {
 impl Project {
     /// Read and check the file.
     pub fn load(file: &Path) -> Result<Project> {
-        let text = crate::safefs::read_config_checked(file, CAP, |opened| trusted(file, opened))?;
+        let text = crate::state::safefs::read_config_checked(file, CAP, |opened| trusted(file, opened))?;
         Project::parse(&text, file)
     }
 
@@ -184,7 +184,7 @@ impl Project {
             }
             p.manifest
                 .env
-                .extend(crate::passenv::caller_values(&section.passenv));
+                .extend(crate::call::passenv::caller_values(&section.passenv));
             if section.distcc.is_some() {
                 p.distcc_hosts = section.distcc.clone();
             }
@@ -278,7 +278,7 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
                 ),
             ));
         }
-        *path = crate::mounts::normalize(Path::new(path), dir)
+        *path = crate::call::mounts::normalize(Path::new(path), dir)
             .to_string_lossy()
             .to_string();
     }
@@ -294,9 +294,9 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
             ));
         }
     }
-    crate::plugin::check_packages(&s.packages).map_err(|why| bad("packages", why))?;
+    crate::target::plugin::check_packages(&s.packages).map_err(|why| bad("packages", why))?;
     if let Some(hosts) = &s.distcc {
-        crate::distcc::hosts::parse(hosts).map_err(|why| bad("distcc", why))?;
+        crate::target::distcc_hosts::parse(hosts).map_err(|why| bad("distcc", why))?;
     }
     Ok(s)
 }
@@ -417,7 +417,7 @@ paths = ["/x"]
         let text = "[build]\npaths = [\"inc\"]\npackages = [\"zlib1g-dev\"]\n\
                     [target.s390x-linux-gnu]\npackages = [\"libbz2-dev\", \"zlib1g-dev\"]\n";
         let project = Project::parse(text, &file).unwrap();
-        let reg = crate::plugin::Registry::load_matching(|t| {
+        let reg = crate::target::plugin::Registry::load_matching(|t| {
             t == "s390x-linux-gnu" || t == "riscv64-linux-gnu"
         })
         .unwrap();

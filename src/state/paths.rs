@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use anyhow::Result;
 use directories::ProjectDirs;
 
-use crate::safefs;
+use crate::state::safefs;
 
 /// Computed once: the compile path asks for these folders many times.
 fn project() -> Option<&'static ProjectDirs> {
@@ -45,7 +45,7 @@ pub fn cache_location() -> PathBuf {
     }
     match project() {
         Some(p) => p.cache_dir().to_path_buf(),
-        None => std::env::temp_dir().join(format!("qemu-cross-cc-cache-{}", crate::user::uid())),
+        None => std::env::temp_dir().join(format!("qemu-cross-cc-cache-{}", crate::host::user::uid())),
     }
 }
 
@@ -58,7 +58,7 @@ pub fn runtime_location() -> PathBuf {
     }
     match project().and_then(|p| p.runtime_dir().map(|d| d.to_path_buf())) {
         Some(d) => d,
-        None => std::env::temp_dir().join(format!("qemu-cross-cc-{}", crate::user::uid())),
+        None => std::env::temp_dir().join(format!("qemu-cross-cc-{}", crate::host::user::uid())),
     }
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
-use crate::mounts::{self, MountSet};
+use crate::call::mounts::{self, MountSet};
 
 /// Folders whose contents come from the image, never from the host.
 const SYSTEM: &[&str] = &[
@@ -113,7 +113,7 @@ fn scan_into(args: &[OsString], cwd: &Path, p: &mut Paths, depth: usize) {
             // One that cannot be read is passed on as it is: gcc then
             // reports it itself (or takes `@x` as a file name, as it does).
             let words = if depth < 8 {
-                crate::safefs::read_config(&path, RESPONSE_CAP).and_then(|body| {
+                crate::state::safefs::read_config(&path, RESPONSE_CAP).and_then(|body| {
                     shell_words::split(&body)
                         .map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))
                 })
@@ -315,7 +315,7 @@ fn mount_as_given(set: &mut MountSet, given: &Path, real: &Path, writable: bool)
 /// the engine socket into the container. An output that cannot be mounted
 /// is an error, never a file silently written inside the container.
 pub fn add_path_mounts(set: &mut MountSet, paths: &Paths, cwd: &Path) -> Result<()> {
-    let home = crate::user::home();
+    let home = crate::host::user::home();
     // Outputs first: a folder nobody mounted yet becomes writable. One that
     // is already mounted keeps its access (an explicit read-only source
     // stays read-only, as `cc -s` promises).

@@ -8,6 +8,7 @@
 //! that, so this module implements exactly those rules for the compatible
 //! subcommands; the subcommands that are new in qemu-cross-cc use clap.
 
+pub use crate::error::UsageError;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -89,28 +90,6 @@ impl Matches {
 
     pub fn positional(&self, index: usize) -> Option<&str> {
         self.positionals.get(index).map(String::as_str)
-    }
-}
-
-/// A command-line mistake: printed with the usage hint, exit status 2.
-/// `command` is the subcommand, or `qemu-cross-cc` for the global options.
-#[derive(Debug, thiserror::Error)]
-pub struct UsageError {
-    pub command: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.command == "qemu-cross-cc" {
-            write!(f, "{} (see 'qemu-cross-cc help')", self.message)
-        } else {
-            write!(
-                f,
-                "{}: {} (see 'qemu-cross-cc {} --help')",
-                self.command, self.message, self.command
-            )
-        }
     }
 }
 

@@ -30,7 +30,7 @@ pub struct Untrusted {
 
 /// What makes an existing folder unfit to hold private state, if anything.
 fn folder_problem(meta: &std::fs::Metadata) -> Option<String> {
-    let uid = crate::user::uid();
+    let uid = crate::host::user::uid();
     if meta.file_type().is_symlink() {
         return Some("it is a symbolic link".into());
     }
@@ -115,7 +115,7 @@ pub fn read_state(path: &Path, cap: u64) -> Option<Vec<u8>> {
         .ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file()
-        || meta.uid() != crate::user::uid()
+        || meta.uid() != crate::host::user::uid()
         || meta.mode() & 0o022 != 0
         || meta.len() > cap
     {
@@ -135,7 +135,7 @@ pub fn open_private(path: &Path, opts: &mut OpenOptions) -> Result<File> {
         .open(path)
         .map_err(|e| io_error(e, "open", path))?;
     let meta = f.metadata().map_err(|e| io_error(e, "inspect", path))?;
-    if !meta.is_file() || meta.uid() != crate::user::uid() || meta.mode() & 0o022 != 0 {
+    if !meta.is_file() || meta.uid() != crate::host::user::uid() || meta.mode() & 0o022 != 0 {
         bail!(
             "refusing to use {}: it is not a private file of yours; remove it",
             path.display()

@@ -6,20 +6,22 @@
 //! calling user with no network, and argv, stdin, stdout, stderr and the exit
 //! status pass through untouched. Nothing of our own is printed on success.
 
+pub mod queries;
+
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
 
-use crate::container;
+use crate::engine::container;
 use crate::context::Ctx;
-use crate::depfiles;
+use crate::call::depfiles;
 use crate::diag::debug;
 use crate::engine::{Engine, Kind};
-use crate::image::ensure;
-use crate::passenv;
-use crate::plugin::Plugin;
-use crate::request::Request;
+use crate::target::ensure;
+use crate::call::passenv;
+use crate::target::plugin::Plugin;
+use crate::call::request::Request;
 use crate::session;
 
 /// Run the request in a fresh container (`run --rm`). The variables' values
@@ -45,11 +47,11 @@ pub fn one_shot(engine: &Engine, req: &Request) -> Result<i32> {
 fn env_file(env: &[(String, OsString)]) -> Result<tempfile::NamedTempFile> {
     use std::io::Write;
     use std::os::unix::ffi::OsStrExt;
-    let dir = crate::paths::runtime_dir()?;
+    let dir = crate::state::paths::runtime_dir()?;
     let mut f = tempfile::Builder::new()
         .prefix(".env")
         .tempfile_in(&dir)
-        .map_err(|e| crate::safefs::io_error(e, "create a file in", &dir))?;
+        .map_err(|e| crate::state::safefs::io_error(e, "create a file in", &dir))?;
     for (k, v) in env {
         if v.as_bytes().contains(&b'\n') {
             bail!("cannot pass {k} to the container through sudo: its value holds a newline");
@@ -58,7 +60,7 @@ fn env_file(env: &[(String, OsString)]) -> Result<tempfile::NamedTempFile> {
             .and_then(|()| f.write_all(b"="))
             .and_then(|()| f.write_all(v.as_bytes()))
             .and_then(|()| f.write_all(b"\n"))
-            .map_err(|e| crate::safefs::io_error(e, "write", f.path()))?;
+            .map_err(|e| crate::state::safefs::io_error(e, "write", f.path()))?;
     }
     Ok(f)
 }
@@ -74,7 +76,7 @@ fn run_with_sessions(
     prepare: impl FnOnce(&Engine) -> Result<Option<String>>,
 ) -> Result<i32> {
     // The runtime folder decides what runs: refuse one that is not ours.
-    crate::paths::runtime_dir()?;
+    crate::state::paths::runtime_dir()?;
     let mut sessions = session::enabled();
     if sessions {
         match session::run_in_live(req, checksum, ctx.choice) {

@@ -218,7 +218,7 @@ impl MountSet {
 
     /// `-v PATH:PATH:rw|ro[,z]` for each mount.
     pub fn volume_args(&self, selinux: bool) -> Result<Vec<String>> {
-        let home = crate::user::home();
+        let home = crate::host::user::home();
         let mut args = Vec::with_capacity(self.mounts.len() * 2);
         let utf8 = |p: &Path| -> Result<String> {
             p.to_str().map(String::from).ok_or_else(|| {
@@ -283,7 +283,7 @@ mod tests {
             assert!(e.contains("refusing to relabel"), "{e}");
             assert!(s.volume_args(false).is_ok());
         }
-        if let Some(home) = crate::user::home() {
+        if let Some(home) = crate::host::user::home() {
             let mut s = MountSet::new();
             s.add(home, true);
             assert!(s.volume_args(true).is_err());
