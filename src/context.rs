@@ -5,8 +5,8 @@ use std::cell::OnceCell;
 
 use anyhow::Result;
 
-use crate::image::dockerfile::Library;
 use crate::engine::{Choice, Engine};
+use crate::image::dockerfile::Library;
 
 /// What every subcommand and the compile path may need: the engine (found on first use) and the
 /// dockerfile search path.

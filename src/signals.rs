@@ -24,7 +24,7 @@ static TERMINATING: AtomicBool = AtomicBool::new(false);
 
 /// What a signal must clean up.
 #[derive(Default)]
-struct State {
+struct OnSignal {
     /// The engine client or compiler child currently running in the foreground.
     child: Option<i32>,
     /// Removes the containers of the running command (given by whoever
@@ -37,12 +37,12 @@ struct State {
     forward: Option<Box<dyn Fn(Signal) + Send>>,
 }
 
-fn state() -> &'static Mutex<State> {
-    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
-    STATE.get_or_init(|| Mutex::new(State::default()))
+fn state() -> &'static Mutex<OnSignal> {
+    static STATE: OnceLock<Mutex<OnSignal>> = OnceLock::new();
+    STATE.get_or_init(|| Mutex::new(OnSignal::default()))
 }
 
-fn lock() -> std::sync::MutexGuard<'static, State> {
+fn lock() -> std::sync::MutexGuard<'static, OnSignal> {
     state().lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use crate::error::UsageError;
+use crate::call::request::Request;
 use crate::commands::{self, shims, targets};
 use crate::compile;
 use crate::context::Ctx;
-use crate::image::dockerfile::Library;
 use crate::engine::Choice;
+use crate::error::UsageError;
+use crate::image::dockerfile::Library;
 use crate::target::plugin::{Plugin, Registry};
-use crate::call::request::Request;
 
 /// Options that come before the subcommand (or the compiler arguments).
 #[derive(Debug)]
@@ -307,9 +307,6 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     run_tool(&global, plugin, "cc", &args[0], rest)
 }
 
-/// The tools that are gcc drivers (they answer `-print-prog-name=`).
-pub const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
-
 /// The subcommands new in qemu-cross-cc, parsed with clap.
 const CLAP_COMMANDS: &[&str] = &[
     "targets",
@@ -367,14 +364,14 @@ fn run_tool(
         .tools
         .get(tool)
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
-    if COMPILERS.contains(&tool) {
+    if crate::target::plugin::COMPILERS.contains(&tool) {
         if let Some(link) = crate::compile::queries::answer(plugin, &args, argv0) {
             println!("{}", link.display());
             return Ok(0);
         }
     }
     let ctx = global.ctx();
-    if COMPILERS.contains(&tool) {
+    if crate::target::plugin::COMPILERS.contains(&tool) {
         if let Some(code) =
             crate::distcc::client::route(&ctx, plugin, tool, &args, || global.passed())
         {
@@ -382,7 +379,8 @@ fn run_tool(
         }
     }
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
-    let path_query = COMPILERS.contains(&tool) && crate::compile::queries::asks_image_paths(&args);
+    let path_query = crate::target::plugin::COMPILERS.contains(&tool)
+        && crate::compile::queries::asks_image_paths(&args);
     let req = Request::new(
         &plugin.image,
         program.into(),

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::call::request::Request;
 use crate::commands::argparse::{Arity, Matches, Opt, Spec};
 use crate::compile;
 use crate::context::Ctx;
-use crate::call::request::Request;
 
 pub const SPEC: Spec = Spec {
     name: "cc",

@@ -7,8 +7,8 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
-use crate::error::UsageError;
 use crate::context::Ctx;
+use crate::error::UsageError;
 use crate::target::plugin::Registry;
 
 pub const HELP: &str = "\

@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
     let plugin = plugins.get(target)?;
     let state = crate::target::ensure::image_state(&engine, plugin, &ctx.library)?;
     println!("{target}: {} {state}", plugin.image);
-    Ok(if state == crate::target::ensure::State::UpToDate {
+    Ok(if state == crate::target::ensure::ImageState::UpToDate {
         0
     } else {
         1

@@ -5,8 +5,8 @@ use std::ffi::OsString;
 use anyhow::Result;
 
 use crate::commands::argparse::{Arity, Matches, Opt, Spec};
-use crate::engine::container;
 use crate::context::Ctx;
+use crate::engine::container;
 
 pub const SPEC: Spec = Spec {
     name: "run",

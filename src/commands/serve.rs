@@ -13,8 +13,8 @@ use crate::context::Ctx;
 use crate::distcc::{self, forwarding, server};
 use crate::engine::Engine;
 use crate::engine::orphans::{self, Container};
-use crate::target::plugin::Registry;
 use crate::session::TARGET_LABEL;
+use crate::target::plugin::Registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -236,8 +236,9 @@ fn start(ctx: &Ctx, args: &Args) -> Result<i32> {
 /// meet at the container name instead, see `run_server`.)
 fn lock_set(engine: &Engine, instance: &str) -> Result<Flock<std::fs::File>> {
     let dir = crate::state::paths::runtime_subdir("serve")?;
-    let key =
-        crate::image::dockerfile::bytes_checksum(format!("{:?}/{instance}", engine.flavor()).as_bytes());
+    let key = crate::image::dockerfile::bytes_checksum(
+        format!("{:?}/{instance}", engine.flavor()).as_bytes(),
+    );
     let file = crate::state::safefs::open_private(
         &dir.join(format!(".lock-{}", &key[..16])),
         OpenOptions::new().create(true).truncate(false).write(true),

@@ -128,7 +128,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     }
     if args.toolchain_files && !args.remove {
         for p in &plugins {
-            write_toolchain_files(ctx, &*crate::target::project::apply(p)?, &args.dir, args.quiet)?;
+            write_toolchain_files(
+                ctx,
+                &*crate::target::project::apply(p)?,
+                &args.dir,
+                args.quiet,
+            )?;
         }
     }
     Ok(0)
@@ -139,7 +144,8 @@ fn write_toolchain_files(ctx: &Ctx, plugin: &Plugin, dir: &Path, quiet: bool) ->
     for (kind, ext) in [("cmake", "cmake"), ("meson", "meson"), ("env", "env")] {
         let text = super::toolchain::text(ctx, plugin, kind, Some(dir))?;
         let file = dir.join(format!("{}.{ext}", plugin.target));
-        std::fs::write(&file, text).map_err(|e| crate::state::safefs::io_error(e, "write", &file))?;
+        std::fs::write(&file, text)
+            .map_err(|e| crate::state::safefs::io_error(e, "write", &file))?;
         if !quiet {
             println!("wrote {}", file.display());
         }

@@ -67,7 +67,9 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
     };
     let text = text(ctx, &plugin, kind, args.links.as_deref())?;
     match &args.output {
-        Some(f) => std::fs::write(f, text).map_err(|e| crate::state::safefs::io_error(e, "write", f))?,
+        Some(f) => {
+            std::fs::write(f, text).map_err(|e| crate::state::safefs::io_error(e, "write", f))?
+        }
         None => print!("{text}"),
     }
     Ok(0)

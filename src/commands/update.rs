@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::commands::argparse::{Arity, Matches, Opt, Pos, Spec};
-use crate::host::binfmt;
 use crate::context::Ctx;
+use crate::host::binfmt;
 
 pub const SPEC: Spec = Spec {
     name: "update",

@@ -13,16 +13,16 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Result, bail};
 
-use crate::engine::container;
-use crate::context::Ctx;
 use crate::call::depfiles;
-use crate::diag::debug;
-use crate::engine::{Engine, Kind};
-use crate::target::ensure;
 use crate::call::passenv;
-use crate::target::plugin::Plugin;
 use crate::call::request::Request;
+use crate::context::Ctx;
+use crate::diag::debug;
+use crate::engine::container;
+use crate::engine::{Engine, Kind};
 use crate::session;
+use crate::target::ensure;
+use crate::target::plugin::Plugin;
 
 /// Run the request in a fresh container (`run --rm`). The variables' values
 /// travel in the engine client's environment, or in an env file where the

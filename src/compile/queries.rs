@@ -22,9 +22,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::call::request::Request;
 use crate::context::Ctx;
 use crate::target::plugin::Plugin;
-use crate::call::request::Request;
 
 /// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
 /// (other options may come with it; no input files) when TOOL is a tool of

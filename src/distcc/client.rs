@@ -332,7 +332,8 @@ fn try_route(
     hosts: &str,
     passed: &Passed,
 ) -> Result<i32> {
-    crate::target::distcc_hosts::parse(hosts).map_err(|why| anyhow::anyhow!("{HOSTS_VAR} {why}"))?;
+    crate::target::distcc_hosts::parse(hosts)
+        .map_err(|why| anyhow::anyhow!("{HOSTS_VAR} {why}"))?;
     let dir = link_dir()?;
     let Some(distcc) = on_path("distcc", &dir) else {
         anyhow::bail!("no distcc on PATH (install distcc)");
@@ -378,7 +379,7 @@ fn try_route(
         use std::io::Write;
         let _ = std::io::stderr().write_all(once(&err));
     }
-    let code = crate::engine::exit_code(status.context("waiting for distcc")?);
+    let code = crate::host::exit_code(status.context("waiting for distcc")?);
     if DISTCC_ERRORS.contains(&code) {
         // distcc failed (with DISTCC_FALLBACK=0, or with no way to compile
         // at all): its reason is in the log, not on stderr.

@@ -9,8 +9,8 @@ pub mod server;
 
 use anyhow::{Context, Result};
 
-use crate::image::dockerfile::Library;
 use crate::engine::Engine;
+use crate::image::dockerfile::Library;
 use crate::target::ensure;
 use crate::target::plugin::Plugin;
 

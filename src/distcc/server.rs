@@ -31,7 +31,7 @@ pub const USER: &str = "65534:65534";
 
 /// The tools a server compiles for: the gcc drivers the target has.
 pub fn compilers(plugin: &Plugin) -> Vec<(&str, &str)> {
-    crate::cli::COMPILERS
+    crate::target::plugin::COMPILERS
         .iter()
         .filter_map(|t| plugin.tools.get(*t).map(|p| (*t, p.as_str())))
         .collect()

@@ -38,7 +38,11 @@ pub fn run(
         "--label".into(),
         format!("{}={label}", labels::INSTANCE).into(),
     ];
-    full.extend(crate::engine::orphans::label_args().into_iter().map(OsString::from));
+    full.extend(
+        crate::engine::orphans::label_args()
+            .into_iter()
+            .map(OsString::from),
+    );
     if as_user {
         full.extend(engine.user_args().into_iter().map(OsString::from));
     }

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-
 use crate::signals;
 
 pub use endpoint::{Endpoint, RemoteEngine};
@@ -221,16 +220,6 @@ pub fn message_line(s: &str, last: bool) -> String {
 
 fn first_line(s: &str) -> String {
     message_line(s, false)
-}
-
-/// The exit code a finished child reports, 128+N for a signal death.
-pub fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 1,
-    }
 }
 
 /// `ENGINE ARGS...` with the probe's timeout: its stdout, or why not.
@@ -532,7 +521,7 @@ impl Engine {
         let status = child.wait();
         signals::set_child(None);
         signals::hold_if_terminating();
-        Ok((exit_code(status?), got))
+        Ok((crate::host::exit_code(status?), got))
     }
 
     /// Run in the foreground with stderr captured; on failure the error

@@ -14,10 +14,10 @@ use std::process::Stdio;
 
 use anyhow::{Context, Result, bail};
 
+use crate::engine::labels;
+use crate::engine::{Engine, Flavor};
 use crate::host::binfmt;
 use dockerfile::Library;
-use crate::engine::{Engine, Flavor};
-use crate::engine::labels;
 
 /// docker.py passes these through from the environment as build args.
 const PROXY_VARS: &[&str] = &["ftp_proxy", "http_proxy", "https_proxy"];
@@ -151,7 +151,7 @@ fn run_pre(pre: &Path, context: &Path, quiet: bool) -> Result<i32> {
     let status = cmd
         .status()
         .with_context(|| format!("cannot run {} (is it executable?)", pre.display()))?;
-    Ok(crate::engine::exit_code(status))
+    Ok(crate::host::exit_code(status))
 }
 
 /// The line that adds the calling user to the image, as docker.py writes it.

@@ -33,14 +33,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::error::UsageError;
-use crate::host::binfmt::{self, Handler};
+use crate::call::mounts;
+use crate::call::request::Request;
 use crate::compile;
 use crate::context::Ctx;
+use crate::error::UsageError;
+use crate::host::binfmt::{self, Handler};
 use crate::host::elf::{dynamic as elf_dynamic, is_dynamic as elf_is_dynamic};
-use crate::call::mounts;
 use crate::target::plugin::{Plugin, RUNNER};
-use crate::call::request::Request;
 
 /// Where the host's qemu-user appears inside the container.
 const QEMU_DIR: &str = "/.qemu-cross-cc";

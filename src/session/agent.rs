@@ -33,7 +33,7 @@ const MAX_CONNECTIONS: usize = 256;
 /// within milliseconds of connecting; a silent one must not hold a thread.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-struct State {
+struct Agent {
     /// The host folders mounted for the calls.
     mounts: Vec<PathBuf>,
     /// Connections being served.
@@ -47,7 +47,7 @@ struct State {
     socket: PathBuf,
 }
 
-impl State {
+impl Agent {
     fn touch(&self) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
@@ -113,7 +113,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     }
     let listener = protocol::bind(&socket)
         .with_context(|| format!("agent: cannot listen on {}", socket.display()))?;
-    let state = Arc::new(State {
+    let state = Arc::new(Agent {
         mounts,
         connections: AtomicUsize::new(0),
         draining: AtomicBool::new(false),
@@ -154,7 +154,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
 /// Serve a connection in a thread of its own, within the limits: at most
 /// `MAX_CONNECTIONS` at once (a caller beyond them is told `Busy` and runs
 /// its program elsewhere), each with a time limit for sending its request.
-fn accept(conn: UnixStream, state: &Arc<State>) {
+fn accept(conn: UnixStream, state: &Arc<Agent>) {
     let timed = conn
         .set_read_timeout(Some(REQUEST_TIMEOUT))
         .and_then(|()| conn.set_write_timeout(Some(REQUEST_TIMEOUT)));
@@ -181,7 +181,7 @@ fn accept(conn: UnixStream, state: &Arc<State>) {
 /// Every 20 ms: exit once draining (asked to, idle too long, or the socket
 /// removed with its folder on the host, which leaves nobody able to call) and
 /// no call runs.
-fn watch(st: &State, limit: Duration) -> ! {
+fn watch(st: &Agent, limit: Duration) -> ! {
     loop {
         std::thread::sleep(Duration::from_millis(20));
         let idle = st.active.load(Ordering::SeqCst) == 0;
@@ -270,7 +270,7 @@ fn reap_as_init() -> Result<()> {
 }
 
 /// Serve one connection: an optional `Hello`, then one request.
-fn serve(conn: UnixStream, st: &State) -> Result<()> {
+fn serve(conn: UnixStream, st: &Agent) -> Result<()> {
     loop {
         let Some((req, fds)) = protocol::recv::<Request>(&conn, protocol::REQUEST_CAP)? else {
             return Ok(());
@@ -291,7 +291,7 @@ fn serve(conn: UnixStream, st: &State) -> Result<()> {
     }
 }
 
-fn status(st: &State) -> Status {
+fn status(st: &Agent) -> Status {
     Status {
         version: protocol::VERSION,
         started: st.started,
@@ -305,7 +305,7 @@ fn send_ending(conn: &UnixStream) -> Result<()> {
     protocol::send(conn, &Reply::Stale("the session is ending".into()), &[])
 }
 
-fn serve_run(conn: &UnixStream, st: &State, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
+fn serve_run(conn: &UnixStream, st: &Agent, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
     if run.version != protocol::VERSION {
         return protocol::send(
             conn,
@@ -453,7 +453,7 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
         wait_group_gone(pgid, Duration::from_secs(2));
     }
     drop(tmp);
-    protocol::send(conn, &Reply::Exit(crate::engine::exit_code(status)), &[])?;
+    protocol::send(conn, &Reply::Exit(crate::host::exit_code(status)), &[])?;
     let _ = conn.shutdown(std::net::Shutdown::Both);
     Ok(())
 }
@@ -501,8 +501,8 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::os::fd::AsRawFd;
 
-    fn state(socket: PathBuf) -> Arc<State> {
-        Arc::new(State {
+    fn state(socket: PathBuf) -> Arc<Agent> {
+        Arc::new(Agent {
             mounts: Vec::new(),
             connections: AtomicUsize::new(0),
             draining: AtomicBool::new(false),
@@ -515,7 +515,7 @@ mod tests {
     }
 
     /// A client end with the agent serving the other end in a thread.
-    fn serving(st: &Arc<State>) -> UnixStream {
+    fn serving(st: &Arc<Agent>) -> UnixStream {
         let (client, agent) = UnixStream::pair().unwrap();
         let st = st.clone();
         std::thread::spawn(move || serve(agent, &st));
@@ -582,7 +582,7 @@ mod tests {
 
     /// Start `run` in the agent; returns the client end and the program's
     /// stdout.
-    fn start(st: &Arc<State>, run: Run) -> (UnixStream, BufReader<std::fs::File>) {
+    fn start(st: &Arc<Agent>, run: Run) -> (UnixStream, BufReader<std::fs::File>) {
         let c = serving(st);
         let (r, w) = nix::unistd::pipe().unwrap();
         let null = std::fs::File::open("/dev/null").unwrap();

@@ -27,10 +27,10 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::call::argpaths::is_broad;
-use crate::engine::{Choice, Engine, Flavor, Kind};
-use crate::engine::labels;
 use crate::call::mounts::{self, MountSet};
 use crate::call::request::Request;
+use crate::engine::labels;
+use crate::engine::{Choice, Engine, Flavor, Kind};
 use crate::signals;
 
 pub use protocol::Status;
@@ -51,7 +51,9 @@ pub const RUNTIME_LABEL: &str = "com.qemu-cross-cc.runtime";
 
 /// The value of `RUNTIME_LABEL` for this process.
 pub fn runtime_label() -> String {
-    crate::state::paths::runtime_location().display().to_string()
+    crate::state::paths::runtime_location()
+        .display()
+        .to_string()
 }
 
 /// Where the agent binary appears inside the container.
@@ -169,6 +171,16 @@ impl Record {
             && self.uid == crate::host::user::uid()
             && self.gid == crate::host::user::gid()
             && self.exe == exe
+    }
+
+    /// Whether it runs an image since rebuilt from another dockerfile: the
+    /// next call for that image ends it (it would never be used again).
+    /// A `cc -i IMAGE` call (no checksum) says nothing about the dockerfile.
+    fn outdated(&self, image: &str, checksum: &str) -> bool {
+        self.image == image
+            && !checksum.is_empty()
+            && !self.checksum.is_empty()
+            && self.checksum != checksum
     }
 
     /// Whether every mounted folder is still the one the container sees.
@@ -321,6 +333,10 @@ pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
     };
     let mut busy = false;
     for rec in records() {
+        if rec.outdated(&req.image, checksum) {
+            stop(&rec);
+            continue;
+        }
         if !rec.compatible(&req.image, checksum, choice, &exe)
             || !rec.mount_set().covers_set(&req.mounts)
         {
@@ -627,7 +643,10 @@ pub fn start_and_run(
     // From here on, a failure removes the container it started: a session
     // nobody can find must not idle on.
     let started = start_container(engine, &rec, &exe_path, &set).and_then(|()| {
-        crate::state::safefs::write_private(&sdir.join("record.json"), &serde_json::to_vec_pretty(&rec)?)
+        crate::state::safefs::write_private(
+            &sdir.join("record.json"),
+            &serde_json::to_vec_pretty(&rec)?,
+        )
     });
     if let Err(e) = started {
         engine.remove_containers(std::slice::from_ref(&rec.container));
@@ -666,7 +685,11 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         "--label".into(),
         format!("{SESSION_LABEL}={}", rec.id).into(),
     ];
-    args.extend(crate::engine::orphans::label_args().into_iter().map(OsString::from));
+    args.extend(
+        crate::engine::orphans::label_args()
+            .into_iter()
+            .map(OsString::from),
+    );
     if let Some(t) = &rec.target {
         args.extend(["--label".into(), format!("{TARGET_LABEL}={t}").into()]);
     }
@@ -776,13 +799,6 @@ pub fn stop(rec: &Record) {
             .remove_containers(std::slice::from_ref(&rec.container)),
     }
     forget(rec);
-}
-
-/// The sessions of an image end when it is rebuilt.
-pub fn retire_image(image: &str) {
-    for rec in records().into_iter().filter(|r| r.image == image) {
-        stop(&rec);
-    }
 }
 
 /// Forget the sessions of this engine (after `clean` removed their

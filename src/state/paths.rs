@@ -45,7 +45,9 @@ pub fn cache_location() -> PathBuf {
     }
     match project() {
         Some(p) => p.cache_dir().to_path_buf(),
-        None => std::env::temp_dir().join(format!("qemu-cross-cc-cache-{}", crate::host::user::uid())),
+        None => {
+            std::env::temp_dir().join(format!("qemu-cross-cc-cache-{}", crate::host::user::uid()))
+        }
     }
 }
 

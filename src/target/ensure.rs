@@ -13,26 +13,26 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::image::{Job, derive};
-use crate::image::dockerfile::{self, Library};
 use crate::engine::Engine;
-use crate::target::plugin::Plugin;
+use crate::image::dockerfile::{self, Library};
+use crate::image::{Job, derive};
 use crate::state::safefs;
+use crate::target::plugin::Plugin;
 
 /// Whether an image matches its dockerfile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum State {
+pub enum ImageState {
     UpToDate,
     Stale,
     Missing,
 }
 
-impl std::fmt::Display for State {
+impl std::fmt::Display for ImageState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            State::UpToDate => "up to date",
-            State::Stale => "stale",
-            State::Missing => "missing",
+            ImageState::UpToDate => "up to date",
+            ImageState::Stale => "stale",
+            ImageState::Missing => "missing",
         })
     }
 }
@@ -105,12 +105,12 @@ pub fn wanted_checksum(plugin: &Plugin, library: &Library) -> Result<String> {
 }
 
 /// The state of the image the plugin's tools run in.
-pub fn image_state(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<State> {
+pub fn image_state(engine: &Engine, plugin: &Plugin, library: &Library) -> Result<ImageState> {
     let want = wanted_checksum(plugin, library)?;
     Ok(match engine.image_checksum(&plugin.image)? {
-        None => State::Missing,
-        Some(have) if have == want => State::UpToDate,
-        Some(_) => State::Stale,
+        None => ImageState::Missing,
+        Some(have) if have == want => ImageState::UpToDate,
+        Some(_) => ImageState::Stale,
     })
 }
 
@@ -203,8 +203,9 @@ fn ensure_sources(
 /// if needed (and, for a derived image, its base first), and return its id.
 /// The compile path calls this: it prints nothing unless stderr is a
 /// terminal. `want` is the checksum from `wanted_checksum`, computed before
-/// the engine is probed so that configuration errors come first. A rebuilt
-/// image retires the sessions of the old one.
+/// the engine is probed so that configuration errors come first. (The
+/// sessions of the old image end at the next call for it: see
+/// `session::run_in_live`.)
 pub fn ensure(engine: &Engine, plugin: &Plugin, library: &Library, want: &str) -> Result<String> {
     // An up-to-date derived image implies its base was (its checksum holds
     // the base's): one engine call either way.
@@ -337,7 +338,6 @@ fn build_once(
         return Err(e);
     }
     let _ = std::fs::remove_file(&marker);
-    crate::session::retire_image(image.tag);
     match engine.image_id_and_checksum(image.tag)? {
         Some((id, _)) => Ok(id),
         None => bail!("image {} is missing right after its build", image.tag),

@@ -6,7 +6,9 @@
 
 pub mod distcc_hosts;
 pub mod ensure;
+pub mod manifest;
 pub mod plugin;
 pub mod project;
+pub mod registry;
 pub mod sysroot;
 pub mod toolchain;

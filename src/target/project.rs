@@ -134,7 +134,8 @@ fn target_key(target: &str) -> String {
 impl Project {
     /// Read and check the file.
     pub fn load(file: &Path) -> Result<Project> {
-        let text = crate::state::safefs::read_config_checked(file, CAP, |opened| trusted(file, opened))?;
+        let text =
+            crate::state::safefs::read_config_checked(file, CAP, |opened| trusted(file, opened))?;
         Project::parse(&text, file)
     }
 
@@ -294,7 +295,7 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
             ));
         }
     }
-    crate::target::plugin::check_packages(&s.packages).map_err(|why| bad("packages", why))?;
+    crate::target::manifest::check_packages(&s.packages).map_err(|why| bad("packages", why))?;
     if let Some(hosts) = &s.distcc {
         crate::target::distcc_hosts::parse(hosts).map_err(|why| bad("distcc", why))?;
     }

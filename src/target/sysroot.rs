@@ -19,8 +19,8 @@ use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::engine::Engine;
-use crate::target::plugin::Plugin;
 use crate::state::safefs;
+use crate::target::plugin::Plugin;
 
 /// Written last: an export without it is incomplete.
 const COMPLETE: &str = ".qemu-cross-cc-complete";
@@ -118,7 +118,8 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
 }
 
 fn lock(image: &str) -> Result<Flock<File>> {
-    let path = crate::state::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
+    let path =
+        crate::state::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
     let file = safefs::open_private(
         &path,
         std::fs::OpenOptions::new()

@@ -154,7 +154,11 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
             // the project): it is told the project file too.
             let value = match (&p.project, tool) {
                 (Some(f), "run") => {
-                    format!("env;{}={};{path}", crate::target::project::PROJECT_VAR, f.display())
+                    format!(
+                        "env;{}={};{path}",
+                        crate::target::project::PROJECT_VAR,
+                        f.display()
+                    )
                 }
                 _ => path,
             };
@@ -203,7 +207,11 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         format!(
             "{}, {}, ",
             meson_str("env"),
-            meson_str(&format!("{}={}", crate::target::project::PROJECT_VAR, f.display()))
+            meson_str(&format!(
+                "{}={}",
+                crate::target::project::PROJECT_VAR,
+                f.display()
+            ))
         )
     });
     for (key, tool) in [
