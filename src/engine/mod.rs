@@ -2,23 +2,26 @@
 //! command is run.
 
 pub mod container;
+mod detect;
 mod endpoint;
+mod facts;
 pub mod labels;
 pub mod orphans;
 
 use std::cell::OnceCell;
 use std::ffi::OsStr;
 use std::fmt;
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::signals;
 
-pub use endpoint::{Endpoint, RemoteEngine};
+pub use detect::last_switch;
+pub use endpoint::Endpoint;
 
 /// What `--engine` / `QEMU_CROSS_CC_ENGINE` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,70 +138,6 @@ pub struct NoEngine {
     pub tried: String,
 }
 
-/// How long `ENGINE version` may take before the engine counts as hung.
-fn probe_timeout() -> Duration {
-    std::env::var("QEMU_CROSS_CC_ENGINE_TIMEOUT")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map(Duration::from_secs_f64)
-        .unwrap_or(Duration::from_secs(30))
-}
-
-/// What an engine client may print when asked about itself; more is
-/// discarded.
-const ANSWER_CAP: u64 = 1 << 16;
-
-/// Read at most `ANSWER_CAP` bytes of `from` in a thread, discarding the
-/// rest (the writer never blocks on a full pipe).
-fn read_capped(
-    from: Option<impl std::io::Read + Send + 'static>,
-) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = Vec::new();
-        if let Some(mut r) = from {
-            let _ = r.by_ref().take(ANSWER_CAP).read_to_end(&mut s);
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        }
-        String::from_utf8_lossy(&s).into_owned()
-    })
-}
-
-/// Run `cmd` to completion, killing it after `timeout`. Returns its
-/// status, stdout and stderr (each cut at `ANSWER_CAP`).
-fn run_with_timeout(
-    mut cmd: Command,
-    timeout: Duration,
-) -> std::io::Result<(ExitStatus, String, String)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let stdout = read_capped(child.stdout.take());
-    let stderr = read_capped(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {}s", timeout.as_secs_f64()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ok((
-        status,
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    ))
-}
-
 /// The first (or last) non-empty line of an engine's message, without its
 /// `Error: ` prefix, shortened for a one-line error.
 pub fn message_line(s: &str, last: bool) -> String {
@@ -222,74 +161,6 @@ fn first_line(s: &str) -> String {
     message_line(s, false)
 }
 
-/// `ENGINE ARGS...` with the probe's timeout: its stdout, or why not.
-fn ask(kind: Kind, args: &[&str], timeout: Duration) -> Result<String, String> {
-    let prog = kind.prog();
-    let mut cmd = Command::new(prog[0]);
-    cmd.args(&prog[1..]).args(args);
-    match run_with_timeout(cmd, timeout) {
-        Ok((status, stdout, _)) if status.success() => Ok(stdout),
-        Ok((_, _, stderr)) => Err(first_line(&stderr)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("not installed".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Ask `kind` for its version; the reason when it does not answer. podman's
-/// answer also says whether it is remote (docker's does not: see
-/// `Engine::endpoint`).
-fn probe(kind: Kind, timeout: Duration) -> Result<Option<Endpoint>, String> {
-    match kind.flavor() {
-        Flavor::Podman => {
-            let json = ask(kind, &["version", "--format", "json"], timeout)?;
-            Ok(Some(endpoint::podman(json.as_bytes(), |v| {
-                std::env::var(v).ok()
-            })))
-        }
-        Flavor::Docker => ask(kind, &["version"], timeout).map(|_| None),
-    }
-}
-
-/// Probe the engine in use again: up to three tries, a moment apart.
-fn probe_with_retries(kind: Kind) -> Result<Option<Endpoint>, String> {
-    let timeout = probe_timeout();
-    let mut last = String::new();
-    for delay in [0, 300, 1000] {
-        std::thread::sleep(Duration::from_millis(delay));
-        match probe(kind, timeout) {
-            Ok(endpoint) => return Ok(endpoint),
-            Err(why) => last = why,
-        }
-    }
-    Err(last)
-}
-
-/// What the engine `auto` found is remembered by: the choice, `PATH` and
-/// the variables that point the engines elsewhere.
-fn detect_key(choice: Choice) -> String {
-    format!(
-        "{choice:?}|{}|{}",
-        std::env::var("PATH").unwrap_or_default(),
-        endpoint::env_key()
-    )
-}
-
-/// The last change of engine that `auto` made, if any: (from, to, when,
-/// why), for `probe` and `sessions` to show.
-pub fn last_switch(choice: Choice) -> Option<String> {
-    let key = detect_key(choice);
-    facts::get_switch(&key).map(|s| {
-        format!(
-            "the engine changed from {} to {} {} ago because {} failed: {}",
-            s.from.name(),
-            s.to.name(),
-            facts::ago(s.at),
-            s.from.prog().join(" "),
-            s.why
-        )
-    })
-}
-
 impl Engine {
     /// An engine of a known kind, not probed (used for sessions whose
     /// engine was probed before).
@@ -300,154 +171,6 @@ impl Engine {
             buildkit: OnceCell::new(),
             endpoint: OnceCell::new(),
         }
-    }
-
-    /// A detected engine; where it runs containers when its probe told
-    /// (podman), remembered for the calls that follow.
-    fn found(kind: Kind, endpoint: Option<Endpoint>) -> Engine {
-        let e = Engine::new(kind);
-        if let Some(at) = endpoint {
-            facts::set_endpoint(kind, &at);
-            let _ = e.endpoint.set(at);
-        }
-        e
-    }
-
-    /// Where its containers run: what the client said when this engine was
-    /// detected, remembered as long as the detection (keyed by the engine
-    /// and the variables that point it elsewhere), else asked now:
-    /// `docker context inspect` (the endpoint `DOCKER_HOST`, `DOCKER_CONTEXT`
-    /// or the config's current context selects; no daemon call) or
-    /// podman's `version`.
-    pub fn endpoint(&self) -> &Endpoint {
-        self.endpoint.get_or_init(|| {
-            if let Some(at) = facts::get_endpoint(self.kind) {
-                return at;
-            }
-            let timeout = probe_timeout();
-            let asked = match self.flavor() {
-                Flavor::Podman => probe(self.kind, timeout).map(|at| at.unwrap_or(Endpoint::Local)),
-                Flavor::Docker => ask(
-                    self.kind,
-                    &[
-                        "context",
-                        "inspect",
-                        "--format",
-                        "{{.Endpoints.docker.Host}}",
-                    ],
-                    timeout,
-                )
-                .map(|host| endpoint::docker(&host)),
-            };
-            match asked {
-                Ok(at) => {
-                    facts::set_endpoint(self.kind, &at);
-                    at
-                }
-                // A docker client without contexts (before 19.03) had
-                // only DOCKER_HOST; through sudo, which drops it unless
-                // its policy keeps it, nothing can be said.
-                Err(why) => {
-                    crate::diag::debug(format!(
-                        "{} cannot say where it runs containers: {why}",
-                        self.kind.name()
-                    ));
-                    if self.kind == Kind::Docker {
-                        endpoint::docker_from_env(|v| std::env::var(v).ok())
-                    } else {
-                        Endpoint::Local
-                    }
-                }
-            }
-        })
-    }
-
-    /// Refuse an engine that runs containers on another machine: what is
-    /// about to run bind-mounts this machine's folders. The user may say
-    /// otherwise (`QEMU_CROSS_CC_ENGINE_LOCAL=1`).
-    pub fn require_local(&self) -> Result<(), RemoteEngine> {
-        if endpoint::declared_local() {
-            return Ok(());
-        }
-        match self.endpoint() {
-            Endpoint::Local => Ok(()),
-            Endpoint::Remote(at) => Err(RemoteEngine {
-                engine: format!("{} {at}", self.kind.name()),
-            }),
-        }
-    }
-
-    /// The first of podman, docker, `sudo -n docker` (filtered by `choice`)
-    /// whose `version` succeeds, as docker.py does.
-    pub fn detect(choice: Choice) -> Result<Engine, NoEngine> {
-        let timeout = probe_timeout();
-        let mut tried = Vec::new();
-        for kind in Kind::ALL.into_iter().filter(|k| k.allowed_by(choice)) {
-            match probe(kind, timeout) {
-                Ok(endpoint) => return Ok(Engine::found(kind, endpoint)),
-                Err(why) => tried.push(format!("{} ({why})", kind.prog().join(" "))),
-            }
-        }
-        Err(NoEngine {
-            tried: tried.join(", "),
-        })
-    }
-
-    /// `detect`, remembered in the runtime folder: a build that runs the
-    /// compiler hundreds of times probes once a minute at most, and keeps
-    /// the engine it started with. The remembered engine is checked again
-    /// when its minute is over, with retries: a slow or briefly failing
-    /// `podman version` does not move a build to docker. Only an engine that
-    /// keeps failing is replaced, and the change is recorded for `probe`,
-    /// `sessions` and `QEMU_CROSS_CC_DEBUG`.
-    pub fn detect_cached(choice: Choice) -> Result<Engine, NoEngine> {
-        let key = detect_key(choice);
-        let remembered = facts::get_detected(&key);
-        let mut failed = None;
-        if let Some((kind, fresh, endpoint)) = remembered {
-            if fresh {
-                let e = Engine::new(kind);
-                if let Some(at) = endpoint {
-                    let _ = e.endpoint.set(at);
-                }
-                return Ok(e);
-            }
-            match probe_with_retries(kind) {
-                Ok(endpoint) => {
-                    facts::set_detected(&key, kind, None);
-                    return Ok(Engine::found(kind, endpoint));
-                }
-                Err(why) => failed = Some((kind, why)),
-            }
-        }
-        let e = Engine::detect(choice).map_err(|mut err| {
-            if let Some((kind, why)) = &failed {
-                err.tried = format!(
-                    "{} (the engine in use until now, {}, stopped answering: {why})",
-                    err.tried,
-                    kind.name()
-                );
-            }
-            err
-        })?;
-        let switch = failed
-            .filter(|(from, _)| *from != e.kind)
-            .map(|(from, why)| {
-                crate::diag::debug(format!(
-                    "engine changed from {} to {}: {} {why}",
-                    from.name(),
-                    e.kind.name(),
-                    from.prog().join(" ")
-                ));
-                facts::Switch {
-                    from,
-                    to: e.kind,
-                    at: facts::now(),
-                    why,
-                }
-            });
-        facts::set_detected(&key, e.kind, switch);
-        Ok(e)
     }
 
     /// Whether this engine should be swept for orphaned containers now:
@@ -777,176 +500,6 @@ impl Engine {
         if let Ok(ids) = self.instance_containers(Some(label), true) {
             self.remove_containers(&ids);
         }
-    }
-}
-
-/// Facts about the engines remembered in `RUNTIME/engine.json`: which
-/// engine `auto` found and where each engine runs its containers (checked
-/// again after a minute), and whether an engine is rootless (for a day).
-/// All are keyed by the variables that point an engine at another service.
-/// Only engine kinds are stored, never commands.
-mod facts {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
-    use serde::{Deserialize, Serialize};
-
-    use super::{Endpoint, Kind};
-
-    const ROOTLESS_TTL: u64 = 86_400;
-    /// A state file larger than this is not ours.
-    const MAX_BYTES: u64 = 256 << 10;
-
-    /// How long the detected engine is used without asking it again
-    /// (`QEMU_CROSS_CC_ENGINE_TTL`, seconds; default 60).
-    fn detect_ttl() -> u64 {
-        std::env::var("QEMU_CROSS_CC_ENGINE_TTL")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(60)
-    }
-
-    #[derive(Clone, Debug, Serialize, Deserialize)]
-    pub struct Switch {
-        pub from: Kind,
-        pub to: Kind,
-        pub at: u64,
-        pub why: String,
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct Detected {
-        kind: Kind,
-        verified: u64,
-        #[serde(default)]
-        switch: Option<Switch>,
-    }
-
-    #[derive(Default, Serialize, Deserialize)]
-    struct Facts {
-        #[serde(default)]
-        detected: BTreeMap<String, Detected>,
-        #[serde(default)]
-        rootless: BTreeMap<String, (bool, u64)>,
-        /// When each engine was last swept for orphaned containers.
-        #[serde(default)]
-        swept: BTreeMap<String, u64>,
-        /// Where each engine runs containers, and when it said so.
-        #[serde(default)]
-        endpoints: BTreeMap<String, (Endpoint, u64)>,
-    }
-
-    fn path() -> Option<PathBuf> {
-        crate::state::paths::runtime_dir()
-            .ok()
-            .map(|d| d.join("engine.json"))
-    }
-
-    pub fn now() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    }
-
-    pub fn ago(at: u64) -> String {
-        let s = now().saturating_sub(at);
-        match s {
-            s if s < 120 => format!("{s}s"),
-            s if s < 7200 => format!("{}m", s / 60),
-            s => format!("{}h", s / 3600),
-        }
-    }
-
-    /// The facts, when the file is this user's own private file.
-    fn load() -> Facts {
-        path()
-            .and_then(|p| crate::state::safefs::read_state(&p, MAX_BYTES))
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    }
-
-    /// Best effort: a full or read-only runtime folder only costs probes.
-    fn save(f: &Facts) {
-        if let (Some(p), Ok(b)) = (path(), serde_json::to_vec(f)) {
-            let _ = crate::state::safefs::write_private(&p, &b);
-        }
-    }
-
-    /// An engine as it is pointed now.
-    pub fn engine_key(kind: Kind) -> String {
-        format!("{}|{}", kind.name(), super::endpoint::env_key())
-    }
-
-    fn fresh_endpoint(f: &mut Facts, kind: Kind) -> Option<Endpoint> {
-        let (at, when) = f.endpoints.remove(&engine_key(kind))?;
-        (now().saturating_sub(when) < detect_ttl()).then_some(at)
-    }
-
-    /// The remembered engine, whether it is still fresh, and where it runs
-    /// containers when that is known and fresh.
-    pub fn get_detected(key: &str) -> Option<(Kind, bool, Option<Endpoint>)> {
-        let mut f = load();
-        let d = f.detected.remove(key)?;
-        Some((
-            d.kind,
-            now().saturating_sub(d.verified) < detect_ttl(),
-            fresh_endpoint(&mut f, d.kind),
-        ))
-    }
-
-    pub fn get_endpoint(kind: Kind) -> Option<Endpoint> {
-        fresh_endpoint(&mut load(), kind)
-    }
-
-    pub fn set_endpoint(kind: Kind, at: &Endpoint) {
-        let mut f = load();
-        f.endpoints.insert(engine_key(kind), (at.clone(), now()));
-        save(&f);
-    }
-
-    pub fn get_switch(key: &str) -> Option<Switch> {
-        load().detected.remove(key)?.switch
-    }
-
-    /// Remember `kind` as verified now; a new switch replaces the last one,
-    /// which is kept otherwise.
-    pub fn set_detected(key: &str, kind: Kind, switch: Option<Switch>) {
-        let mut f = load();
-        let old = f.detected.remove(key).and_then(|d| d.switch);
-        f.detected.insert(
-            key.to_string(),
-            Detected {
-                kind,
-                verified: now(),
-                switch: switch.or(old),
-            },
-        );
-        save(&f);
-    }
-
-    /// Whether `kind` is due for a sweep (once per detection period); marks
-    /// it swept.
-    pub fn sweep_due(kind: Kind) -> bool {
-        let mut f = load();
-        let at = f.swept.get(kind.name()).copied().unwrap_or(0);
-        if now().saturating_sub(at) < detect_ttl() {
-            return false;
-        }
-        f.swept.insert(kind.name().to_string(), now());
-        save(&f);
-        true
-    }
-
-    pub fn get_rootless(key: &str) -> Option<bool> {
-        let (r, at) = load().rootless.remove(key)?;
-        (now().saturating_sub(at) < ROOTLESS_TTL).then_some(r)
-    }
-
-    pub fn set_rootless(key: &str, r: bool) {
-        let mut f = load();
-        f.rootless.insert(key.to_string(), (r, now()));
-        save(&f);
     }
 }
 
