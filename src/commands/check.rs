@@ -114,10 +114,7 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         let Some(created_at) = parse_utc(created) else {
             bail!("cannot read the image's creation time '{created}'");
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = crate::host::unix_now() as i64;
         if created_at < now - olderthan * 60 {
             println!("Image created @ {timestr} more than {olderthan} minutes old");
             Ok(1)

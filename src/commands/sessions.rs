@@ -133,10 +133,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<i32> {
 }
 
 fn list(ctx: &Ctx, json: bool) -> Result<i32> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::host::unix_now();
     let rows = live();
     let known: Vec<String> = rows.iter().map(|(r, _)| r.container.clone()).collect();
     let lost = orphaned(ctx, &known);

@@ -118,21 +118,14 @@ fn link_of(name: &str, argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
             dirs.push(crate::call::mounts::normalize(dir, cwd));
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        dirs.extend(
-            std::env::split_paths(&path)
-                .filter(|d| !d.as_os_str().is_empty())
-                .map(|d| crate::call::mounts::normalize(&d, cwd)),
-        );
-    }
+    dirs.extend(
+        crate::host::path_dirs()
+            .iter()
+            .map(|d| crate::call::mounts::normalize(d, cwd)),
+    );
     dirs.into_iter()
         .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .find(|p| crate::host::is_executable(p))
 }
 
 #[cfg(test)]

@@ -211,14 +211,11 @@ fn explicit_depfile(args: &[OsString]) -> Vec<OsString> {
 
 /// A program on `PATH`, not in `skip`.
 fn on_path(name: &str, skip: &Path) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .filter(|d| d != skip && !d.as_os_str().is_empty())
+    crate::host::path_dirs()
+        .into_iter()
+        .filter(|d| d != skip)
         .map(|d| d.join(name))
-        .find(|p| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+        .find(|p| crate::host::is_executable(p))
 }
 
 /// The folder of fingerprinted links back to this program, which distcc

@@ -60,12 +60,7 @@ fn path() -> Option<PathBuf> {
         .map(|d| d.join("engine.json"))
 }
 
-pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::host::unix_now as now;
 
 pub fn ago(at: u64) -> String {
     let s = now().saturating_sub(at);

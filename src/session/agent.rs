@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, killpg};
@@ -120,10 +120,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
         calls: AtomicU64::new(0),
         active: AtomicU64::new(0),
         last: Mutex::new(Instant::now()),
-        started: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        started: crate::host::unix_now(),
         socket: socket.clone(),
     });
     {

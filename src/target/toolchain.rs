@@ -78,9 +78,7 @@ pub fn find_links(plugin: &Plugin, dir: Option<&Path>) -> Result<PathBuf> {
     ];
     let candidates: Vec<PathBuf> = match dir {
         Some(d) => vec![d.to_path_buf()],
-        None => std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect())
-            .unwrap_or_default(),
+        None => crate::host::path_dirs(),
     };
     for d in candidates {
         if names.iter().any(|n| d.join(n).exists()) {

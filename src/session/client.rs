@@ -1,0 +1,300 @@
+//! The client side of a session: finding a live one for a call, the
+//! handshake, the call itself, and giving up or stopping a session without
+//! ever killing what it runs because a caller merely timed out.
+
+use std::fs::OpenOptions;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+
+use crate::call::request::Request;
+use crate::engine::{Choice, Engine};
+use crate::signals;
+
+use super::protocol::{self, Status};
+use super::record::{Record, exe_identity, forget, records};
+
+/// What the live sessions made of a call.
+pub enum Live {
+    /// A session ran it: the program's exit status.
+    Ran(i32),
+    /// A session that could serve it is only slow to answer (a loaded
+    /// machine) or at its limit of calls: it is kept, with the calls it
+    /// runs, and this call runs one-shot rather than in a new session.
+    Busy,
+    /// No session can serve it.
+    None,
+}
+
+/// Run `req` in a live session, without any engine call. Sessions that
+/// cannot serve any more are retired on the way; a slow one is never
+/// stopped by a caller that merely timed out.
+pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
+    let Some((_, exe)) = exe_identity() else {
+        return Live::None;
+    };
+    let mut busy = false;
+    for rec in records() {
+        if rec.outdated(&req.image, checksum) {
+            stop(&rec);
+            continue;
+        }
+        if !rec.compatible(&req.image, checksum, choice, &exe)
+            || !rec.mount_set().covers_set(&req.mounts)
+        {
+            continue;
+        }
+        if !rec.mounts_current() {
+            stop(&rec);
+            continue;
+        }
+        match call(&rec, req) {
+            Ok(code) => return Live::Ran(code),
+            Err(CallError::Gone) => stop(&rec),
+            Err(CallError::Retired) => {}
+            Err(CallError::Skip) => busy = true,
+        }
+    }
+    if busy { Live::Busy } else { Live::None }
+}
+
+/// An engine and image id known from an earlier session of the same image
+/// and dockerfile checksum: a new session can start without probing the
+/// engine or inspecting the image.
+pub fn known_image(image: &str, checksum: &str, choice: Choice) -> Option<(Engine, String)> {
+    let (_, exe) = exe_identity()?;
+    records()
+        .into_iter()
+        .find(|r| r.compatible(image, checksum, choice, &exe))
+        .map(|r| (r.engine(), r.image_id))
+}
+
+/// Why a call did not run in a session (nothing ran: the caller may run
+/// the program another way).
+pub(super) enum CallError {
+    /// The session cannot serve: its agent is gone, ending or refused the
+    /// call. The caller retires it.
+    Gone,
+    /// The agent did not answer and its container is not running (paused,
+    /// stopped, gone): already forgotten and its container removed.
+    Retired,
+    /// The session is kept: its agent is only slow or busy (its container
+    /// runs), or this process could not guard the call (a socket option or
+    /// a descriptor it could not set up). Only this call goes elsewhere.
+    Skip,
+}
+
+/// Connect to the session's agent, send `first` and read its answer,
+/// within a second for each step: a frozen agent (a paused container) never
+/// answers though the kernel completes a connect from its listen backlog,
+/// and one whose backlog is full leaves a blocking connect waiting.
+fn ask(
+    rec: &Record,
+    first: &protocol::Request,
+) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
+    let stream = match protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(unresponsive(rec)),
+        Err(_) => return Err(CallError::Gone),
+    };
+    // Without its time limits a frozen agent would hang the build.
+    stream
+        .set_read_timeout(Some(protocol::ANSWER_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(protocol::ANSWER_TIMEOUT)))
+        .map_err(|_| CallError::Skip)?;
+    // An agent at its limit answers `Busy` as it accepts and hangs up, maybe
+    // before the request arrives: its answer is read even when the send
+    // failed.
+    let sent = protocol::send(&stream, first, &[]);
+    let answer = protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP);
+    match (sent, answer) {
+        (_, Ok(Some((protocol::Reply::Busy, _)))) => {
+            crate::diag::debug(format!(
+                "session {} runs as many calls as it takes; not used for this call",
+                rec.id
+            ));
+            Err(CallError::Skip)
+        }
+        (Ok(()), Ok(Some((reply, _)))) => Ok((stream, reply)),
+        (Ok(()), Err(e)) if protocol::timed_out(&e) => Err(unresponsive(rec)),
+        _ => Err(CallError::Gone),
+    }
+}
+
+/// Shake hands with the session's agent before a call.
+fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
+    match ask(rec, &protocol::Request::Hello)? {
+        (stream, protocol::Reply::Ready) => Ok(stream),
+        _ => Err(CallError::Gone),
+    }
+}
+
+/// An agent that did not answer in time: retired when its container is
+/// paused, stopped or gone; kept (only this call goes elsewhere) when it
+/// runs, since then it is only slow.
+fn unresponsive(rec: &Record) -> CallError {
+    if give_up(rec) {
+        CallError::Skip
+    } else {
+        CallError::Retired
+    }
+}
+
+/// Give up a session whose agent does not answer: wait for nothing more
+/// from it. When its container is paused, stopped or gone, forget it (so
+/// that other callers stop trying it) and remove the container. One that is
+/// running is only slow (a loaded machine): its calls in progress must not
+/// be killed, so it is kept. Returns whether it was kept.
+fn give_up(rec: &Record) -> bool {
+    let engine = rec.engine();
+    let state = engine
+        .output([
+            "container",
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            &rec.container,
+        ])
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase());
+    if state.as_deref() == Some("running") {
+        crate::diag::debug(format!(
+            "session {} is slow to answer; not used for this call",
+            rec.id
+        ));
+        return true;
+    }
+    forget(rec);
+    engine.remove_containers(std::slice::from_ref(&rec.container));
+    false
+}
+
+/// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
+/// meanwhile. Everything that guards the call (time limits, the descriptor
+/// that forwards signals) is set up before the program is asked for: when
+/// a step fails, nothing ran and the call goes elsewhere.
+pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
+    let stream = connect_ready(rec)?;
+    // A hung agent must not hang the build: bound the wait for the start
+    // (and the sending of a long command line).
+    stream
+        .set_read_timeout(Some(protocol::START_TIMEOUT))
+        .and_then(|()| stream.set_write_timeout(Some(protocol::START_TIMEOUT)))
+        .map_err(|_| CallError::Skip)?;
+    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
+    let devnull;
+    let out_fd = if let Some(fd) = &req.stdout_to {
+        fd.as_raw_fd()
+    } else if req.quiet {
+        devnull = OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|_| CallError::Skip)?;
+        devnull.as_raw_fd()
+    } else {
+        1
+    };
+    let run = protocol::Run {
+        version: protocol::VERSION,
+        program: req.program.as_bytes().to_vec(),
+        args: req.args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: req.cwd.as_os_str().as_bytes().to_vec(),
+        env: req
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect(),
+        umask: current_umask(),
+    };
+    let started = protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
+        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
+    match started {
+        Ok(Some((protocol::Reply::Started(_), _))) => {}
+        Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
+        Err(e) if protocol::timed_out(&e) => return Err(unresponsive(rec)),
+        _ => return Err(CallError::Gone),
+    }
+    // The program runs: from here on it is waited for however long it
+    // takes. Clearing a time limit cannot fail on a connected socket; if it
+    // did, the wait below would end early and report the session as ended.
+    if stream.set_read_timeout(None).is_err() {
+        crate::diag::debug("cannot clear the session socket's time limit");
+    }
+    let _guard = signals::ForwardGuard::new(move |sig| {
+        // Best effort: a send that fails means the agent is gone, which the
+        // wait below reports.
+        let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
+    });
+    match protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP) {
+        Ok(Some((protocol::Reply::Exit(code), _))) => Ok(code),
+        // The agent went away while the program ran (the container was
+        // killed): the program's fate is unknown and it may have written
+        // output already, so it is not run again; the build sees a failure
+        // like a killed compiler.
+        _ => {
+            eprintln!(
+                "qemu-cross-cc: error: the session container ended during the call; rerun the command"
+            );
+            forget(rec);
+            Ok(137)
+        }
+    }
+}
+
+fn current_umask() -> u32 {
+    use nix::sys::stat::{Mode, umask};
+    let old = umask(Mode::from_bits_truncate(0o022));
+    umask(old);
+    old.bits()
+}
+
+/// What an agent says of itself.
+pub enum Health {
+    /// It answered with its counters.
+    Live(Status),
+    /// Its container runs but it did not answer in time: kept.
+    Slow,
+    /// It is gone (its record may be forgotten).
+    Gone,
+}
+
+/// Ask an agent for its counters. An agent that takes the connection but
+/// stays silent for a second is given up (its container removed) unless
+/// its container runs, as in a call.
+pub fn status(rec: &Record) -> Health {
+    match ask(rec, &protocol::Request::Status) {
+        Ok((_, protocol::Reply::Status(st))) => Health::Live(st),
+        Ok(_) | Err(CallError::Gone | CallError::Retired) => Health::Gone,
+        Err(CallError::Skip) => Health::Slow,
+    }
+}
+
+/// End a session: ask its agent to exit once its running calls are done,
+/// and forget it. A container whose agent is gone, paused or stopped is
+/// removed; one that runs but is slow to answer is only forgotten (its
+/// socket goes with its record, and the agent ends by itself once its calls
+/// are done): a caller that merely timed out never kills calls in flight.
+/// A record already forgotten was dealt with by whoever forgot it.
+pub fn stop(rec: &Record) {
+    if !rec.dir().exists() {
+        return;
+    }
+    match ask(rec, &protocol::Request::Shutdown) {
+        Ok((_, protocol::Reply::Bye)) | Err(CallError::Skip) => {}
+        Err(CallError::Retired) => return,
+        Ok(_) | Err(CallError::Gone) => rec
+            .engine()
+            .remove_containers(std::slice::from_ref(&rec.container)),
+    }
+    forget(rec);
+}
+
+/// Forget the sessions of this engine (after `clean` removed their
+/// containers).
+pub fn forget_all(engine: &Engine) {
+    for rec in records() {
+        if rec.engine == engine.kind() {
+            forget(&rec);
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Starting a session: one starter at a time per image and user, the
+//! session's mounts (the build tree around the call, and what superseded
+//! sessions covered), its container and the agent in it.
+
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::call::argpaths::is_broad;
+use crate::call::mounts::{self, MountSet};
+use crate::call::request::Request;
+use crate::engine::labels;
+use crate::engine::{Choice, Engine};
+use crate::signals;
+
+use super::client::{CallError, Live, call, run_in_live, stop};
+use super::protocol;
+use super::record::{
+    MountRecord, Record, exe_identity, forget, identity, is_static_elf, records, sessions_dir,
+};
+use super::{
+    AGENT_COMMAND, AGENT_PATH, RUNTIME_LABEL, SESSION_LABEL, TARGET_LABEL, idle_seconds,
+    runtime_label,
+};
+
+/// Where a session's read-write root should be: the top of the build tree
+/// containing `cwd` (recursive make enters subfolders, which must share the
+/// session), found by walking up while the parent still looks like part of
+/// a build (Makefile, config.status...).
+fn build_root(cwd: &Path) -> PathBuf {
+    const MARKERS: &[&str] = &[
+        "Makefile",
+        "GNUmakefile",
+        "makefile",
+        "config.status",
+        "config.log",
+        "CMakeCache.txt",
+        "build.ninja",
+        "meson-private",
+    ];
+    let home = crate::host::user::home();
+    let mut root = cwd.to_path_buf();
+    while let Some(parent) = root.parent() {
+        if is_broad(parent, home.as_deref()) || !MARKERS.iter().any(|m| parent.join(m).exists()) {
+            break;
+        }
+        root = parent.to_path_buf();
+    }
+    root
+}
+
+/// Start a session for `req` (unless one appeared meanwhile) and run the
+/// request in it. None when no session can serve it: sessions cannot work
+/// here (the binary is not static), or the one that serves it is slow to
+/// answer. Errors are for the caller to fall back on.
+pub fn start_and_run(
+    engine: &Engine,
+    req: &Request,
+    checksum: &str,
+    image_id: &str,
+    target: Option<&str>,
+    choice: Choice,
+) -> Result<Option<i32>> {
+    let Some((exe_path, exe)) = exe_identity() else {
+        return Ok(None);
+    };
+    if !is_static_elf(&exe_path) {
+        crate::diag::debug("sessions need a statically linked qemu-cross-cc");
+        return Ok(None);
+    }
+    let dir = sessions_dir()?;
+    // One starter at a time per image and user; the others then find it.
+    let lock_file = crate::state::safefs::open_private(
+        &dir.join(format!(
+            ".start-{}.lock",
+            crate::image::dockerfile::bytes_checksum(req.image.as_bytes())
+        )),
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
+    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("lock: {e}"))?;
+    match run_in_live(req, checksum, choice) {
+        Live::Ran(code) => return Ok(Some(code)),
+        // Another caller's session came up and is slow: one-shot.
+        Live::Busy => return Ok(None),
+        Live::None => {}
+    }
+
+    // Short: the socket path must stay short (unix socket addresses).
+    let id = uuid::Uuid::new_v4().simple().to_string()[..16].to_string();
+    let sdir = crate::state::paths::runtime_subdir(&format!("sessions/{id}"))?;
+    let _removed_on_signal = signals::TempDirGuard::new(&sdir);
+    let root = build_root(&req.cwd);
+    let mut set = req.mounts.clone();
+    set.add(root.clone(), true);
+    // The build tree's parent, read-only: out-of-tree builds usually keep
+    // their sources beside the build folder (`../src`).
+    let home = crate::host::user::home();
+    if let Some(parent) = root.parent() {
+        if !is_broad(parent, home.as_deref()) {
+            set.add(parent.to_path_buf(), false);
+        }
+    }
+    // Sessions of the same tree that did not cover this call: the new one
+    // covers what they did too, and replaces them.
+    let superseded: Vec<Record> = records()
+        .into_iter()
+        .filter(|r| {
+            r.compatible(&req.image, checksum, choice, &exe) && r.root == root && r.mounts_current()
+        })
+        .collect();
+    for r in &superseded {
+        for m in &r.mounts {
+            set.add_alias(m.path.clone(), m.source.clone(), m.writable);
+        }
+    }
+    let mut mounts = Vec::new();
+    for m in set.iter() {
+        let (dev, ino, born) =
+            identity(&m.source).with_context(|| format!("cannot stat {}", m.source.display()))?;
+        mounts.push(MountRecord {
+            path: m.path.clone(),
+            source: m.source.clone(),
+            writable: m.writable,
+            dev,
+            ino,
+            born,
+        });
+    }
+    let rec = Record {
+        id: id.clone(),
+        engine: engine.kind(),
+        image: req.image.clone(),
+        image_id: image_id.to_string(),
+        checksum: checksum.to_string(),
+        target: target.map(String::from),
+        root,
+        mounts,
+        uid: crate::host::user::uid(),
+        gid: crate::host::user::gid(),
+        container: format!("qemu-cross-cc-session-{id}"),
+        created: crate::host::unix_now(),
+        exe,
+    };
+    // From here on, a failure removes the container it started: a session
+    // nobody can find must not idle on.
+    let started = start_container(engine, &rec, &exe_path, &set).and_then(|()| {
+        crate::state::safefs::write_private(
+            &sdir.join("record.json"),
+            &serde_json::to_vec_pretty(&rec)?,
+        )
+    });
+    if let Err(e) = started {
+        engine.remove_containers(std::slice::from_ref(&rec.container));
+        forget(&rec);
+        return Err(e);
+    }
+    drop(_lock);
+    for r in &superseded {
+        stop(r);
+    }
+    match call(&rec, req) {
+        Ok(code) => Ok(Some(code)),
+        Err(CallError::Skip) => bail!("the new session is slow to answer"),
+        Err(CallError::Retired) => bail!("the new session did not answer"),
+        Err(CallError::Gone) => {
+            stop(&rec);
+            bail!("the new session did not accept the call")
+        }
+    }
+}
+
+fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
+    // A signal before the session is up removes its container.
+    let _removed_on_signal = crate::engine::container::removed_on_signal(engine, &rec.id);
+    let sdir = rec.dir();
+    let selinux = mounts::selinux_enabled();
+    let z = if selinux { ",z" } else { "" };
+    let mut args: Vec<OsString> = vec![
+        "run".into(),
+        "-d".into(),
+        "--rm".into(),
+        "--name".into(),
+        rec.container.clone().into(),
+        "--label".into(),
+        format!("{}={}", labels::INSTANCE, rec.id).into(),
+        "--label".into(),
+        format!("{SESSION_LABEL}={}", rec.id).into(),
+    ];
+    args.extend(
+        crate::engine::orphans::label_args()
+            .into_iter()
+            .map(OsString::from),
+    );
+    if let Some(t) = &rec.target {
+        args.extend(["--label".into(), format!("{TARGET_LABEL}={t}").into()]);
+    }
+    args.extend([
+        "--label".into(),
+        format!("{RUNTIME_LABEL}={}", runtime_label()).into(),
+    ]);
+    args.extend(engine.user_args().into_iter().map(OsString::from));
+    args.extend([
+        "--network".into(),
+        "none".into(),
+        "--entrypoint".into(),
+        AGENT_PATH.into(),
+    ]);
+    let mut exe_vol = OsString::from(exe.as_os_str());
+    exe_vol.push(format!(":{AGENT_PATH}:ro"));
+    args.extend(["-v".into(), exe_vol]);
+    let mut sock_vol = OsString::from(sdir.as_os_str());
+    sock_vol.push(":");
+    sock_vol.push(sdir.as_os_str());
+    sock_vol.push(format!(":rw{z}"));
+    args.extend(["-v".into(), sock_vol]);
+    args.extend(set.volume_args(selinux)?.into_iter().map(OsString::from));
+    args.push(rec.image.clone().into());
+    args.push(AGENT_COMMAND.into());
+    args.push("--socket".into());
+    args.push(rec.socket().into_os_string());
+    args.push("--idle".into());
+    args.push(idle_seconds().to_string().into());
+    for m in set.iter() {
+        args.push("--mount".into());
+        args.push(m.path.clone().into_os_string());
+    }
+    let out = engine
+        .command(&args)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot start a session container")?;
+    if !out.status.success() {
+        bail!(
+            "starting a session container failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // The agent creates its socket within milliseconds of starting; check
+    // now and then that the container still runs, so that an agent that
+    // cannot start costs little.
+    let started = Instant::now();
+    let mut checked = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT).is_ok() {
+            return Ok(());
+        }
+        if checked.elapsed() > Duration::from_millis(300) {
+            checked = Instant::now();
+            let o = engine
+                .command(["ps", "-q", "--filter", &format!("name={}", rec.container)])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output();
+            if o.is_ok_and(|o| o.status.success() && o.stdout.is_empty()) {
+                bail!("the session agent exited at once");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    engine.remove_containers(std::slice::from_ref(&rec.container));
+    bail!("the session agent did not start")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_root_climbs_through_makefiles() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("proj/build");
+        std::fs::create_dir_all(top.join("sub/deeper")).unwrap();
+        std::fs::write(top.join("Makefile"), "").unwrap();
+        std::fs::write(top.join("sub/Makefile"), "").unwrap();
+        assert_eq!(build_root(&top.join("sub/deeper")), top);
+        assert_eq!(build_root(&top.join("sub")), top);
+        assert_eq!(build_root(&top), top);
+    }
+}
