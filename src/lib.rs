@@ -20,7 +20,8 @@ mod call;
 mod session;
 //  - targets: plugins, project files, their images, sysroots;
 mod target;
-//  - the compile path and what sits beside it;
+//  - scale-out, the compile path (which may send a compile to distcc),
+//    and the runner (which runs target programs the way compiles run);
 mod compile;
 mod distcc;
 mod run;

@@ -8,10 +8,9 @@
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Parser;
 
-use crate::call::request::Request;
 use crate::commands::{self, shims, targets};
 use crate::compile;
 use crate::context::Ctx;
@@ -345,10 +344,11 @@ fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
     }
 }
 
-/// Run `tool` of `plugin` with `args`: ensure the image, then execute.
-/// `argv0` is how this program was called. The project file of the current
-/// directory adds paths, variables and packages (its image is then the
-/// derived one).
+/// Run `tool` of `plugin` with `args`. `argv0` is how this program was
+/// called. The project file of the current directory adds paths,
+/// variables, packages and distcc servers (with packages, the image is the
+/// derived one). The runner runs a target program; every other tool is a
+/// call of the compile path.
 fn run_tool(
     global: &Global,
     plugin: &Plugin,
@@ -360,39 +360,7 @@ fn run_tool(
     if tool == crate::target::plugin::RUNNER {
         return crate::run::run(&global.ctx(), plugin, args);
     }
-    let program = plugin
-        .tools
-        .get(tool)
-        .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
-    if crate::target::plugin::COMPILERS.contains(&tool) {
-        if let Some(link) = crate::compile::queries::answer(plugin, &args, argv0) {
-            println!("{}", link.display());
-            return Ok(0);
-        }
-    }
-    let ctx = global.ctx();
-    if crate::target::plugin::COMPILERS.contains(&tool) {
-        if let Some(code) =
-            crate::distcc::client::route(&ctx, plugin, tool, &args, || global.passed())
-        {
-            return Ok(code);
-        }
-    }
-    let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
-    let path_query = crate::target::plugin::COMPILERS.contains(&tool)
-        && crate::compile::queries::asks_image_paths(&args);
-    let req = Request::new(
-        &plugin.image,
-        program.into(),
-        args,
-        &sources,
-        &plugin.env,
-        false,
-    )?;
-    if path_query {
-        return crate::compile::queries::run_path_query(&ctx, plugin, req);
-    }
-    compile::run_plugin_tool(&ctx, plugin, &req)
+    compile::run_tool(&global.ctx(), plugin, tool, argv0, args, || global.passed())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod queries;
 use std::ffi::OsString;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::call::depfiles;
 use crate::call::passenv;
@@ -109,6 +109,50 @@ fn run_with_sessions(
         }
     }
     one_shot(engine, req)
+}
+
+/// A tool of a target, called through its link (or as the target's cc):
+/// a query answered on the host (`-print-prog-name=ld`), a plain compile
+/// sent to distcc servers when the project names some, a query whose
+/// answer names image paths (mapped into the exported sysroot), or a call
+/// run in the target's image. `passed` gives the global options as
+/// variables, for the calls distcc makes back to this program.
+pub fn run_tool(
+    ctx: &Ctx,
+    plugin: &Plugin,
+    tool: &str,
+    argv0: &std::ffi::OsStr,
+    args: Vec<OsString>,
+    passed: impl FnOnce() -> crate::distcc::client::Passed,
+) -> Result<i32> {
+    let program = plugin
+        .tools
+        .get(tool)
+        .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
+    let compiler = crate::target::plugin::COMPILERS.contains(&tool);
+    if compiler {
+        if let Some(link) = queries::answer(plugin, &args, argv0) {
+            println!("{}", link.display());
+            return Ok(0);
+        }
+        if let Some(code) = crate::distcc::client::route(ctx, plugin, tool, &args, passed) {
+            return Ok(code);
+        }
+    }
+    let sources: Vec<std::path::PathBuf> = plugin.paths.iter().map(Into::into).collect();
+    let path_query = compiler && queries::asks_image_paths(&args);
+    let req = Request::new(
+        &plugin.image,
+        program.into(),
+        args,
+        &sources,
+        &plugin.env,
+        false,
+    )?;
+    if path_query {
+        return queries::run_path_query(ctx, plugin, req);
+    }
+    run_plugin_tool(ctx, plugin, &req)
 }
 
 /// A plugin tool: ensure the target's image, then run.
