@@ -24,7 +24,7 @@ pub enum Endpoint {
 #[error(
     "the engine ({engine}) is remote: bind mounts would name folders on its machine, not \
      this one's; to compile, start 'qemu-cross-cc serve TARGET --allow CIDR' through it and \
-     compile here with a local engine and QEMU_CROSS_CC_DISTCC_HOSTS (see README, Scale out), \
+     compile here with a local engine and QEMU_CROSS_CC_DISTCC_HOSTS (see docs/scale-out.md), \
      or set QEMU_CROSS_CC_ENGINE_LOCAL=1 if it runs on this machine"
 )]
 pub struct RemoteEngine {
