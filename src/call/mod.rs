@@ -4,6 +4,7 @@
 //! depfiles rewritten after it (`depfiles`).
 
 pub mod argpaths;
+pub mod cmdline;
 pub mod depfiles;
 pub mod mounts;
 pub mod passenv;
