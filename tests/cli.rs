@@ -322,6 +322,341 @@ fn help_and_version() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// The subcommands `help` lists, in its order: the registry, as the
+/// binary shows it.
+fn listed_subcommands(s: &Scratch) -> Vec<String> {
+    let o = s.qcc(&["help"]).output().unwrap();
+    assert!(o.status.success());
+    let mut names = Vec::new();
+    let mut in_list = false;
+    for line in stdout(&o).lines() {
+        if line.starts_with("subcommands ") {
+            in_list = true;
+        } else if line.is_empty() {
+            in_list = false;
+        } else if in_list {
+            names.push(line.split_whitespace().next().unwrap().to_string());
+        }
+    }
+    assert!(
+        names.len() > 10 && names.iter().any(|n| n == "help"),
+        "{names:?}"
+    );
+    names
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// A program the completion and man page tests run: installed by
+/// tests/setup-engines.sh, so its absence is a failure, not a skip.
+fn need(program: &str) {
+    let found = Command::new("sh")
+        .args(["-c", "command -v \"$0\" >/dev/null", program])
+        .status()
+        .unwrap();
+    assert!(
+        found.success(),
+        "{program} is not installed; tests/setup-engines.sh installs it"
+    );
+}
+
+/// The generated text of `qemu-cross-cc ARGS` (exit 0, nothing on stderr),
+/// saved as `name` in the scratch folder.
+fn generated(s: &Scratch, args: &[&str], name: &str) -> (PathBuf, String) {
+    let o = s.qcc(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let path = s.path().join(name);
+    std::fs::write(&path, &o.stdout).unwrap();
+    (path, stdout(&o))
+}
+
+/// Check a script with `SHELL -n` (parse only).
+fn parses(shell: &str, script: &Path) {
+    let o = Command::new(shell).arg("-n").arg(script).output().unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{shell} -n: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// What the bash completion `script` offers for `qemu-cross-cc WORDS`, the
+/// last word being the one under the cursor: the function that `complete
+/// -p qemu-cross-cc` names is called as bash calls it on TAB.
+fn bash_offers(script: &Path, words: &[&str]) -> Vec<String> {
+    const DRIVE: &str = r#"
+source "$1" || exit 3
+shift
+spec=$(complete -p qemu-cross-cc) || exit 4
+fn=${spec#*-F }
+fn=${fn%% *}
+COMP_WORDS=(qemu-cross-cc "$@")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+COMP_LINE="${COMP_WORDS[*]}"
+COMP_POINT=${#COMP_LINE}
+"$fn" qemu-cross-cc "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}" || exit 5
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let o = Command::new("bash")
+        .args(["-c", DRIVE, "bash"])
+        .arg(script)
+        .args(words)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{words:?}: {:?} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(&o)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `completions bash` parses, and TAB after `qemu-cross-cc` offers exactly
+/// the subcommands `help` lists (and the global options); after a
+/// subcommand, its options (docker.py's grammar and clap's alike); after
+/// `--engine`, the engines; after `help` or `man`, the subcommands.
+#[test]
+fn bash_completion_offers_every_subcommand() {
+    need("bash");
+    let s = Scratch::new();
+    let names = listed_subcommands(&s);
+    let (script, _) = generated(&s, &["completions", "bash"], "qemu-cross-cc.bash");
+    parses("bash", &script);
+    let offered = bash_offers(&script, &[""]);
+    let (options, words): (Vec<String>, Vec<String>) =
+        offered.into_iter().partition(|w| w.starts_with('-'));
+    assert_eq!(sorted(words), sorted(names.clone()));
+    for o in [
+        "--engine",
+        "--dockerfiles-dir",
+        "--target",
+        "--help",
+        "--version",
+    ] {
+        assert!(
+            options.iter().any(|w| w == o),
+            "{o} not offered: {options:?}"
+        );
+    }
+    let build = bash_offers(&script, &["build", "--"]);
+    for o in [
+        "--include-executable",
+        "--extra-files",
+        "--add-current-user",
+        "--quiet",
+    ] {
+        assert!(
+            build.iter().any(|w| w == o),
+            "build {o} not offered: {build:?}"
+        );
+    }
+    let toolchain = bash_offers(&script, &["toolchain", "--"]);
+    assert!(toolchain.iter().any(|w| w == "--cmake"), "{toolchain:?}");
+    assert_eq!(
+        bash_offers(&script, &["sessions", "stop", "--"]),
+        ["--all", "--help"]
+    );
+    assert_eq!(
+        bash_offers(&script, &["--engine", ""]),
+        ["auto", "docker", "podman"]
+    );
+    for sub in ["help", "man"] {
+        let offered = bash_offers(&script, &[sub, ""]);
+        for n in &names {
+            assert!(offered.contains(n), "{sub} {n} not offered: {offered:?}");
+        }
+    }
+}
+
+/// `completions zsh` and `completions fish` parse (`zsh -n`, `fish -n`) and
+/// name every subcommand; fish, asked what follows `qemu-cross-cc `,
+/// offers exactly the subcommands `help` lists.
+#[test]
+fn zsh_and_fish_completions_parse_and_name_every_subcommand() {
+    need("zsh");
+    need("fish");
+    let s = Scratch::new();
+    let names = listed_subcommands(&s);
+    let (zsh, text) = generated(&s, &["completions", "zsh"], "_qemu-cross-cc");
+    parses("zsh", &zsh);
+    assert!(text.starts_with("#compdef qemu-cross-cc"), "{text}");
+    for n in &names {
+        assert!(
+            text.contains(&format!("'{n}:")),
+            "{n} missing from the zsh script"
+        );
+    }
+    let (fish, text) = generated(&s, &["completions", "fish"], "qemu-cross-cc.fish");
+    parses("fish", &fish);
+    for n in &names {
+        assert!(
+            text.contains(&format!(" -a \"{n}\"")),
+            "{n} missing from the fish script"
+        );
+    }
+    let complete = |line: &str| -> Vec<String> {
+        let o = Command::new("fish")
+            .arg("--no-config")
+            .arg("-c")
+            .arg("source $argv[1]; complete -C $argv[2]")
+            .arg(&fish)
+            .arg(line)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        stdout(&o)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(sorted(complete("qemu-cross-cc ")), sorted(names));
+    let build = complete("qemu-cross-cc build --");
+    assert!(
+        build.iter().any(|w| w == "--include-executable"),
+        "{build:?}"
+    );
+}
+
+/// Render roff with groff, every warning on: nothing on stderr, the text
+/// with plain ASCII hyphens, lines long enough not to break.
+fn render_man(page: &Path) -> String {
+    let o = Command::new("groff")
+        .args(["-man", "-Tascii", "-ww", "-rLL=200n", "-rHY=0", "-P-cbou"])
+        .arg(page)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "groff: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(&o)
+}
+
+/// `man` is roff that groff renders without a warning: a title, the usual
+/// sections, and every subcommand `help` lists; `man SUB` is each
+/// subcommand's page (`man sessions stop` its subcommand's); an unknown
+/// name is a usage error.
+#[test]
+fn man_pages_are_valid_roff() {
+    need("groff");
+    let s = Scratch::new();
+    let names = listed_subcommands(&s);
+    let (page, roff) = generated(&s, &["man"], "qemu-cross-cc.1");
+    assert!(
+        roff.lines().any(|l| l.starts_with(".TH qemu-cross-cc 1 ")),
+        "{roff}"
+    );
+    for section in [
+        "NAME",
+        "SYNOPSIS",
+        "DESCRIPTION",
+        "OPTIONS",
+        "SUBCOMMANDS",
+        "VERSION",
+    ] {
+        assert!(roff.contains(&format!("\n.SH {section}\n")), "no {section}");
+    }
+    let text = render_man(&page);
+    let listed: Vec<String> = text
+        .lines()
+        .skip_while(|l| *l != "SUBCOMMANDS")
+        .filter_map(|l| l.trim().strip_prefix("qemu-cross-cc-")?.strip_suffix("(1)"))
+        .map(String::from)
+        .collect();
+    assert_eq!(listed, names);
+    for o in ["--engine", "--dockerfiles-dir", "--target"] {
+        assert!(text.contains(o), "{o} missing from the page");
+    }
+    for n in &names {
+        let (page, roff) = generated(&s, &["man", n], &format!("qemu-cross-cc-{n}.1"));
+        assert!(
+            roff.lines()
+                .any(|l| l.starts_with(&format!(".TH qemu-cross-cc-{n} 1 "))),
+            "{roff}"
+        );
+        let text = render_man(&page);
+        assert!(text.contains(&format!("qemu-cross-cc {n}")), "{n}: {text}");
+    }
+    let (page, _) = generated(&s, &["man", "sessions", "stop"], "stop.1");
+    assert!(render_man(&page).contains("qemu-cross-cc sessions stop [--all]"));
+    let build = render_man(&generated(&s, &["man", "build"], "build.1").0);
+    for o in [
+        "--include-executable",
+        "--extra-files",
+        "-t",
+        "[ENGINE ARGS]",
+    ] {
+        assert!(build.contains(o), "{o} missing from build's page");
+    }
+    for args in [&["man", "nope"][..], &["man", "sessions", "nope"][..]] {
+        let line = one_line(&s.qcc(args).output().unwrap(), 2);
+        assert!(
+            line.contains("'nope'") && line.contains("man --help"),
+            "{line}"
+        );
+    }
+}
+
+/// Every subcommand `help` lists answers `--help` (exit 0, its name in the
+/// text, nothing on stderr), and `help SUB` prints exactly that.
+#[test]
+fn every_subcommand_has_help_and_help_sub_is_the_same() {
+    let s = Scratch::new();
+    for n in listed_subcommands(&s) {
+        let o = s.qcc(&[&n, "--help"]).output().unwrap();
+        assert!(o.status.success(), "{n} --help: {:?}", o.status);
+        assert!(
+            o.stderr.is_empty(),
+            "{n}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            stdout(&o).contains(&format!("qemu-cross-cc {n}")),
+            "{n}: {}",
+            stdout(&o)
+        );
+        let h = s.qcc(&["help", &n]).output().unwrap();
+        assert!(h.status.success(), "help {n}: {:?}", h.status);
+        assert_eq!(stdout(&h), stdout(&o), "help {n} differs from {n} --help");
+    }
+    let line = one_line(&s.qcc(&["help", "nope"]).output().unwrap(), 2);
+    assert!(
+        line.contains("no help for unknown subcommand 'nope'"),
+        "{line}"
+    );
+}
+
+/// Completions for unknown shells and a missing shell are usage errors.
+#[test]
+fn completions_usage_errors() {
+    let s = Scratch::new();
+    let line = one_line(&s.qcc(&["completions"]).output().unwrap(), 2);
+    assert!(
+        line.contains("<SHELL>") && line.contains("completions --help"),
+        "{line}"
+    );
+    let line = one_line(&s.qcc(&["completions", "tcsh"]).output().unwrap(), 2);
+    assert!(line.contains("'tcsh'") && line.contains("bash"), "{line}");
+}
+
 #[test]
 fn compiler_line_without_target() {
     let s = Scratch::new();

@@ -43,7 +43,9 @@ mkdir -p "$STATE"
 # distcc, servers on a private network of namespaces, distcc's ssh mode).
 # gcc-aarch64-linux-gnu: the host-native cross compiler the tests and the
 # benchmark compare with. sudo: the third engine, `sudo -n docker`.
-want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2 openssh-server openssh-client sudo"
+# zsh fish groff-base: the CLI tests check the generated completion scripts
+# (`zsh -n`, `fish -n`, fish's and bash's completion) and man pages (groff).
+want="docker.io podman runc debootstrap qemu-user-static docker-registry uidmap file ca-certificates make gcc-aarch64-linux-gnu g++-aarch64-linux-gnu autoconf automake libtool cmake meson ninja-build pkgconf ccache distcc iproute2 openssh-server openssh-client sudo zsh fish groff-base"
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || want="$want debian-archive-keyring"
 missing=""
 for p in $want; do

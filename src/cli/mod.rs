@@ -2,16 +2,16 @@
 //!
 //! Called through a shim (`aarch64-linux-gnu-gcc`), the program is that tool.
 //! Called as `qemu-cross-cc`, leading global options are read, then the
-//! first word picks a subcommand; any other first word makes the whole line
-//! the target's C compiler command line (`CC=qemu-cross-cc`).
+//! first word picks a subcommand of the registry (`commands::ALL`); any
+//! other first word makes the whole line the target's C compiler command
+//! line (`CC=qemu-cross-cc`).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use clap::Parser;
 
-use crate::commands::{self, shims, targets};
+use crate::commands;
 use crate::compile;
 use crate::context::Ctx;
 use crate::engine::Choice;
@@ -80,46 +80,6 @@ impl Global {
         Ctx::new(self.choice, self.library())
     }
 }
-
-const HELP: &str = "\
-qemu-cross-cc: run cross compilers inside container images as if they were installed
-
-usage:
-  qemu-cross-cc [GLOBAL OPTIONS] <subcommand> ...
-  qemu-cross-cc [GLOBAL OPTIONS] [--target=TARGET] COMPILER ARGS...   (the target's cc)
-  TARGET-TOOL ARGS...                  (through a link made by 'shims', e.g. aarch64-linux-gnu-gcc)
-
-global options:
-  --engine auto|docker|podman   container engine (env QEMU_CROSS_CC_ENGINE; default auto:
-                                podman, then docker, then sudo -n docker)
-  --dockerfiles-dir DIR         also look for dockerfiles here (repeatable;
-                                env QEMU_CROSS_CC_DOCKERFILES, colon-separated)
-  --target TARGET               the target whose cc runs (env QEMU_CROSS_CC_TARGET)
-
-subcommands (docker.py compatible):
-  run      run a container with the instance label, cleaned up on signals
-  build    build an image unless its dockerfile checksum label is current
-  fetch    pull REGISTRY/TAG and tag it TAG
-  update   add a qemu-user executable or the current user to an image
-  clean    remove containers carrying the instance label (ends sessions)
-  images   the engine's images command
-  probe    print which engine works: docker, sudo docker, podman or no
-  cc       compile with an image's compiler in the current directory
-  check    is an image up to date (checksum) or recent (age)?
-
-subcommands (qemu-cross-cc):
-  targets  list targets, their images and tools
-  shims    create the per-target tool links (aarch64-linux-gnu-gcc...)
-  sessions list or stop warm toolchain sessions
-  exec     run a command in a target's image, its programs under qemu-user
-  sysroot  export a target's headers and libraries to the cache, print the folder
-  toolchain  a CMake toolchain file, Meson cross file or shell variables for a target
-  serve    run distcc servers for targets (one container each), stop them, show counters
-  dist     'dist check': which distcc servers take this machine's compiles
-  help     this text, or 'help SUBCOMMAND'
-  version  print the version
-
-Run 'qemu-cross-cc SUBCOMMAND --help' for a subcommand's options.";
 
 fn usage_error(message: String) -> anyhow::Error {
     UsageError {
@@ -214,82 +174,18 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
     }
     let rest = rest[i..].to_vec();
     let first = rest.first().and_then(|a| a.to_str()).unwrap_or("");
-
-    let words = || -> Result<Vec<String>> {
-        rest[1..]
-            .iter()
-            .map(|a| {
-                a.to_str()
-                    .map(String::from)
-                    .ok_or_else(|| usage_error(format!("argument {a:?} is not valid UTF-8")))
-            })
-            .collect()
-    };
-
     if let Some(cmd) = commands::find(first) {
-        let m = cmd.spec.parse(&words()?)?;
-        if m.help {
-            print!("{}", cmd.spec.help());
-            return Ok(0);
-        }
-        return (cmd.run)(&global.ctx(), &m);
-    }
-    let clap_args = || -> Result<Vec<String>> {
-        Ok(std::iter::once(format!("qemu-cross-cc {first}"))
-            .chain(words()?)
-            .collect())
-    };
-    match first {
-        "targets" => return targets::run(&global.ctx(), parse_clap(first, clap_args()?)?),
-        "shims" => return shims::run(&global.ctx(), parse_clap(first, clap_args()?)?),
-        "sessions" => {
-            return commands::sessions::run(&global.ctx(), parse_clap(first, clap_args()?)?);
-        }
-        "exec" => return commands::exec::run(&global.ctx(), &rest[1..]),
-        "sysroot" => {
-            return commands::sysroot::run(&global.ctx(), parse_clap(first, clap_args()?)?);
-        }
-        "toolchain" => {
-            return commands::toolchain::run(&global.ctx(), parse_clap(first, clap_args()?)?);
-        }
-        "serve" => return commands::serve::run(&global.ctx(), parse_clap(first, clap_args()?)?),
-        "dist" => return commands::dist::run(&global.ctx(), parse_clap(first, clap_args()?)?),
-        "help" => {
-            return match rest.get(1).and_then(|a| a.to_str()) {
-                Some(sub) => match commands::find(sub) {
-                    Some(cmd) => {
-                        print!("{}", cmd.spec.help());
-                        Ok(0)
-                    }
-                    None if CLAP_COMMANDS.contains(&sub) || sub == "exec" => {
-                        dispatch(vec![args[0].clone(), sub.into(), "--help".into()])
-                    }
-                    None => Err(usage_error(format!(
-                        "no help for unknown subcommand '{sub}'"
-                    ))),
-                },
-                None => {
-                    println!("{HELP}");
-                    Ok(0)
-                }
-            };
-        }
-        "version" => {
-            println!("qemu-cross-cc {}", env!("CARGO_PKG_VERSION"));
-            return Ok(0);
-        }
-        _ => {}
+        return cmd.dispatch(&global.ctx(), &rest[1..]);
     }
 
     // Everything else is a compiler command line for the target's cc.
     let Some(target) = global.target.clone() else {
         if rest.is_empty() || matches!(first, "-h" | "--help") {
-            println!("{HELP}");
+            println!("{}", commands::help::text());
             return Ok(if rest.is_empty() { 2 } else { 0 });
         }
         if matches!(first, "-V" | "--version") {
-            println!("qemu-cross-cc {}", env!("CARGO_PKG_VERSION"));
-            return Ok(0);
+            return commands::version::print();
         }
         let reg = Registry::load()?;
         bail!(
@@ -304,44 +200,6 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         return Err(Registry::load()?.unknown(&target));
     };
     run_tool(&global, plugin, "cc", &args[0], rest)
-}
-
-/// The subcommands new in qemu-cross-cc, parsed with clap.
-const CLAP_COMMANDS: &[&str] = &[
-    "targets",
-    "shims",
-    "sessions",
-    "sysroot",
-    "toolchain",
-    "serve",
-    "dist",
-];
-
-fn parse_clap<T: Parser>(command: &str, args: Vec<String>) -> Result<T> {
-    match T::try_parse_from(args) {
-        Ok(v) => Ok(v),
-        Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                let _ = e.print();
-                std::process::exit(0);
-            }
-            _ => {
-                // clap's first paragraph, on one line.
-                let msg = e.to_string();
-                let line = msg
-                    .lines()
-                    .map(str::trim)
-                    .take_while(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                Err(UsageError {
-                    command: command.to_string(),
-                    message: line.trim_start_matches("error: ").to_string(),
-                }
-                .into())
-            }
-        },
-    }
 }
 
 /// Run `tool` of `plugin` with `args`. `argv0` is how this program was

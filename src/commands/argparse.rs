@@ -322,6 +322,73 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// The grammar as a clap definition, for completions and the man page
+    /// only: clap cannot parse it (see the top of this module). Every
+    /// option keeps its names, value, help and whether it is required; the
+    /// arguments left over, which go to the engine, are `[ENGINE ARGS]...`.
+    pub fn clap_command(&self) -> clap::Command {
+        let mut cmd = clap::Command::new(self.name).about(self.about);
+        if !self.epilog.is_empty() {
+            cmd = cmd.after_help(self.epilog);
+        }
+        for opt in self.all_opts() {
+            cmd = cmd.arg(opt.clap_arg());
+        }
+        for p in self.positionals {
+            cmd = cmd.arg(
+                clap::Arg::new(p.name)
+                    .value_name(p.name)
+                    .required(p.required)
+                    .help(p.help),
+            );
+        }
+        cmd.arg(
+            clap::Arg::new("ENGINE ARGS")
+                .value_name("ENGINE ARGS")
+                .num_args(0..)
+                .trailing_var_arg(true)
+                .allow_hyphen_values(true)
+                .help("Everything else goes to the engine's command"),
+        )
+    }
+}
+
+impl Opt {
+    fn clap_arg(&self) -> clap::Arg {
+        let id = self.names[0].trim_start_matches('-');
+        let mut arg = clap::Arg::new(id).help(self.help).required(self.required);
+        let mut longs = self.names.iter().filter_map(|n| n.strip_prefix("--"));
+        if let Some(long) = longs.next() {
+            arg = arg.long(long).visible_aliases(longs.collect::<Vec<_>>());
+        }
+        let shorts = self
+            .names
+            .iter()
+            .filter(|n| !n.starts_with("--"))
+            .filter_map(|n| n.strip_prefix('-'))
+            .filter_map(|n| n.chars().next());
+        for (i, c) in shorts.enumerate() {
+            arg = if i == 0 {
+                arg.short(c)
+            } else {
+                arg.visible_short_alias(c)
+            };
+        }
+        match self.arity {
+            Arity::Flag => arg.action(clap::ArgAction::SetTrue),
+            Arity::One => arg
+                .action(clap::ArgAction::Set)
+                .num_args(1)
+                .value_name(self.metavar),
+            Arity::Many => arg
+                .action(clap::ArgAction::Append)
+                .num_args(0..)
+                .value_name(self.metavar),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +537,65 @@ mod tests {
         let h = BUILD.help();
         for n in ["--include-executable", "--extra-files", "-t", "--quiet"] {
             assert!(h.contains(n), "{n} missing in {h}");
+        }
+    }
+
+    #[test]
+    fn the_clap_definition_keeps_every_option() {
+        let cmd = BUILD.clap_command();
+        cmd.clone().debug_assert();
+        for opt in BUILD.opts.iter().chain([&QUIET]) {
+            let arg = cmd
+                .get_arguments()
+                .find(|a| a.get_id() == opt.names[0].trim_start_matches('-'))
+                .unwrap_or_else(|| panic!("{} missing", opt.names[0]));
+            for n in opt.names {
+                let found = match n.strip_prefix("--") {
+                    Some(long) => arg.get_long() == Some(long),
+                    None => arg.get_short() == n.chars().nth(1),
+                };
+                assert!(found, "{n}");
+            }
+            assert_eq!(
+                arg.get_action().takes_values(),
+                opt.arity != Arity::Flag,
+                "{n:?}",
+                n = opt.names
+            );
+            assert_eq!(arg.is_required_set(), opt.required);
+        }
+        let exe = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "include-executable")
+            .unwrap();
+        assert_eq!(exe.get_value_names().unwrap()[0], "E");
+        let check = CHECK.clap_command();
+        let pos: Vec<(&str, bool)> = check
+            .get_positionals()
+            .map(|a| (a.get_id().as_str(), a.is_required_set()))
+            .collect();
+        assert_eq!(
+            pos,
+            [("tag", true), ("dockerfile", false), ("ENGINE ARGS", false)]
+        );
+    }
+
+    #[test]
+    fn every_subcommand_grammar_converts() {
+        for c in crate::commands::ALL {
+            if let crate::commands::Syntax::DockerPy { spec, .. } = c.syntax {
+                let cmd = spec.clap_command();
+                cmd.clone().debug_assert();
+                let longs = cmd
+                    .get_arguments()
+                    .filter(|a| a.get_long().is_some())
+                    .count();
+                let names = spec
+                    .all_opts()
+                    .filter(|o| o.names.iter().any(|n| n.starts_with("--")))
+                    .count();
+                assert_eq!(longs, names, "{}", spec.name);
+            }
         }
     }
 }

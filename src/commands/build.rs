@@ -5,10 +5,17 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Spec, UsageError};
 use crate::context::Ctx;
 use crate::image::dockerfile;
 use crate::image::{self, Job};
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "build an image unless its dockerfile checksum label is current",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "build",

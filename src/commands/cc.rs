@@ -6,9 +6,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::call::request::Request;
+use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Spec};
 use crate::compile;
 use crate::context::Ctx;
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "compile with an image's compiler in the current directory",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "cc",

@@ -3,9 +3,16 @@
 
 use anyhow::{Result, bail};
 
+use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Pos, Spec};
 use crate::context::Ctx;
 use crate::image::dockerfile::{self, Library};
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "is an image up to date (checksum) or recent (age)?",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "check",

@@ -3,9 +3,16 @@
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Matches, Spec};
 use crate::context::Ctx;
 use crate::engine::labels;
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "remove containers carrying the instance label (ends sessions)",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "clean",

@@ -9,18 +9,23 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands;
 use crate::context::Ctx;
 use crate::distcc::{client, fingerprint};
 use crate::target::distcc_hosts as hosts;
 use crate::target::plugin::Registry;
 
+pub const COMMAND: commands::Command = commands::Command::clap(
+    "dist",
+    "'dist check': which distcc servers take this machine's compiles",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "qemu-cross-cc dist",
-    about = "Check distcc servers: which take this machine's compiles"
-)]
+#[command(about = "Check distcc servers: which take this machine's compiles")]
 pub struct Args {
     #[command(subcommand)]
     action: Action,

@@ -7,22 +7,52 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::context::Ctx;
 use crate::error::UsageError;
 use crate::target::plugin::Registry;
 
-pub const HELP: &str = "\
-usage: qemu-cross-cc exec TARGET -- COMMAND [ARGS...]
+pub const COMMAND: Command = Command::words(
+    "exec",
+    "run a command in a target's image, its programs under qemu-user",
+    command,
+    run,
+);
 
+const USAGE: &str = "qemu-cross-cc exec TARGET -- COMMAND [ARGS...]";
+
+const DESCRIPTION: &str = "\
 Run COMMAND in TARGET's image (built first if missing or stale), in the
 current directory (mounted read-write), with the paths in its arguments
 mounted as for a compile, as the calling user, without network. The target's
 programs that COMMAND starts run under qemu-user through the host's
 binfmt_misc handler (registered by qemu-user-static) and find the target's
 libraries (QEMU_LD_PREFIX is the target's sysroot). stdin, stdout, stderr and
-the exit status pass through.
+the exit status pass through.";
 
-example: qemu-cross-cc exec s390x-linux-gnu -- make check";
+const EXAMPLE: &str = "example: qemu-cross-cc exec s390x-linux-gnu -- make check";
+
+/// The words after `exec`, described for completions and the man page;
+/// `run` reads them itself (everything after `--` is the container's).
+fn command() -> clap::Command {
+    clap::Command::new("exec")
+        .about("Run a command in a target's image, its programs under qemu-user")
+        .long_about(DESCRIPTION)
+        .override_usage(USAGE)
+        .after_help(EXAMPLE)
+        .arg(
+            clap::Arg::new("TARGET")
+                .required(true)
+                .help("The target (see 'qemu-cross-cc targets')"),
+        )
+        .arg(
+            clap::Arg::new("COMMAND")
+                .required(true)
+                .num_args(1..)
+                .last(true)
+                .help("The command and its arguments, after --"),
+        )
+}
 
 fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError {
@@ -33,12 +63,12 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// `args` are the words after `exec`.
-pub fn run(ctx: &Ctx, args: &[OsString]) -> Result<i32> {
+fn run(ctx: &Ctx, args: &[OsString]) -> Result<i32> {
     let Some(first) = args.first() else {
         return Err(usage("a target is required: exec TARGET -- COMMAND..."));
     };
     if first == "-h" || first == "--help" {
-        println!("{HELP}");
+        println!("usage: {USAGE}\n\n{DESCRIPTION}\n\n{EXAMPLE}");
         return Ok(0);
     }
     let target = first

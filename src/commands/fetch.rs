@@ -2,8 +2,11 @@
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Matches, Pos, Spec};
 use crate::context::Ctx;
+
+pub const COMMAND: Command = Command::docker_py(&SPEC, "pull REGISTRY/TAG and tag it TAG", run);
 
 pub const SPEC: Spec = Spec {
     name: "fetch",

@@ -2,8 +2,11 @@
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Matches, Spec};
 use crate::context::Ctx;
+
+pub const COMMAND: Command = Command::docker_py(&SPEC, "the engine's images command", run);
 
 pub const SPEC: Spec = Spec {
     name: "images",

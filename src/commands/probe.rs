@@ -2,8 +2,15 @@
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Matches, Pos, Spec};
 use crate::context::Ctx;
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "print which engine works: docker, sudo docker, podman or no",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "probe",

@@ -4,9 +4,16 @@ use std::ffi::OsString;
 
 use anyhow::Result;
 
+use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Spec};
 use crate::context::Ctx;
 use crate::engine::container;
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "run a container with the instance label, cleaned up on signals",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "run",

@@ -6,9 +6,10 @@ use std::fs::OpenOptions;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::distcc::{self, forwarding, server};
 use crate::engine::Engine;
@@ -16,9 +17,15 @@ use crate::engine::orphans::{self, Container};
 use crate::session::TARGET_LABEL;
 use crate::target::plugin::Registry;
 
+pub const COMMAND: Command = Command::clap(
+    "serve",
+    "run distcc servers for targets (one container each), stop them, show counters",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
 #[command(
-    name = "qemu-cross-cc serve",
     about = "Run a distcc server (distccd in a container of the target's image) per target, \
              for clients elsewhere to send compiles to",
     after_help = "Targets get consecutive ports from --port in the order given. Clients set \

@@ -5,15 +5,22 @@
 //! nothing, through their container labels as well.
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::engine::orphans::{self, Container};
 use crate::session::{self, Record};
 
+pub const COMMAND: Command = Command::clap(
+    "sessions",
+    "list or stop warm toolchain sessions",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
 #[command(
-    name = "qemu-cross-cc sessions",
     about = "List or stop warm toolchain sessions (long-lived containers that run the compilers)"
 )]
 pub struct Args {

@@ -4,16 +4,21 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::target::plugin::{Plugin, Registry};
 
+pub const COMMAND: Command = Command::clap(
+    "shims",
+    "create the per-target tool links (aarch64-linux-gnu-gcc...)",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "qemu-cross-cc shims",
-    about = "Create (or remove) the per-target tool links, e.g. aarch64-linux-gnu-gcc"
-)]
+#[command(about = "Create (or remove) the per-target tool links, e.g. aarch64-linux-gnu-gcc")]
 pub struct Args {
     /// The folder for the links (created if missing), e.g. ~/.local/bin.
     #[arg(long)]

@@ -2,14 +2,21 @@
 //! image to the cache folder and print where.
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::target::plugin::Registry;
 
+pub const COMMAND: Command = Command::clap(
+    "sysroot",
+    "export a target's headers and libraries to the cache, print the folder",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
 #[command(
-    name = "qemu-cross-cc sysroot",
     about = "Export a target's headers and libraries from its image to the cache and print the folder"
 )]
 pub struct Args {

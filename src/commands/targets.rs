@@ -2,17 +2,22 @@
 //! tools it provides.
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::target::ensure;
 use crate::target::plugin::Registry;
 
+pub const COMMAND: Command = Command::clap(
+    "targets",
+    "list targets, their images and tools",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
-#[command(
-    name = "qemu-cross-cc targets",
-    about = "List targets: name, image, image state, tools"
-)]
+#[command(about = "List targets: name, image, image state, tools")]
 pub struct Args {
     /// Print JSON (one object per target) instead of a table.
     #[arg(long)]

@@ -4,15 +4,22 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use crate::commands::{self, Command};
 use crate::context::Ctx;
 use crate::target::plugin::{Plugin, Registry};
 use crate::target::toolchain::{self, Paths};
 
+pub const COMMAND: Command = Command::clap(
+    "toolchain",
+    "a CMake toolchain file, Meson cross file or shell variables for a target",
+    Args::command,
+    |ctx, m| run(ctx, commands::args(m)?),
+);
+
 #[derive(Debug, Parser)]
 #[command(
-    name = "qemu-cross-cc toolchain",
     about = "Print a CMake toolchain file, a Meson cross file or shell variables for a target"
 )]
 #[command(group(clap::ArgGroup::new("kind").required(true).args(["cmake", "meson", "env"])))]

@@ -6,9 +6,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Pos, Spec};
 use crate::context::Ctx;
 use crate::host::binfmt;
+
+pub const COMMAND: Command = Command::docker_py(
+    &SPEC,
+    "add a qemu-user executable or the current user to an image",
+    run,
+);
 
 pub const SPEC: Spec = Spec {
     name: "update",
