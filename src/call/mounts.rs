@@ -331,4 +331,65 @@ mod tests {
         assert!(s.covers(&p("/w/src/x.c"), false));
         assert!(!s.covers(&p("/other"), false));
     }
+
+    /// A session's mounts serve a call only when they show it everything it
+    /// needs with the access it needs, and an alias only as the same alias.
+    #[test]
+    fn a_set_covers_another_only_with_its_access_and_aliases() {
+        let mut session = MountSet::new();
+        session.add(p("/w"), false);
+        session.add(p("/w/build"), true);
+        session.add_alias(p("/w/link"), p("/real/tree"), false);
+        let mut call = MountSet::new();
+        call.add(p("/w/build/sub"), true);
+        call.add(p("/w/src"), false);
+        assert!(session.covers_set(&call));
+        call.add(p("/w/src"), true);
+        assert!(
+            !session.covers_set(&call),
+            "a read-only mount cannot serve a write"
+        );
+        let mut aliased = MountSet::new();
+        aliased.add_alias(p("/w/link"), p("/real/tree"), false);
+        assert!(session.covers_set(&aliased));
+        let mut other = MountSet::new();
+        other.add_alias(p("/w/link"), p("/elsewhere"), false);
+        assert!(
+            !session.covers_set(&other),
+            "the same name leading elsewhere is another folder"
+        );
+    }
+
+    /// A folder the user names is checked where it really leads: a link to
+    /// a refused folder is refused by name, a link to a project folder is
+    /// mounted there and under its own name.
+    #[test]
+    fn user_folders_are_checked_where_they_lead() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let to_etc = d.path().join("etc-link");
+        std::os::unix::fs::symlink("/etc", &to_etc).unwrap();
+        let e = MountSet::new()
+            .add_checked(to_etc.clone(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("leads to /etc"), "{e}");
+        let link = d.path().join("proj");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut s = MountSet::new();
+        s.add_checked(link.clone(), false).unwrap();
+        let real = std::fs::canonicalize(&real).unwrap();
+        let got: Vec<(PathBuf, PathBuf)> = s
+            .iter()
+            .map(|m| (m.path.clone(), m.source.clone()))
+            .collect();
+        assert!(got.contains(&(real.clone(), real.clone())), "{got:?}");
+        assert!(got.contains(&(link, real)), "{got:?}");
+        assert!(
+            MountSet::new()
+                .add_checked(d.path().join("missing"), false)
+                .is_err()
+        );
+    }
 }
