@@ -21,7 +21,10 @@
 use std::ffi::{OsStr, OsString};
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::call::mounts::normalize;
 
 /// Response files nest at most this deep (an `@file` at a deeper level is
 /// left as it is, as one that cannot be read).
@@ -723,11 +726,53 @@ enum Found {
     Attached(usize),
 }
 
+/// An option table, its options grouped (on first use) by the byte after
+/// their leading `-`: a word is compared only with the few options that
+/// begin like it, not with the whole table.
+struct Table {
+    opts: &'static [Opt],
+    groups: OnceLock<Vec<Vec<&'static Opt>>>,
+}
+
+impl Table {
+    const fn new(opts: &'static [Opt]) -> Table {
+        Table {
+            opts,
+            groups: OnceLock::new(),
+        }
+    }
+
+    /// The options that could match `word`, in table order (every name
+    /// has at least two bytes: see the tests).
+    fn candidates(&self, word: &[u8]) -> &[&'static Opt] {
+        let groups = self.groups.get_or_init(|| {
+            let mut groups: Vec<Vec<&'static Opt>> = vec![Vec::new(); 256];
+            for opt in self.opts {
+                if let Some(&b) = opt.name.as_bytes().get(1) {
+                    groups[usize::from(b)].push(opt);
+                }
+            }
+            groups
+        });
+        word.get(1).map_or(&[], |&b| &groups[usize::from(b)])
+    }
+}
+
+static DRIVER_TABLE: Table = Table::new(DRIVER);
+static PREPROCESSOR_TABLE: Table = Table::new(PREPROCESSOR);
+static LINKER_TABLE: Table = Table::new(LINKER);
+static ASSEMBLER_TABLE: Table = Table::new(ASSEMBLER);
+static NO_TABLE: Table = Table::new(&[]);
+
 /// The option `word` is: its exact name first, else the longest name it
 /// begins with (for the forms that take an attached value).
-fn find(tables: &[&'static [Opt]], word: &[u8]) -> Option<(&'static Opt, Found)> {
+fn find(tables: &[&'static Table], word: &[u8]) -> Option<(&'static Opt, Found)> {
     for table in tables {
-        if let Some(opt) = table.iter().find(|opt| opt.name.as_bytes() == word) {
+        let exact = table
+            .candidates(word)
+            .iter()
+            .find(|opt| opt.name.as_bytes() == word);
+        if let Some(&opt) = exact {
             let found = match opt.form {
                 Form::Joined => Found::Attached(word.len()),
                 _ => Found::Alone,
@@ -737,7 +782,7 @@ fn find(tables: &[&'static [Opt]], word: &[u8]) -> Option<(&'static Opt, Found)>
     }
     let mut best: Option<(&'static Opt, Found)> = None;
     for table in tables {
-        for opt in table.iter() {
+        for &opt in table.candidates(word) {
             let name = opt.name.as_bytes();
             let at = match opt.form {
                 Form::Joined | Form::Either if word.starts_with(name) => name.len(),
@@ -919,12 +964,12 @@ fn classify(words: &[Word], files: &[ResponseFile], cwd: &Path) -> Vec<Arg> {
 
 impl<'a> Classifier<'a> {
     /// The tables for `via`'s words, the first one looked at first.
-    fn tables(via: Via) -> [&'static [Opt]; 2] {
+    fn tables(via: Via) -> [&'static Table; 2] {
         match via {
-            Via::Driver => [DRIVER, &[]],
-            Via::Preprocessor => [PREPROCESSOR, DRIVER],
-            Via::Assembler => [ASSEMBLER, &[]],
-            Via::Linker => [LINKER, &[]],
+            Via::Driver => [&DRIVER_TABLE, &NO_TABLE],
+            Via::Preprocessor => [&PREPROCESSOR_TABLE, &DRIVER_TABLE],
+            Via::Assembler => [&ASSEMBLER_TABLE, &NO_TABLE],
+            Via::Linker => [&LINKER_TABLE, &NO_TABLE],
         }
     }
 
@@ -1167,26 +1212,6 @@ fn debug_level(v: &[u8]) -> Option<Option<u8>> {
         }
     }
     None
-}
-
-/// `path` made absolute against `cwd`, lexically.
-fn normalize(path: &Path, cwd: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
 }
 
 /// gcc's name for an auxiliary output of `name`: its last suffix (after
@@ -2531,6 +2556,12 @@ mod tests {
                 assert!(
                     !table[i + 1..].iter().any(|b| b.name == a.name),
                     "{} twice",
+                    a.name
+                );
+                // `Table` groups the options by their second byte.
+                assert!(
+                    a.name.len() >= 2 && a.name.starts_with('-'),
+                    "{} is no option name",
                     a.name
                 );
             }
