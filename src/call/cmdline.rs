@@ -15,9 +15,6 @@
 //! Paths are made absolute against the current directory lexically (`..`
 //! drops the component before it), as mounts are.
 
-// Phase 1 of moving the scanners onto this model: its callers come next.
-#![allow(dead_code)]
-
 use std::ffi::{OsStr, OsString};
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -822,11 +819,6 @@ pub fn parse(argv: &[OsString], cwd: &Path, read: &mut Reader) -> CmdLine {
     cmd
 }
 
-/// `parse` without reading any response file (each stays `@file`).
-pub fn parse_unread(argv: &[OsString], cwd: &Path) -> CmdLine {
-    parse(argv, cwd, &mut |_| Err("not read".into()))
-}
-
 /// Expand `words` into `cmd.words`, reading response files with
 /// `read.0` and counting the reads in `read.1`.
 fn expand(
@@ -1299,22 +1291,6 @@ impl CmdLine {
             .into_iter()
             .find(|m| stops.contains(m))
             .unwrap_or(Mode::Link)
-    }
-
-    /// The include folders on the host, in order (not those below the
-    /// sysroot).
-    pub fn include_dirs(&self) -> Vec<&Path> {
-        self.args
-            .iter()
-            .filter_map(|a| match &a.kind {
-                Kind::IncludeDir {
-                    dir,
-                    in_sysroot: false,
-                    ..
-                } => Some(dir.path.as_path()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The questions asked (`-print-*`, `-dump*`, `--version`, `--help`).
@@ -2069,6 +2045,22 @@ mod tests {
         },
     ];
 
+    /// The include folders on the host, in order (not those below the
+    /// sysroot).
+    fn include_dirs(cmd: &CmdLine) -> Vec<&Path> {
+        cmd.args
+            .iter()
+            .filter_map(|a| match &a.kind {
+                Kind::IncludeDir {
+                    dir,
+                    in_sysroot: false,
+                    ..
+                } => Some(dir.path.as_path()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn strs(paths: &[&Path]) -> Vec<String> {
         paths.iter().map(|p| p.display().to_string()).collect()
     }
@@ -2094,7 +2086,7 @@ mod tests {
             want.sort();
             assert_eq!(written, want, "written: {what}");
             assert_eq!(owned(&cmd.depfiles()), c.depfiles, "depfiles: {what}");
-            assert_eq!(strs(&cmd.include_dirs()), c.includes, "includes: {what}");
+            assert_eq!(strs(&include_dirs(&cmd)), c.includes, "includes: {what}");
             let reads = owned(&cmd.read_paths());
             for r in c.reads {
                 assert!(reads.iter().any(|x| x == r), "{what}: {r} not in {reads:?}");
@@ -2322,7 +2314,7 @@ mod tests {
             "-Wp,-MD,dep.d,-I,../pinc -Xpreprocessor -include -Xpreprocessor x.h -c a.c",
         );
         assert_eq!(owned(&cmd.depfiles()), ["/w/build/dep.d"]);
-        assert_eq!(strs(&cmd.include_dirs()), ["/w/pinc"]);
+        assert_eq!(strs(&include_dirs(&cmd)), ["/w/pinc"]);
         assert!(cmd.read_paths().contains(&PathBuf::from("/w/build/x.h")));
         // cc1's -MD names the file; the driver's own -MD is still a flag.
         assert_eq!(parse_line("-MD dep.c -c").inputs().len(), 1);
@@ -2474,7 +2466,7 @@ mod tests {
         );
         assert_eq!(cmd.inputs()[0].1, &Lang::C);
         assert_eq!(
-            cmd.include_dirs(),
+            include_dirs(&cmd),
             [Path::new(OsStr::from_bytes(b"/inc/\xfe"))]
         );
         assert_eq!(
@@ -2520,7 +2512,7 @@ mod tests {
         assert_eq!(cmd.output().unwrap().given, Path::new("out.o"));
         assert_eq!(cmd.response_files.len(), 2);
         assert_eq!(cmd.words[4].origin, Origin::File(1, 0));
-        assert_eq!(strs(&cmd.include_dirs()), ["/w/build/x"]);
+        assert_eq!(strs(&include_dirs(&cmd)), ["/w/build/x"]);
         assert_eq!(cmd.inputs().len(), 1);
         // An unread one given as a value is the value, as gcc takes it.
         let cmd = parse(&words("-o @c.rsp a.c"), Path::new(CWD), &mut read);
