@@ -1222,8 +1222,10 @@ fn an_empty_argv_is_one_error_line() {
 #[test]
 fn an_unreadable_response_file_is_named_under_debug() {
     let s = Scratch::new();
-    std::fs::write(s.path().join("bad.rsp"), "-I'unterminated\n").unwrap();
-    for rsp in ["@missing.rsp", "@bad.rsp"] {
+    // A folder is no file to read (an unterminated quote is no error: gcc
+    // reads to the end of the file).
+    std::fs::create_dir(s.path().join("folder.rsp")).unwrap();
+    for rsp in ["@missing.rsp", "@folder.rsp"] {
         let mut c = s.qcc(&["--target", "s390x-linux-gnu", "-c", rsp]);
         c.env("PATH", s.fake_path(&[]))
             .env("QEMU_CROSS_CC_DEBUG", "1");

@@ -1,9 +1,10 @@
 //! Which host folders a compiler command line needs in the container.
 //!
-//! The current directory is mounted read-write. Paths in the arguments that
-//! lie outside it (`../src/foo.c`, `-I../src/include`, `-o ../obj/x.o`,
-//! `-MF dep.d`, `@responsefile`) get their folders mounted at the same path:
-//! read-only for inputs, read-write for outputs. For an input outside the
+//! The current directory is mounted read-write. The paths the command line
+//! reads and writes (`CmdLine::read_paths` and `written_paths`, see
+//! `cmdline`) that lie outside it (`../src/foo.c`, `-I../src/include`,
+//! `-o ../obj/x.o`, `-MF dep.d`, `@responsefile`) get their folders mounted
+//! at the same path: read-only for inputs, read-write for outputs. For an input outside the
 //! current directory the folder mounted is the one the path enters after
 //! leaving the directory it shares with the current directory (for
 //! `../src/a/b.c` from `/w/build`, that is `/w/src`): out-of-tree builds reach
@@ -11,12 +12,12 @@
 //! wanted, not one folder of it. Paths in system folders (`/usr`, `/lib`...)
 //! are the image's own and are never mounted.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+use crate::call::cmdline::{self, CmdLine};
 use crate::call::mounts::{self, MountSet};
 
 /// Folders whose contents come from the image, never from the host.
@@ -25,53 +26,7 @@ const SYSTEM: &[&str] = &[
     "/sys", "/run", "/var/run", "/boot",
 ];
 
-/// Options whose next argument is an input path.
-const INPUT_NEXT: &[&str] = &[
-    "-I",
-    "-L",
-    "-B",
-    "-isystem",
-    "-iquote",
-    "-idirafter",
-    "-include",
-    "-imacros",
-    "-isysroot",
-    "--sysroot",
-    "-T",
-    "-specs",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-    "-Xlinker",
-    "-Xassembler",
-    "-Xpreprocessor",
-    "-imultilib",
-    "-cxx-isystem",
-];
-
-/// Options whose input path may be attached (`-I../inc`).
-const INPUT_ATTACHED: &[&str] = &[
-    "-isystem",
-    "-iquote",
-    "-idirafter",
-    "-isysroot",
-    "-include",
-    "-imacros",
-    "-I",
-    "-L",
-    "-B",
-    "-T",
-];
-
-/// Options whose next argument is an output path.
-const OUTPUT_NEXT: &[&str] = &["-o", "-MF", "-aux-info", "--output"];
-
-/// Options whose next argument is not a path at all.
-const NOT_PATH_NEXT: &[&str] = &[
-    "-D", "-U", "-MT", "-MQ", "-x", "-l", "-u", "-e", "-z", "--param", "-G", "-A",
-];
-
-/// The largest response file scanned: only a regular file of at most this
+/// The largest response file read: only a regular file of at most this
 /// size is read (`@/dev/zero` never ends, a FIFO blocks or is consumed).
 const RESPONSE_CAP: u64 = 4 << 20;
 
@@ -82,132 +37,33 @@ pub struct Paths {
     pub outputs: Vec<PathBuf>,
 }
 
-fn text(arg: &OsStr) -> Option<&str> {
-    arg.to_str()
+/// The command line `args` run in `cwd`, read once (see `cmdline`). A
+/// response file is read only when it is a regular file of at most 4 MiB;
+/// one that is not read is passed on as it is (gcc then reports it, or
+/// takes `@x` as a file name, as it does).
+pub fn command_line(args: &[OsString], cwd: &Path) -> CmdLine {
+    cmdline::parse(args, cwd, &mut |path| {
+        crate::state::safefs::read_config(path, RESPONSE_CAP)
+            .map(String::into_bytes)
+            .map_err(|e| format!("{e:#}"))
+    })
 }
 
-/// Collect input and output paths from compiler arguments.
-pub fn scan(args: &[OsString], cwd: &Path) -> Paths {
-    let mut p = Paths::default();
-    scan_into(args, cwd, &mut p, 0);
-    p
-}
-
-fn scan_into(args: &[OsString], cwd: &Path, p: &mut Paths, depth: usize) {
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        i += 1;
-        let Some(a) = text(arg) else {
-            // Not UTF-8: a file name only, never an option we know.
-            if arg.as_bytes().first() != Some(&b'-') {
-                p.inputs.push(mounts::normalize(Path::new(arg), cwd));
-            }
-            continue;
-        };
-        if a == "-" || a.is_empty() {
-            continue;
-        }
-        if let Some(file) = a.strip_prefix('@') {
-            let path = mounts::normalize(Path::new(file), cwd);
-            // One that cannot be read is passed on as it is: gcc then
-            // reports it itself (or takes `@x` as a file name, as it does).
-            let words = if depth < 8 {
-                crate::state::safefs::read_config(&path, RESPONSE_CAP).and_then(|body| {
-                    shell_words::split(&body)
-                        .map_err(|e| anyhow::anyhow!("{} does not parse: {e}", path.display()))
-                })
-            } else {
-                Err(anyhow::anyhow!("response files nest more than 8 deep"))
-            };
-            match words {
-                Ok(words) => {
-                    let words: Vec<OsString> = words.into_iter().map(OsString::from).collect();
-                    scan_into(&words, cwd, p, depth + 1);
-                }
-                Err(e) => crate::diag::debug(format!(
-                    "response file {a} not scanned, so the paths in it are not mounted: {e:#}"
-                )),
-            }
-            p.inputs.push(path);
-            continue;
-        }
-        if !a.starts_with('-') {
-            p.inputs.push(mounts::normalize(Path::new(a), cwd));
-            continue;
-        }
-        if OUTPUT_NEXT.contains(&a) {
-            if let Some(v) = args.get(i) {
-                p.outputs.push(mounts::normalize(Path::new(v), cwd));
-                i += 1;
-            }
-            continue;
-        }
-        if INPUT_NEXT.contains(&a) {
-            if let Some(v) = args.get(i) {
-                if v.as_bytes().first() != Some(&b'-') {
-                    p.inputs.push(mounts::normalize(Path::new(v), cwd));
-                }
-                i += 1;
-            }
-            continue;
-        }
-        if NOT_PATH_NEXT.contains(&a) {
-            i += 1;
-            continue;
-        }
-        if let Some(rest) = a.strip_prefix("-o").filter(|r| !r.is_empty()) {
-            p.outputs.push(mounts::normalize(Path::new(rest), cwd));
-            continue;
-        }
-        if let Some(rest) = a.strip_prefix("-MF").filter(|r| !r.is_empty()) {
-            p.outputs.push(mounts::normalize(Path::new(rest), cwd));
-            continue;
-        }
-        if a.starts_with("-D")
-            || a.starts_with("-U")
-            || a.starts_with("-MT")
-            || a.starts_with("-MQ")
-        {
-            continue;
-        }
-        if let Some(list) = a
-            .strip_prefix("-Wl,")
-            .or_else(|| a.strip_prefix("-Wa,"))
-            .or_else(|| a.strip_prefix("-Wp,"))
-        {
-            for part in list.split(',') {
-                if let Some(map) = part.strip_prefix("-Map=") {
-                    p.outputs.push(mounts::normalize(Path::new(map), cwd));
-                } else if let Some((_, v)) = part.split_once('=') {
-                    push_if_pathlike(v, cwd, &mut p.inputs);
-                } else if !part.starts_with('-') {
-                    push_if_pathlike(part, cwd, &mut p.inputs);
-                }
-            }
-            continue;
-        }
-        if let Some(pre) = INPUT_ATTACHED.iter().find(|pre| a.starts_with(**pre)) {
-            let v = &a[pre.len()..];
-            let v = v.strip_prefix('=').unwrap_or(v);
-            if !v.is_empty() {
-                p.inputs.push(mounts::normalize(Path::new(v), cwd));
-            }
-            continue;
-        }
-        // Generic `-option=VALUE` with a path-like value (`--sysroot=`,
-        // `-specs=`, `-fplugin=`...).
-        if let Some((opt, v)) = a.split_once('=') {
-            if !opt.ends_with("-prefix-map") {
-                push_if_pathlike(v, cwd, &mut p.inputs);
-            }
+/// The paths `cmd` reads and writes on the host. A response file that was
+/// not read is named under `QEMU_CROSS_CC_DEBUG`: the paths in it are not
+/// mounted.
+pub fn paths(cmd: &CmdLine) -> Paths {
+    for r in &cmd.response_files {
+        if let Err(why) = &r.words {
+            crate::diag::debug(format!(
+                "response file @{} not scanned, so the paths in it are not mounted: {why}",
+                r.file.given.display()
+            ));
         }
     }
-}
-
-fn push_if_pathlike(v: &str, cwd: &Path, out: &mut Vec<PathBuf>) {
-    if v.contains('/') {
-        out.push(mounts::normalize(Path::new(v), cwd));
+    Paths {
+        inputs: cmd.read_paths(),
+        outputs: cmd.written_paths(),
     }
 }
 
@@ -259,10 +115,9 @@ fn input_root(input: &Path, cwd: &Path, home: Option<&Path>) -> Option<PathBuf> 
     (!meta.is_dir() && !is_system(input)).then(|| input.to_path_buf())
 }
 
-/// Add to `set` the mounts that the paths in `args` need.
-pub fn add_mounts(set: &mut MountSet, args: &[OsString], cwd: &Path) -> Result<()> {
-    let paths = scan(args, cwd);
-    add_path_mounts(set, &paths, cwd)
+/// Add to `set` the mounts that the paths `cmd` reads and writes need.
+pub fn add_mounts(set: &mut MountSet, cmd: &CmdLine) -> Result<()> {
+    add_path_mounts(set, &paths(cmd), &cmd.cwd)
 }
 
 /// Outputs that are the same file inside the container as outside.
@@ -399,6 +254,10 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
+    fn scan(args: &[OsString], cwd: &Path) -> Paths {
+        paths(&command_line(args, cwd))
+    }
+
     #[test]
     fn scans_inputs_and_outputs() {
         let cwd = Path::new("/w/build");
@@ -440,6 +299,50 @@ mod tests {
         );
         let outputs: Vec<&str> = p.outputs.iter().map(|x| x.to_str().unwrap()).collect();
         assert_eq!(outputs, vec!["/w/obj/a.o", "/w/build/dep.d"]);
+    }
+
+    /// What gcc writes is mounted writable, never read-only; what it takes
+    /// as a name below the sysroot or a value is not a host path.
+    #[test]
+    fn outputs_passed_on_and_values_that_are_no_paths() {
+        let cwd = Path::new("/w/build");
+        let p = scan(
+            &os(&[
+                "-c",
+                "a.c",
+                "-Wp,-MMD,../dep/a.d",
+                "-Xlinker",
+                "-Map",
+                "-Xlinker",
+                "../map/x.map",
+                "-Wa,-adhln=../lst/a.lst",
+                "-Wl,--out-implib,../lib/x.dll.a",
+                "-I=/usr/include/x",
+                "-iquote=/inc",
+                "-iwithprefix",
+                "/pre/inc",
+                "-imultilib",
+                "m/32",
+                "-dumpdir",
+                "../dump/",
+                "-fprofile-generate=../prof",
+                "-o",
+                "-",
+            ]),
+            cwd,
+        );
+        let inputs: Vec<&str> = p.inputs.iter().map(|x| x.to_str().unwrap()).collect();
+        assert_eq!(inputs, vec!["/w/build/a.c"]);
+        let outputs: Vec<&str> = p.outputs.iter().map(|x| x.to_str().unwrap()).collect();
+        assert_eq!(
+            outputs,
+            vec![
+                "/w/dep/a.d",
+                "/w/map/x.map",
+                "/w/lst/a.lst",
+                "/w/lib/x.dll.a"
+            ]
+        );
     }
 
     #[test]
@@ -497,8 +400,7 @@ mod tests {
         let cwd = root.join("build");
         let mut set = MountSet::new();
         set.add(cwd.clone(), true);
-        add_mounts(
-            &mut set,
+        let cmd = command_line(
             &os(&[
                 "-c",
                 "../src/lib/a.c",
@@ -507,8 +409,8 @@ mod tests {
                 "-I/usr/include/x",
             ]),
             &cwd,
-        )
-        .unwrap();
+        );
+        add_mounts(&mut set, &cmd).unwrap();
         let got: Vec<(PathBuf, bool)> = set.iter().map(|m| (m.path.clone(), m.writable)).collect();
         assert_eq!(
             got,
@@ -524,12 +426,11 @@ mod tests {
     fn missing_inputs_and_system_paths_are_not_mounted() {
         let cwd = Path::new("/tmp");
         let mut set = MountSet::new();
-        add_mounts(
-            &mut set,
+        let cmd = command_line(
             &os(&["/nonexistent/qcc/a.c", "-I/usr/include", "/etc/passwd"]),
             cwd,
-        )
-        .unwrap();
+        );
+        add_mounts(&mut set, &cmd).unwrap();
         assert!(set.is_empty());
     }
 }

@@ -15,13 +15,13 @@
 //! Paths are made absolute against the current directory lexically (`..`
 //! drops the component before it), as mounts are.
 
-// Phase 1 of moving the scanners onto this model: its callers come next.
-#![allow(dead_code)]
-
 use std::ffi::{OsStr, OsString};
 use std::ops::Range;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::call::mounts::normalize;
 
 /// Response files nest at most this deep (an `@file` at a deeper level is
 /// left as it is, as one that cannot be read).
@@ -723,11 +723,53 @@ enum Found {
     Attached(usize),
 }
 
+/// An option table, its options grouped (on first use) by the byte after
+/// their leading `-`: a word is compared only with the few options that
+/// begin like it, not with the whole table.
+struct Table {
+    opts: &'static [Opt],
+    groups: OnceLock<Vec<Vec<&'static Opt>>>,
+}
+
+impl Table {
+    const fn new(opts: &'static [Opt]) -> Table {
+        Table {
+            opts,
+            groups: OnceLock::new(),
+        }
+    }
+
+    /// The options that could match `word`, in table order (every name
+    /// has at least two bytes: see the tests).
+    fn candidates(&self, word: &[u8]) -> &[&'static Opt] {
+        let groups = self.groups.get_or_init(|| {
+            let mut groups: Vec<Vec<&'static Opt>> = vec![Vec::new(); 256];
+            for opt in self.opts {
+                if let Some(&b) = opt.name.as_bytes().get(1) {
+                    groups[usize::from(b)].push(opt);
+                }
+            }
+            groups
+        });
+        word.get(1).map_or(&[], |&b| &groups[usize::from(b)])
+    }
+}
+
+static DRIVER_TABLE: Table = Table::new(DRIVER);
+static PREPROCESSOR_TABLE: Table = Table::new(PREPROCESSOR);
+static LINKER_TABLE: Table = Table::new(LINKER);
+static ASSEMBLER_TABLE: Table = Table::new(ASSEMBLER);
+static NO_TABLE: Table = Table::new(&[]);
+
 /// The option `word` is: its exact name first, else the longest name it
 /// begins with (for the forms that take an attached value).
-fn find(tables: &[&'static [Opt]], word: &[u8]) -> Option<(&'static Opt, Found)> {
+fn find(tables: &[&'static Table], word: &[u8]) -> Option<(&'static Opt, Found)> {
     for table in tables {
-        if let Some(opt) = table.iter().find(|opt| opt.name.as_bytes() == word) {
+        let exact = table
+            .candidates(word)
+            .iter()
+            .find(|opt| opt.name.as_bytes() == word);
+        if let Some(&opt) = exact {
             let found = match opt.form {
                 Form::Joined => Found::Attached(word.len()),
                 _ => Found::Alone,
@@ -737,7 +779,7 @@ fn find(tables: &[&'static [Opt]], word: &[u8]) -> Option<(&'static Opt, Found)>
     }
     let mut best: Option<(&'static Opt, Found)> = None;
     for table in tables {
-        for opt in table.iter() {
+        for &opt in table.candidates(word) {
             let name = opt.name.as_bytes();
             let at = match opt.form {
                 Form::Joined | Form::Either if word.starts_with(name) => name.len(),
@@ -775,11 +817,6 @@ pub fn parse(argv: &[OsString], cwd: &Path, read: &mut Reader) -> CmdLine {
     expand(argv, &origins, 0, cwd, &mut (read, &mut reads), &mut cmd);
     cmd.args = classify(&cmd.words, &cmd.response_files, cwd);
     cmd
-}
-
-/// `parse` without reading any response file (each stays `@file`).
-pub fn parse_unread(argv: &[OsString], cwd: &Path) -> CmdLine {
-    parse(argv, cwd, &mut |_| Err("not read".into()))
 }
 
 /// Expand `words` into `cmd.words`, reading response files with
@@ -919,12 +956,12 @@ fn classify(words: &[Word], files: &[ResponseFile], cwd: &Path) -> Vec<Arg> {
 
 impl<'a> Classifier<'a> {
     /// The tables for `via`'s words, the first one looked at first.
-    fn tables(via: Via) -> [&'static [Opt]; 2] {
+    fn tables(via: Via) -> [&'static Table; 2] {
         match via {
-            Via::Driver => [DRIVER, &[]],
-            Via::Preprocessor => [PREPROCESSOR, DRIVER],
-            Via::Assembler => [ASSEMBLER, &[]],
-            Via::Linker => [LINKER, &[]],
+            Via::Driver => [&DRIVER_TABLE, &NO_TABLE],
+            Via::Preprocessor => [&PREPROCESSOR_TABLE, &DRIVER_TABLE],
+            Via::Assembler => [&ASSEMBLER_TABLE, &NO_TABLE],
+            Via::Linker => [&LINKER_TABLE, &NO_TABLE],
         }
     }
 
@@ -1169,26 +1206,6 @@ fn debug_level(v: &[u8]) -> Option<Option<u8>> {
     None
 }
 
-/// `path` made absolute against `cwd`, lexically.
-fn normalize(path: &Path, cwd: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::Normal(n) => out.push(n),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-        }
-    }
-    out
-}
-
 /// gcc's name for an auxiliary output of `name`: its last suffix (after
 /// the last `.` of its last component, even a leading one) replaced by
 /// `ext` (`out/x.o` gives `out/x.d`, `x` gives `x.d`, `.x` gives `.d`).
@@ -1274,22 +1291,6 @@ impl CmdLine {
             .into_iter()
             .find(|m| stops.contains(m))
             .unwrap_or(Mode::Link)
-    }
-
-    /// The include folders on the host, in order (not those below the
-    /// sysroot).
-    pub fn include_dirs(&self) -> Vec<&Path> {
-        self.args
-            .iter()
-            .filter_map(|a| match &a.kind {
-                Kind::IncludeDir {
-                    dir,
-                    in_sysroot: false,
-                    ..
-                } => Some(dir.path.as_path()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// The questions asked (`-print-*`, `-dump*`, `--version`, `--help`).
@@ -2044,6 +2045,22 @@ mod tests {
         },
     ];
 
+    /// The include folders on the host, in order (not those below the
+    /// sysroot).
+    fn include_dirs(cmd: &CmdLine) -> Vec<&Path> {
+        cmd.args
+            .iter()
+            .filter_map(|a| match &a.kind {
+                Kind::IncludeDir {
+                    dir,
+                    in_sysroot: false,
+                    ..
+                } => Some(dir.path.as_path()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn strs(paths: &[&Path]) -> Vec<String> {
         paths.iter().map(|p| p.display().to_string()).collect()
     }
@@ -2069,7 +2086,7 @@ mod tests {
             want.sort();
             assert_eq!(written, want, "written: {what}");
             assert_eq!(owned(&cmd.depfiles()), c.depfiles, "depfiles: {what}");
-            assert_eq!(strs(&cmd.include_dirs()), c.includes, "includes: {what}");
+            assert_eq!(strs(&include_dirs(&cmd)), c.includes, "includes: {what}");
             let reads = owned(&cmd.read_paths());
             for r in c.reads {
                 assert!(reads.iter().any(|x| x == r), "{what}: {r} not in {reads:?}");
@@ -2297,7 +2314,7 @@ mod tests {
             "-Wp,-MD,dep.d,-I,../pinc -Xpreprocessor -include -Xpreprocessor x.h -c a.c",
         );
         assert_eq!(owned(&cmd.depfiles()), ["/w/build/dep.d"]);
-        assert_eq!(strs(&cmd.include_dirs()), ["/w/pinc"]);
+        assert_eq!(strs(&include_dirs(&cmd)), ["/w/pinc"]);
         assert!(cmd.read_paths().contains(&PathBuf::from("/w/build/x.h")));
         // cc1's -MD names the file; the driver's own -MD is still a flag.
         assert_eq!(parse_line("-MD dep.c -c").inputs().len(), 1);
@@ -2449,7 +2466,7 @@ mod tests {
         );
         assert_eq!(cmd.inputs()[0].1, &Lang::C);
         assert_eq!(
-            cmd.include_dirs(),
+            include_dirs(&cmd),
             [Path::new(OsStr::from_bytes(b"/inc/\xfe"))]
         );
         assert_eq!(
@@ -2495,7 +2512,7 @@ mod tests {
         assert_eq!(cmd.output().unwrap().given, Path::new("out.o"));
         assert_eq!(cmd.response_files.len(), 2);
         assert_eq!(cmd.words[4].origin, Origin::File(1, 0));
-        assert_eq!(strs(&cmd.include_dirs()), ["/w/build/x"]);
+        assert_eq!(strs(&include_dirs(&cmd)), ["/w/build/x"]);
         assert_eq!(cmd.inputs().len(), 1);
         // An unread one given as a value is the value, as gcc takes it.
         let cmd = parse(&words("-o @c.rsp a.c"), Path::new(CWD), &mut read);
@@ -2531,6 +2548,12 @@ mod tests {
                 assert!(
                     !table[i + 1..].iter().any(|b| b.name == a.name),
                     "{} twice",
+                    a.name
+                );
+                // `Table` groups the options by their second byte.
+                assert!(
+                    a.name.len() >= 2 && a.name.starts_with('-'),
+                    "{} is no option name",
                     a.name
                 );
             }

@@ -8,79 +8,24 @@
 //! native `-MMD` drops system headers; the image's own changes are covered
 //! by its checksum (a rebuilt image retires its sessions).
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::call::cmdline::CmdLine;
 use crate::call::mounts::{self, MountSet};
 
-/// The depfiles a command line asks the compiler to write.
-pub fn wanted(args: &[OsString], cwd: &Path, env_outputs: &[String]) -> Vec<PathBuf> {
-    let args: Vec<&str> = args.iter().filter_map(|a| a.to_str()).collect();
-    let mut files = Vec::new();
-    let mut md = false;
-    let mut explicit = false;
-    let mut output = None;
-    let mut source = None;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i];
-        i += 1;
-        match a {
-            "-MD" | "-MMD" => md = true,
-            "-MF" => {
-                if let Some(f) = args.get(i) {
-                    files.push(PathBuf::from(f));
-                    explicit = true;
-                    i += 1;
-                }
-            }
-            "-o" => {
-                output = args.get(i).map(PathBuf::from);
-                i += 1;
-            }
-            // Options whose value is not a source file.
-            "-MT" | "-MQ" | "-x" | "-I" | "-D" | "-U" | "-include" | "-isystem" | "-L" => i += 1,
-            _ => {
-                if let Some(f) = a.strip_prefix("-MF") {
-                    files.push(PathBuf::from(f));
-                    explicit = true;
-                } else if let Some(list) = a.strip_prefix("-Wp,") {
-                    let parts: Vec<&str> = list.split(',').collect();
-                    if let [opt, f, ..] = parts[..] {
-                        if opt == "-MD" || opt == "-MMD" {
-                            files.push(PathBuf::from(f));
-                            explicit = true;
-                        }
-                    }
-                } else if let Some(o) = a.strip_prefix("-o") {
-                    output = Some(PathBuf::from(o));
-                } else if !a.starts_with('-') && source.is_none() {
-                    source = Some(PathBuf::from(a));
-                }
-            }
-        }
-    }
-    if md && !explicit {
-        // gcc's default: the output with its suffix replaced by `.d`, else
-        // the source's base name with `.d`, in the current directory.
-        let default = match (&output, &source) {
-            (Some(o), _) => Some(o.with_extension("d")),
-            (None, Some(s)) => s.file_name().map(|n| Path::new(n).with_extension("d")),
-            _ => None,
-        };
-        files.extend(default);
-    }
+/// The depfiles a call writes: those `cmd` asks gcc for (see
+/// `CmdLine::depfiles`), and the files `DEPENDENCIES_OUTPUT` and
+/// `SUNPRO_DEPENDENCIES` name (`env_outputs`).
+pub fn wanted(cmd: &CmdLine, env_outputs: &[String]) -> Vec<PathBuf> {
+    let mut files = cmd.depfiles();
     files.extend(
         env_outputs
             .iter()
             .filter(|s| !s.is_empty())
-            .map(PathBuf::from),
+            .map(|f| mounts::normalize(Path::new(f), &cmd.cwd)),
     );
     files
-        .into_iter()
-        .map(|f| mounts::normalize(&f, cwd))
-        .collect()
 }
 
 /// The largest depfile rewritten (a kernel object's is well under 1 MiB).
@@ -262,34 +207,41 @@ fn filter(text: &str, keep: impl Fn(&str) -> bool) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
+    /// The depfiles of `args` run in `/w/b`.
+    fn wanted_of(args: &[&str], env_outputs: &[String]) -> Vec<PathBuf> {
+        let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        let cmd = crate::call::argpaths::command_line(&args, Path::new("/w/b"));
+        wanted(&cmd, env_outputs)
     }
 
     #[test]
     fn depfile_names_follow_gcc() {
-        let cwd = Path::new("/w/b");
         assert_eq!(
-            wanted(&os(&["-c", "x.c", "-MD", "-o", "obj/x.o"]), cwd, &[]),
+            wanted_of(&["-c", "x.c", "-MD", "-o", "obj/x.o"], &[]),
             vec![PathBuf::from("/w/b/obj/x.d")]
         );
         assert_eq!(
-            wanted(&os(&["-c", "../s/x.c", "-MMD"]), cwd, &[]),
+            wanted_of(&["-c", "../s/x.c", "-MMD"], &[]),
             vec![PathBuf::from("/w/b/x.d")]
         );
         assert_eq!(
-            wanted(&os(&["-c", "x.c", "-MD", "-MF", "d/x.dep"]), cwd, &[]),
+            wanted_of(&["-c", "x.c", "-MD", "-MF", "d/x.dep"], &[]),
             vec![PathBuf::from("/w/b/d/x.dep")]
         );
         assert_eq!(
-            wanted(&os(&["-c", "x.c", "-Wp,-MD,.x.o.d"]), cwd, &[]),
+            wanted_of(&["-c", "x.c", "-Wp,-MD,.x.o.d"], &[]),
             vec![PathBuf::from("/w/b/.x.o.d")]
         );
         assert_eq!(
-            wanted(&os(&["-c", "x.c"]), cwd, &["deps.mk".into()]),
+            wanted_of(&["-c", "x.c"], &["deps.mk".into()]),
             vec![PathBuf::from("/w/b/deps.mk")]
         );
-        assert!(wanted(&os(&["-c", "x.c"]), cwd, &[]).is_empty());
+        assert!(wanted_of(&["-c", "x.c"], &[]).is_empty());
+        // Both: the command line's first, then the variable's.
+        assert_eq!(
+            wanted_of(&["-MMD", "-c", "x.c"], &["deps.mk".into(), String::new()]),
+            vec![PathBuf::from("/w/b/x.d"), PathBuf::from("/w/b/deps.mk")]
+        );
     }
 
     #[test]

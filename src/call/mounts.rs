@@ -63,15 +63,18 @@ fn engine_sockets() -> Vec<PathBuf> {
     v
 }
 
-/// Make `path` absolute (relative to `cwd`) and drop `.` and `..` lexically.
+/// Make `path` absolute (relative to `cwd`) and drop `.` and `..` lexically
+/// (in one allocation: every path of a command line goes through here).
 pub fn normalize(path: &Path, cwd: &Path) -> PathBuf {
-    let joined = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        cwd.join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in joined.components() {
+    let base = (!path.is_absolute()).then_some(cwd);
+    let len = base.map_or(0, |b| b.as_os_str().len()) + path.as_os_str().len() + 1;
+    let mut out = PathBuf::with_capacity(len);
+    out.push("/");
+    for c in base
+        .into_iter()
+        .flat_map(Path::components)
+        .chain(path.components())
+    {
         match c {
             Component::ParentDir => {
                 out.pop();

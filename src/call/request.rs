@@ -1,6 +1,8 @@
 //! One tool invocation, fully resolved: the image, the program and its
 //! arguments, the current directory, the mounts the arguments need (see
-//! `argpaths`) and the allowed environment (see `passenv`).
+//! `argpaths`), the allowed environment (see `passenv`) and the depfiles
+//! the call writes (see `depfiles`), all from one reading of the command
+//! line (see `cmdline`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::call::argpaths;
+use crate::call::cmdline::CmdLine;
+use crate::call::depfiles;
 use crate::call::mounts::{self, MountSet};
 use crate::call::passenv;
 
@@ -26,6 +30,16 @@ pub struct Request {
     pub quiet: bool,
     /// Send the tool's stdout here instead (an answer to be read back).
     pub stdout_to: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
+    /// The dependency files the call writes, rewritten after it.
+    pub depfiles: Vec<PathBuf>,
+}
+
+/// The command line `args` of a call from the current directory, read
+/// once (see `argpaths::command_line`).
+pub fn command_line(args: &[OsString]) -> Result<CmdLine> {
+    let cwd =
+        std::env::current_dir().context("cannot read the current directory (was it removed?)")?;
+    Ok(argpaths::command_line(args, &cwd))
 }
 
 impl Request {
@@ -54,19 +68,21 @@ fn env_source_paths() -> Result<Vec<PathBuf>> {
 }
 
 impl Request {
-    /// Resolve mounts and environment for running `program args` in `image`
-    /// from the current directory. `sources` are extra read-only folders
-    /// (`cc -s`, a plugin's `paths`).
+    /// Resolve mounts, environment and depfiles for running `program args`
+    /// in `image` from the current directory. `cmd` is the reading of `args`
+    /// (`command_line`), or of `program args` when the program's own path
+    /// must be mounted too (the runner, `exec`). `sources` are extra
+    /// read-only folders (`cc -s`, a plugin's `paths`).
     pub fn new(
         image: &str,
         program: OsString,
         args: Vec<OsString>,
+        cmd: &CmdLine,
         sources: &[PathBuf],
         plugin_env: &BTreeMap<String, String>,
         quiet: bool,
     ) -> Result<Request> {
-        let cwd = std::env::current_dir()
-            .context("cannot read the current directory (was it removed?)")?;
+        let cwd = cmd.cwd.clone();
         if let Some(why) = mounts::refusal(&cwd) {
             bail!("{why}; run the compiler from a project directory");
         }
@@ -84,15 +100,17 @@ impl Request {
             }
             set.add_checked(p, false)?;
         }
-        argpaths::add_mounts(&mut set, &args, &cwd)?;
+        argpaths::add_mounts(&mut set, cmd)?;
+        let env_deps = passenv::dependency_outputs();
         let deps = argpaths::Paths {
             inputs: Vec::new(),
-            outputs: passenv::dependency_outputs()
+            outputs: env_deps
                 .iter()
                 .map(|d| mounts::normalize(Path::new(d), &cwd))
                 .collect(),
         };
         argpaths::add_path_mounts(&mut set, &deps, &cwd)?;
+        let depfiles = depfiles::wanted(cmd, &env_deps);
         let env = passenv::compiler_env(plugin_env, &set);
         Ok(Request {
             image: image.to_string(),
@@ -103,6 +121,7 @@ impl Request {
             env,
             quiet,
             stdout_to: None,
+            depfiles,
         })
     }
 
@@ -161,6 +180,7 @@ mod tests {
             env: vec![("LANG".into(), "C.UTF-8".into())],
             quiet: false,
             stdout_to: None,
+            depfiles: Vec::new(),
         };
         let got: Vec<String> = req
             .run_args(None)

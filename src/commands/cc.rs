@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::call::request::Request;
+use crate::call::request::{self, Request};
 use crate::commands::Command;
 use crate::commands::argparse::{Arity, Matches, Opt, Spec};
 use crate::compile;
@@ -63,11 +63,13 @@ pub fn run(ctx: &Ctx, m: &Matches) -> Result<i32> {
         .iter()
         .map(PathBuf::from)
         .collect();
-    let args = argv.iter().map(OsString::from).collect();
+    let args: Vec<OsString> = argv.iter().map(OsString::from).collect();
+    let cmd = request::command_line(&args)?;
     let req = Request::new(
         image,
         program,
         args,
+        &cmd,
         &sources,
         &Default::default(),
         m.flag("quiet"),

@@ -1,10 +1,11 @@
 //! The compile path: run one tool of a target (or `cc`'s compiler) inside
 //! its image as if it were installed on the host.
 //!
-//! The current directory is mounted read-write at the same path, the paths
-//! the arguments reach are mounted too (see `argpaths`), the tool runs as the
-//! calling user with no network, and argv, stdin, stdout, stderr and the exit
-//! status pass through untouched. Nothing of our own is printed on success.
+//! The command line is read once (see `cmdline`). The current directory is
+//! mounted read-write at the same path, the paths the arguments reach are
+//! mounted too (see `argpaths`), the tool runs as the calling user with no
+//! network, and argv, stdin, stdout, stderr and the exit status pass through
+//! untouched. Nothing of our own is printed on success.
 
 pub mod queries;
 
@@ -14,8 +15,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result, bail};
 
 use crate::call::depfiles;
-use crate::call::passenv;
-use crate::call::request::Request;
+use crate::call::request::{self, Request};
 use crate::context::Ctx;
 use crate::diag::debug;
 use crate::engine::container;
@@ -130,21 +130,23 @@ pub fn run_tool(
         .get(tool)
         .with_context(|| format!("target {} has no tool '{tool}'", plugin.target))?;
     let compiler = crate::target::plugin::COMPILERS.contains(&tool);
+    let cmd = request::command_line(&args)?;
     if compiler {
-        if let Some(link) = queries::answer(plugin, &args, argv0) {
+        if let Some(link) = queries::answer(plugin, &cmd, argv0) {
             println!("{}", link.display());
             return Ok(0);
         }
-        if let Some(code) = crate::distcc::client::route(ctx, plugin, tool, &args, passed) {
+        if let Some(code) = crate::distcc::client::route(ctx, plugin, tool, &args, &cmd, passed) {
             return Ok(code);
         }
     }
     let sources: Vec<std::path::PathBuf> = plugin.paths.iter().map(Into::into).collect();
-    let path_query = compiler && queries::asks_image_paths(&args);
+    let path_query = compiler && queries::asks_image_paths(&cmd);
     let req = Request::new(
         &plugin.image,
         program.into(),
         args,
+        &cmd,
         &sources,
         &plugin.env,
         false,
@@ -169,11 +171,10 @@ pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32>
 /// Run, then make the depfiles the call wrote name only what the host sees
 /// (see `depfiles`).
 fn with_depfiles(req: &Request, run: impl FnOnce() -> Result<i32>) -> Result<i32> {
-    let files = depfiles::wanted(&req.args, &req.cwd, &passenv::dependency_outputs());
     // File times can lag the clock by a tick; rewriting is idempotent.
     let since = SystemTime::now() - Duration::from_secs(2);
     let code = run()?;
-    depfiles::rewrite(&files, since, &req.cwd, &req.mounts);
+    depfiles::rewrite(&req.depfiles, since, &req.cwd, &req.mounts);
     Ok(code)
 }
 

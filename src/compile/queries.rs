@@ -14,7 +14,7 @@
 //! exported sysroot holds (see `sysroot`, exported on first need) is given
 //! as the host path of that copy.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use std::io::{Read, Write};
@@ -22,54 +22,45 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::call::cmdline::{Asks, CmdLine};
 use crate::call::request::Request;
 use crate::context::Ctx;
 use crate::target::plugin::Plugin;
 
 /// The answer to a lone `-print-prog-name=TOOL` or `-print-file-name=TOOL`
-/// (other options may come with it; no input files) when TOOL is a tool of
-/// the target and its link is found on the host. `argv0` is how this
-/// program was called (its folder is looked at first). Cheap for every
-/// other command line: it reads nothing before it sees a query.
-pub fn answer(plugin: &Plugin, args: &[OsString], argv0: &OsStr) -> Option<PathBuf> {
-    let mut asked = None;
-    for a in args {
-        let a = a.to_str()?;
-        let q = a
-            .strip_prefix("-print-prog-name=")
-            .or_else(|| a.strip_prefix("-print-file-name="));
-        match q {
-            Some(name) if asked.is_none() => asked = Some(name),
-            // Two queries, or an input file: the compiler answers.
-            Some(_) => return None,
-            None if !a.starts_with('-') || takes_value(a) => return None,
-            None => {}
-        }
+/// (other options may come with it, but no input file, no other question
+/// and nothing that changes where gcc looks: `-B`, `-specs`, `--sysroot`)
+/// when TOOL is a tool of the target and its link is found on the host.
+/// `argv0` is how this program was called (its folder is looked at first).
+/// Cheap for every other command line: it reads nothing before it sees a
+/// query.
+pub fn answer(plugin: &Plugin, cmd: &CmdLine, argv0: &OsStr) -> Option<PathBuf> {
+    if !cmd.only_asks() || cmd.changes_search() {
+        return None;
     }
-    let tool = asked?;
+    let [q] = cmd.queries()[..] else {
+        return None;
+    };
+    if !matches!(q.asks, Asks::ProgName | Asks::FileName) {
+        return None;
+    }
+    let tool = q.name.as_deref()?.to_str()?;
     if !plugin.tools.contains_key(tool) || tool == "cc" || tool.contains('/') {
         return None;
     }
-    let cwd = std::env::current_dir().ok()?;
-    link_of(&format!("{}-{tool}", plugin.target), argv0, &cwd)
+    link_of(&format!("{}-{tool}", plugin.target), argv0, &cmd.cwd)
 }
 
-/// Whether `args` only ask the compiler for image paths (no input files).
-pub fn asks_image_paths(args: &[OsString]) -> bool {
-    let mut asked = false;
-    for a in args {
-        let Some(a) = a.to_str() else { return false };
-        if matches!(
-            a,
-            "-print-search-dirs" | "-print-libgcc-file-name" | "-print-sysroot"
-        ) || a.starts_with("-print-file-name=")
-        {
-            asked = true;
-        } else if !a.starts_with('-') || takes_value(a) {
-            return false;
-        }
-    }
-    asked
+/// Whether the command line only asks the compiler questions (no input
+/// files), one of which has image paths for its answer.
+pub fn asks_image_paths(cmd: &CmdLine) -> bool {
+    cmd.only_asks()
+        && cmd.queries().iter().any(|q| {
+            matches!(
+                q.asks,
+                Asks::SearchDirs | Asks::LibgccFileName | Asks::Sysroot | Asks::FileName
+            )
+        })
 }
 
 /// Run a path query and print its answer with the image paths the
@@ -102,12 +93,6 @@ pub fn run_path_query(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i3
     Ok(0)
 }
 
-/// Options that take the next word as their value: with them the line is
-/// not a plain query.
-fn takes_value(a: &str) -> bool {
-    matches!(a, "-o" | "-x" | "-I" | "-L" | "-B" | "-specs" | "--sysroot")
-}
-
 /// The host path of the link `name`: beside the program as it was called
 /// (a link made by `shims`), else the first one on PATH.
 fn link_of(name: &str, argv0: &OsStr, cwd: &Path) -> Option<PathBuf> {
@@ -133,8 +118,9 @@ mod tests {
     use super::*;
     use crate::target::plugin::Registry;
 
-    fn os(v: &[&str]) -> Vec<OsString> {
-        v.iter().map(OsString::from).collect()
+    fn cmd(v: &[&str]) -> CmdLine {
+        let args: Vec<std::ffi::OsString> = v.iter().map(Into::into).collect();
+        crate::call::argpaths::command_line(&args, Path::new("/w"))
     }
 
     #[test]
@@ -145,18 +131,58 @@ mod tests {
         let link = d.path().join("s390x-linux-gnu-ld");
         std::os::unix::fs::symlink("/bin/true", &link).unwrap();
         let argv0 = d.path().join("s390x-linux-gnu-gcc");
-        let got = answer(p, &os(&["-print-prog-name=ld"]), argv0.as_os_str());
-        assert_eq!(got, Some(link.clone()));
-        let got = answer(p, &os(&["-m64", "-print-file-name=ld"]), argv0.as_os_str());
-        assert_eq!(got, Some(link));
-        // Not a tool of ours, an input file, or no link: the compiler answers.
+        let argv0 = argv0.as_os_str();
         for args in [
-            vec!["-print-prog-name=cc1"],
-            vec!["-print-prog-name=ld", "x.c"],
-            vec!["-print-file-name=libgcc.a"],
-            vec!["-print-prog-name=as"],
+            &["-print-prog-name=ld"][..],
+            &["-m64", "-print-file-name=ld"],
+            &["--print-prog-name=ld"],
+            &["--print-prog-name", "ld"],
+            // A folder to search for headers changes nothing asked here.
+            &["-I", "inc", "-print-prog-name=ld"],
         ] {
-            assert_eq!(answer(p, &os(&args), argv0.as_os_str()), None, "{args:?}");
+            assert_eq!(answer(p, &cmd(args), argv0), Some(link.clone()), "{args:?}");
+        }
+        // Not a tool of ours, an input file, no link, another question, or
+        // an option that changes where gcc finds its programs: the compiler
+        // answers.
+        for args in [
+            &["-print-prog-name=cc1"][..],
+            &["-print-prog-name=ld", "x.c"],
+            &["-print-file-name=libgcc.a"],
+            &["-print-prog-name=as"],
+            &["-print-prog-name=ld", "-dumpmachine"],
+            &["-print-prog-name=ld", "-print-file-name=ld"],
+            &["-B/x", "-print-prog-name=ld"],
+            &["-B", "/x", "-print-prog-name=ld"],
+            &["-specs=x.specs", "-print-prog-name=ld"],
+            &["--sysroot=/sr", "-print-prog-name=ld"],
+            &["@args", "-print-prog-name=ld"],
+        ] {
+            assert_eq!(answer(p, &cmd(args), argv0), None, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn path_queries_are_told_apart() {
+        for yes in [
+            &["-print-search-dirs"][..],
+            &["-m64", "-print-libgcc-file-name"],
+            &["-print-file-name=libc.so"],
+            &["-print-sysroot"],
+            &["-dumpmachine", "-print-search-dirs"],
+            &["-o", "x", "-print-search-dirs"],
+            &["--sysroot", "/sr", "-print-sysroot"],
+        ] {
+            assert!(asks_image_paths(&cmd(yes)), "{yes:?}");
+        }
+        for no in [
+            &["-dumpmachine"][..],
+            &["-print-prog-name=ld"],
+            &["-print-search-dirs", "x.c"],
+            &["-c", "x.c"],
+            &["@args", "-print-search-dirs"],
+        ] {
+            assert!(!asks_image_paths(&cmd(no)), "{no:?}");
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Clients: a compile through a shim goes to distcc when distcc servers are
 //! configured (`QEMU_CROSS_CC_DISTCC_HOSTS`, or `distcc` in the project
 //! file) and the command line is a plain compile (`-c` of one C or C++
-//! source). distcc preprocesses locally by calling this program back under
+//! source, see `CmdLine::plain_compile`). distcc preprocesses locally by calling this program back under
 //! the fingerprinted compiler name (with `_DISTCC_SAFEGUARD` set, so the
 //! call runs here, in the warm session), sends the result to a server
 //! whose image has the same toolchain, and compiles locally whenever no
@@ -14,13 +14,14 @@
 //! fails the compile (`DISTCC_FALLBACK=0`), and every reason for compiling
 //! locally is a `QEMU_CROSS_CC_DEBUG` line.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
 use super::fingerprint;
+use crate::call::cmdline::CmdLine;
 use crate::context::Ctx;
 use crate::diag::debug;
 use crate::target::ensure;
@@ -45,105 +46,7 @@ pub fn hosts_for(plugin: &Plugin) -> Option<String> {
     }
 }
 
-/// Options whose value is the next word.
-const TAKES_VALUE: &[&str] = &[
-    "-o",
-    "-I",
-    "-D",
-    "-U",
-    "-include",
-    "-imacros",
-    "-isystem",
-    "-iquote",
-    "-idirafter",
-    "-iprefix",
-    "-iwithprefix",
-    "-iwithprefixbefore",
-    "-isysroot",
-    "-imultilib",
-    "-MF",
-    "-MT",
-    "-MQ",
-    "-Xpreprocessor",
-    "-Xassembler",
-    "-Xlinker",
-    "-L",
-    "-l",
-    "-T",
-    "-u",
-    "--param",
-    "-aux-info",
-    "-dumpbase",
-    "-dumpdir",
-    "-G",
-];
-
-/// Source files distcc compiles remotely.
-const SOURCES: &[&str] = &["c", "cc", "cpp", "cxx", "cp", "c++", "C", "i", "ii"];
-
-/// Options that keep a compile local: they preprocess only, read input
-/// from elsewhere than the source, or write files beside the object that
-/// a remote compile would not.
-fn keeps_local(arg: &str) -> bool {
-    // -g3: macro information, which preprocessing on another machine
-    // cannot keep.
-    matches!(
-        arg,
-        "-E" | "-S" | "-M" | "-MM" | "-" | "--coverage" | "-g3" | "-ggdb3"
-    ) || arg.starts_with("-x")
-        || arg.starts_with('@')
-        || arg.starts_with("-save-temps")
-        || arg.starts_with("-fprofile-")
-        || arg.starts_with("-ftest-coverage")
-        || arg.starts_with("-fplugin")
-        || arg.starts_with("-specs")
-        || arg.starts_with("-B")
-        || arg.starts_with("-fdump-")
-        || arg == "-fauto-profile"
-        || arg.starts_with("-fauto-profile=")
-}
-
-/// Whether `args` are a plain compile of one source; the error is why not.
-pub fn distributable(args: &[OsString]) -> Result<(), String> {
-    let mut compile = false;
-    let mut sources = 0;
-    let mut i = 0;
-    while i < args.len() {
-        let Some(arg) = args[i].to_str() else {
-            return Err("an argument is not valid UTF-8".into());
-        };
-        i += 1;
-        if arg == "-c" {
-            compile = true;
-        } else if keeps_local(arg) {
-            return Err(format!("{arg} keeps it local"));
-        } else if TAKES_VALUE.contains(&arg) {
-            i += 1;
-        } else if !arg.starts_with('-') {
-            let ext = Path::new(arg).extension().and_then(OsStr::to_str);
-            if !ext.is_some_and(|e| SOURCES.contains(&e)) {
-                return Err(format!("{arg} is not a C or C++ source"));
-            }
-            sources += 1;
-        }
-    }
-    match (compile, sources) {
-        (false, _) => Err("not a compile (-c)".into()),
-        (true, 1) => Ok(()),
-        (true, n) => Err(format!("{n} sources")),
-    }
-}
-
-/// Whether the compile makes debug information (the last `-g...` is not
-/// `-g0`).
-fn debug_info(args: &[OsString]) -> bool {
-    args.iter()
-        .filter_map(|a| a.to_str())
-        .rfind(|a| a.starts_with("-g") && !a.starts_with("-gno-") && !a.starts_with("-gsplit"))
-        .is_some_and(|a| a != "-g0")
-}
-
-/// The arguments distcc gets.
+/// The arguments distcc gets: `args` (of which `cmd` is the reading).
 ///
 /// - With debug information, `-fdirectives-only`: the local preprocessing
 ///   then expands no macros and the server's compiler does, from the
@@ -154,57 +57,15 @@ fn debug_info(args: &[OsString]) -> bool {
 ///   also reaches the fallback, so every object of the build is the same
 ///   wherever it was compiled; against a build without distcc, only the
 ///   recorded options (`DW_AT_producer`) differ.
-/// - The dependency file and its target made explicit: distcc preprocesses
-///   without `-o`, so `-MD` alone would write `x.d` naming `x.o` where the
-///   compiler, given `-o out/y.o`, writes `out/y.d` naming `out/y.o`.
-pub fn distcc_args(args: &[OsString]) -> Vec<OsString> {
-    let mut out = explicit_depfile(args);
-    if debug_info(args) && !args.iter().any(|a| a == "-fdirectives-only") {
-        out.push("-fdirectives-only".into());
-    }
-    out
-}
-
-fn explicit_depfile(args: &[OsString]) -> Vec<OsString> {
+/// - The dependency file and its target made explicit
+///   (`CmdLine::explicit_depfile_args`): distcc preprocesses without `-o`,
+///   so `-MD` alone would write `x.d` naming `x.o` where the compiler,
+///   given `-o out/y.o`, writes `out/y.d` naming `out/y.o`.
+pub fn distcc_args(args: &[OsString], cmd: &CmdLine) -> Vec<OsString> {
     let mut out = args.to_vec();
-    let has = |names: &[&str]| args.iter().any(|a| names.iter().any(|n| a == *n));
-    if !has(&["-MD", "-MMD"]) {
-        return out;
-    }
-    let mut output: Option<String> = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let Some(s) = a.to_str() else { continue };
-        if s == "-o" {
-            output = it.next().and_then(|o| o.to_str()).map(String::from);
-        } else if let Some(o) = s.strip_prefix("-o") {
-            output = Some(o.to_string());
-        }
-    }
-    let Some(output) = output else {
-        return out;
-    };
-    if !has(&["-MF"])
-        && !args.iter().any(|a| {
-            a.to_str()
-                .is_some_and(|s| s.starts_with("-MF") && s.len() > 3)
-        })
-    {
-        let p = Path::new(&output);
-        let d = match p.extension() {
-            Some(_) => p.with_extension("d"),
-            None => PathBuf::from(format!("{output}.d")),
-        };
-        out.push("-MF".into());
-        out.push(d.into_os_string());
-    }
-    let has_target = args.iter().any(|a| {
-        a.to_str()
-            .is_some_and(|s| s.starts_with("-MT") || s.starts_with("-MQ"))
-    });
-    if !has_target {
-        out.push("-MQ".into());
-        out.push(output.into());
+    out.extend(cmd.explicit_depfile_args());
+    if cmd.has_debug_info() && !cmd.directives_only() {
+        out.push("-fdirectives-only".into());
     }
     out
 }
@@ -291,25 +152,27 @@ pub struct Passed {
     pub env: Vec<(String, OsString)>,
 }
 
-/// Hand the compile to distcc when that is configured and possible, and
-/// return its exit status. None (having done nothing) when the compile
-/// stays local, with the reason under `QEMU_CROSS_CC_DEBUG`.
+/// Hand the compile `args` (read as `cmd`) to distcc when that is
+/// configured and possible, and return its exit status. None (having done
+/// nothing) when the compile stays local, with the reason under
+/// `QEMU_CROSS_CC_DEBUG`.
 pub fn route(
     ctx: &Ctx,
     plugin: &Plugin,
     tool: &str,
     args: &[OsString],
+    cmd: &CmdLine,
     passed: impl FnOnce() -> Passed,
 ) -> Option<i32> {
     if std::env::var_os(SAFEGUARD_VAR).is_some() {
         return None;
     }
     let hosts = hosts_for(plugin)?;
-    if let Err(why) = distributable(args) {
+    if let Err(why) = cmd.plain_compile() {
         debug(format!("distcc: compiling locally: {why}"));
         return None;
     }
-    match try_route(ctx, plugin, tool, args, &hosts, &passed()) {
+    match try_route(ctx, plugin, tool, args, cmd, &hosts, &passed()) {
         Ok(code) => Some(code),
         Err(e) => {
             debug(format!("distcc: compiling locally: {e:#}"));
@@ -326,6 +189,7 @@ fn try_route(
     plugin: &Plugin,
     tool: &str,
     args: &[OsString],
+    cmd: &CmdLine,
     hosts: &str,
     passed: &Passed,
 ) -> Result<i32> {
@@ -338,9 +202,10 @@ fn try_route(
     let fp = fingerprint_for(ctx, plugin)?;
     let name = fingerprint::compiler_name(&plugin.target, tool, &fp, fingerprint::utf8_locale());
     link(&dir, &name)?;
+    let distcc_args = distcc_args(args, cmd);
     let mut cmd = Command::new(&distcc);
     cmd.arg(&name)
-        .args(distcc_args(args))
+        .args(distcc_args)
         .env("DISTCC_HOSTS", hosts)
         .env("PATH", path_with(&dir))
         .envs(passed.env.iter().map(|(k, v)| (k, v)));
@@ -423,6 +288,19 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
+    fn cmd(args: &[OsString]) -> CmdLine {
+        crate::call::argpaths::command_line(args, Path::new("/w"))
+    }
+
+    fn distributable(args: &[&str]) -> Result<(), String> {
+        cmd(&os(args)).plain_compile()
+    }
+
+    fn distcc_args_of(args: &[&str]) -> Vec<OsString> {
+        let args = os(args);
+        distcc_args(&args, &cmd(&args))
+    }
+
     #[test]
     fn only_plain_compiles_are_distributed() {
         for ok in [
@@ -431,8 +309,13 @@ mod tests {
             &["-c", "-I", "inc", "-DX=1", "a.cpp", "-MD", "-MF", "a.d"],
             &["-c", "-include", "cfg.h", "a.c"],
             &["-Wp,-MMD,a.d", "-fPIC", "-c", "a.c"],
+            // What the old reading kept local without a reason.
+            &["-c", "--sysroot", "/sr", "a.c"],
+            &["-c", "-A", "pred=ans", "a.c"],
+            &["-c", "-e", "start", "a.c"],
+            &["-c", "-g3", "-g0", "a.c"],
         ] {
-            assert_eq!(distributable(&os(ok)), Ok(()), "{ok:?}");
+            assert_eq!(distributable(ok), Ok(()), "{ok:?}");
         }
         for (bad, why) in [
             (&["a.c", "-o", "a"][..], "not a compile"),
@@ -447,8 +330,14 @@ mod tests {
             (&["-c", "-fprofile-use", "a.c"], "-fprofile-use"),
             (&["-c", "-S", "a.c"], "-S"),
             (&["-c", "-g3", "a.c"], "-g3"),
+            // Files written beside the object, which a server would not
+            // send back.
+            (&["-c", "-fstack-usage", "a.c"], "-fstack-usage"),
+            (&["-c", "-gsplit-dwarf", "a.c"], "-gsplit-dwarf"),
+            (&["-c", "-aux-info", "a.p", "a.c"], "-aux-info"),
+            (&["-c", "-Wa,-adhln=a.lst", "a.c"], "-Wa,-adhln=a.lst"),
         ] {
-            let e = distributable(&os(bad)).unwrap_err();
+            let e = distributable(bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
     }
@@ -456,32 +345,34 @@ mod tests {
     #[test]
     fn debug_compiles_preprocess_directives_only() {
         assert_eq!(
-            distcc_args(&os(&["-g", "-O2", "-c", "a.c"])),
+            distcc_args_of(&["-g", "-O2", "-c", "a.c"]),
             os(&["-g", "-O2", "-c", "a.c", "-fdirectives-only"])
         );
         assert_eq!(
-            distcc_args(&os(&["-ggdb3", "-c", "a.c"])),
+            distcc_args_of(&["-ggdb3", "-c", "a.c"]),
             os(&["-ggdb3", "-c", "a.c", "-fdirectives-only"])
         );
         for same in [
             &["-O2", "-c", "a.c"][..],
             &["-g", "-g0", "-c", "a.c"],
             &["-gno-column-info", "-c", "a.c"],
+            &["-g0", "-gz", "-c", "a.c"],
+            &["-g", "-fdirectives-only", "-c", "a.c"],
         ] {
-            assert_eq!(distcc_args(&os(same)), os(same), "{same:?}");
+            assert_eq!(distcc_args_of(same), os(same), "{same:?}");
         }
     }
 
     #[test]
     fn dependency_output_is_made_explicit() {
         assert_eq!(
-            explicit_depfile(&os(&["-MD", "-c", "a.c", "-o", "out/x.o"])),
+            distcc_args_of(&["-MD", "-c", "a.c", "-o", "out/x.o"]),
             os(&[
                 "-MD", "-c", "a.c", "-o", "out/x.o", "-MF", "out/x.d", "-MQ", "out/x.o"
             ])
         );
         assert_eq!(
-            explicit_depfile(&os(&["-MMD", "-MF", "d", "-c", "a.c", "-oy.o"])),
+            distcc_args_of(&["-MMD", "-MF", "d", "-c", "a.c", "-oy.o"]),
             os(&["-MMD", "-MF", "d", "-c", "a.c", "-oy.o", "-MQ", "y.o"])
         );
         for same in [
@@ -489,8 +380,10 @@ mod tests {
             &["-MD", "-c", "a.c"],
             &["-MD", "-MT", "t", "-MF", "d", "-c", "a.c", "-o", "x.o"],
             &["-Wp,-MMD,d", "-c", "a.c", "-o", "x.o"],
+            // gcc names the file from the preprocessor's -MD itself.
+            &["-MD", "-Wp,-MD,d", "-MT", "t", "-c", "a.c", "-o", "x.o"],
         ] {
-            assert_eq!(explicit_depfile(&os(same)), os(same), "{same:?}");
+            assert_eq!(distcc_args_of(same), os(same), "{same:?}");
         }
     }
 }

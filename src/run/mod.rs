@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::call::mounts;
-use crate::call::request::Request;
+use crate::call::request::{self, Request};
 use crate::compile;
 use crate::context::Ctx;
 use crate::error::UsageError;
@@ -269,16 +269,19 @@ fn set_ld_prefix(req: &mut Request, plugin: &Plugin) {
 /// compile (a program of `../bin` or of another tree is visible).
 fn request(plugin: &Plugin, program: OsString, args: Vec<OsString>) -> Result<Request> {
     let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
-    let scanned: Vec<OsString> = std::iter::once(program.clone()).chain(args).collect();
+    let scanned: Vec<OsString> = std::iter::once(program.clone())
+        .chain(args.iter().cloned())
+        .collect();
+    let cmd = request::command_line(&scanned)?;
     let mut req = Request::new(
         &plugin.image,
         program,
-        scanned,
+        args,
+        &cmd,
         &sources,
         &plugin.env,
         false,
     )?;
-    req.args.remove(0);
     set_ld_prefix(&mut req, plugin);
     Ok(req)
 }
