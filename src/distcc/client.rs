@@ -46,27 +46,14 @@ pub fn hosts_for(plugin: &Plugin) -> Option<String> {
     }
 }
 
-/// The arguments distcc gets: `args` (of which `cmd` is the reading).
-///
-/// - With debug information, `-fdirectives-only`: the local preprocessing
-///   then expands no macros and the server's compiler does, from the
-///   original text, so the columns in the debug information are the
-///   source's. Fully preprocessed text moves every token after a macro
-///   on its line (`typedef __SIZE_TYPE__ size_t;`), and an object would
-///   depend on whether a server or the fallback compiled it. The option
-///   also reaches the fallback, so every object of the build is the same
-///   wherever it was compiled; against a build without distcc, only the
-///   recorded options (`DW_AT_producer`) differ.
-/// - The dependency file and its target made explicit
-///   (`CmdLine::explicit_depfile_args`): distcc preprocesses without `-o`,
-///   so `-MD` alone would write `x.d` naming `x.o` where the compiler,
-///   given `-o out/y.o`, writes `out/y.d` naming `out/y.o`.
+/// The arguments distcc gets: `args` (of which `cmd` is the reading) and
+/// what a compile whose preprocessing runs apart from it needs (see
+/// `CmdLine::apart_args`: the depfile made explicit and, with debug
+/// information, `-fdirectives-only`, so that every object of a build is
+/// the same wherever it was compiled).
 pub fn distcc_args(args: &[OsString], cmd: &CmdLine) -> Vec<OsString> {
     let mut out = args.to_vec();
-    out.extend(cmd.explicit_depfile_args());
-    if cmd.has_debug_info() && !cmd.directives_only() {
-        out.push("-fdirectives-only".into());
-    }
+    out.extend(cmd.apart_args());
     out
 }
 

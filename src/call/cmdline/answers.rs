@@ -270,6 +270,31 @@ impl CmdLine {
         dedup(files)
     }
 
+    /// What to add when the preprocessing runs apart from the compile (distcc
+    /// preprocesses here and compiles on a server):
+    ///
+    /// - the dependency file and its target made explicit
+    ///   (`explicit_depfile_args`): distcc preprocesses without `-o`, so
+    ///   `-MD` alone would write `x.d` naming `x.o` where the compiler, given
+    ///   `-o out/y.o`, writes `out/y.d` naming `out/y.o`;
+    /// - with debug information, `-fdirectives-only`: the local
+    ///   preprocessing then expands no macros and the server's compiler
+    ///   does, from the original text, so the columns in the debug
+    ///   information are the source's. Fully preprocessed text moves every
+    ///   token after a macro on its line (`typedef __SIZE_TYPE__ size_t;`),
+    ///   and an object would depend on whether a server or the fallback
+    ///   compiled it. The option also reaches the fallback, so every object
+    ///   of the build is the same wherever it was compiled; against a build
+    ///   without distcc, only the recorded options (`DW_AT_producer`)
+    ///   differ.
+    pub fn apart_args(&self) -> Vec<OsString> {
+        let mut out = self.explicit_depfile_args();
+        if self.has_debug_info() && !self.directives_only() {
+            out.push("-fdirectives-only".into());
+        }
+        out
+    }
+
     /// The arguments to add so that the dependency file's name and target
     /// no longer depend on `-o` (distcc preprocesses without it): with
     /// `-MD`/`-MMD` and an output, `-MF <output's .d>` unless a depfile is
