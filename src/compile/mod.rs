@@ -140,21 +140,32 @@ pub fn run_tool(
             return Ok(code);
         }
     }
-    let sources: Vec<std::path::PathBuf> = plugin.paths.iter().map(Into::into).collect();
     let path_query = compiler && queries::asks_image_paths(&cmd);
-    let req = Request::new(
-        &plugin.image,
-        program.into(),
-        args,
-        &cmd,
-        &sources,
-        &plugin.env,
-        false,
-    )?;
+    let req = plugin_request(plugin, program.into(), args, &cmd)?;
     if path_query {
         return queries::run_path_query(ctx, plugin, req);
     }
     run_plugin_tool(ctx, plugin, &req)
+}
+
+/// `program args` (read as `cmd`) in the target's image, with the
+/// plugin's extra paths mounted and its variables set.
+pub fn plugin_request(
+    plugin: &Plugin,
+    program: OsString,
+    args: Vec<OsString>,
+    cmd: &crate::call::cmdline::CmdLine,
+) -> Result<Request> {
+    let sources: Vec<std::path::PathBuf> = plugin.paths.iter().map(Into::into).collect();
+    Request::new(
+        &plugin.image,
+        program,
+        args,
+        cmd,
+        &sources,
+        &plugin.env,
+        false,
+    )
 }
 
 /// A plugin tool: ensure the target's image, then run.

@@ -268,20 +268,11 @@ fn set_ld_prefix(req: &mut Request, plugin: &Plugin) {
 /// directory, the paths of the program and its arguments mounted as for a
 /// compile (a program of `../bin` or of another tree is visible).
 fn request(plugin: &Plugin, program: OsString, args: Vec<OsString>) -> Result<Request> {
-    let sources: Vec<PathBuf> = plugin.paths.iter().map(PathBuf::from).collect();
     let scanned: Vec<OsString> = std::iter::once(program.clone())
         .chain(args.iter().cloned())
         .collect();
     let cmd = request::command_line(&scanned)?;
-    let mut req = Request::new(
-        &plugin.image,
-        program,
-        args,
-        &cmd,
-        &sources,
-        &plugin.env,
-        false,
-    )?;
+    let mut req = compile::plugin_request(plugin, program, args, &cmd)?;
     set_ld_prefix(&mut req, plugin);
     Ok(req)
 }
