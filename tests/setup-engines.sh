@@ -197,9 +197,16 @@ as_tester() {
     mkdir -p "$rt" && chown "$TEST_USER" "$rt" && chmod 700 "$rt"
     (cd / && runuser -u "$TEST_USER" -- env XDG_RUNTIME_DIR="$rt" HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" "$@")
 }
+# The runtime folder outlives a reboot when /tmp does, and with it the pid of
+# rootless podman's pause process, which then names a dead process: podman
+# refuses to work until it is reset.
+if ! as_tester podman info >/dev/null 2>&1; then
+    say "resetting $TEST_USER's rootless podman (stale pause process)"
+    as_tester podman system migrate
+fi
 if ! as_tester podman image exists docker.io/library/debian:12-slim; then
     say "importing the base image into $TEST_USER's rootless podman"
-    as_tester podman import --change 'CMD ["bash"]' "$TARBALL" docker.io/library/debian:12-slim >/dev/null 2>&1
+    as_tester podman import --change 'CMD ["bash"]' "$TARBALL" docker.io/library/debian:12-slim >/dev/null
 fi
 as_tester podman run --rm --network none docker.io/library/debian:12-slim true ||
     die "rootless podman does not work for $TEST_USER"
