@@ -398,6 +398,10 @@ fn taken(spec: &server::Spec, name: &str, holder: Option<&Container>) -> String 
 fn wait_ready(engine: &Engine, name: &str, id: &str) -> Result<()> {
     let start = Instant::now();
     let mut gone_since: Option<Instant> = None;
+    // When it was first seen ended, in which state, and its log then: an
+    // ended container may be one another start of the set is removing
+    // (podman shows it stopping, then exited), so a moment tells which.
+    let mut ended: Option<(Instant, String, String)> = None;
     loop {
         match orphans::named(engine, name)? {
             Some(c) if c.id == id => {
@@ -405,7 +409,14 @@ fn wait_ready(engine: &Engine, name: &str, id: &str) -> Result<()> {
                 match c.state.as_str() {
                     "running" if stats(engine, &c).is_some() => return Ok(()),
                     _ if live(&c) => {}
-                    s => bail!("its container exited ({s}): {}", last_log(engine, id)),
+                    s => {
+                        let (since, state, log) = ended.get_or_insert_with(|| {
+                            (Instant::now(), s.to_string(), last_log(engine, id))
+                        });
+                        if since.elapsed() > Duration::from_secs(3) {
+                            bail!("its container exited ({state}): {log}");
+                        }
+                    }
                 }
             }
             // Removed by another start of the set, which took the name.
@@ -421,14 +432,17 @@ fn wait_ready(engine: &Engine, name: &str, id: &str) -> Result<()> {
             None => {
                 let since = *gone_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > Duration::from_secs(5) {
-                    bail!(
-                        "its container is gone: it exited ({}), or another serve removed it",
-                        last_log(engine, id)
-                    );
+                    match &ended {
+                        Some((_, state, log)) => bail!("its container exited ({state}): {log}"),
+                        None => bail!(
+                            "its container is gone: it exited ({}), or another serve removed it",
+                            last_log(engine, id)
+                        ),
+                    }
                 }
             }
         }
-        if start.elapsed() > Duration::from_secs(5) && gone_since.is_none() {
+        if start.elapsed() > Duration::from_secs(5) && gone_since.is_none() && ended.is_none() {
             bail!(
                 "distccd did not answer within 5 s; see `{} logs {name}`",
                 engine.prog().join(" ")
