@@ -477,7 +477,6 @@ impl T {
         format!("qcc-test-run={}", run().id)
     }
 
-    /// Whether image `tag` exists.
     /// Whether image `tag` exists. podman 4.3's `image inspect` can fail
     /// for a moment while other tests change the image store at the same
     /// time ("layer not known"); only "no such image" answers counts as
@@ -508,18 +507,30 @@ impl T {
     }
 
     pub fn image_id(&self, tag: &str) -> String {
-        let o = ok(&mut self.engine(["image", "inspect", "--format", "{{.Id}}", tag]));
-        stdout(&o).trim().to_string()
+        self.inspect_image(tag, "{{.Id}}")
     }
 
     pub fn label(&self, tag: &str, label: &str) -> String {
-        let o = ok(&mut self.engine([
-            "image",
-            "inspect",
-            "--format",
-            &format!("{{{{index .Config.Labels \"{label}\"}}}}"),
-            tag,
-        ]));
+        self.inspect_image(tag, &format!("{{{{index .Config.Labels \"{label}\"}}}}"))
+    }
+
+    /// One field of an image that exists. podman 4.3 can fail to read an
+    /// image for a moment while other tests tag or untag the same image
+    /// (tests that build one dockerfile get one image id): "image not
+    /// known" about the id its tag just resolved to. Asked again then.
+    fn inspect_image(&self, tag: &str, format: &str) -> String {
+        for _ in 0..5 {
+            let o = out(self.engine(["image", "inspect", "--format", format, tag]));
+            if o.status.success() {
+                return stdout(&o).trim().to_string();
+            }
+            if !stderr(&o).contains("locating image with ID") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        // The failure, with the command, as the test's panic.
+        let o = ok(&mut self.engine(["image", "inspect", "--format", format, tag]));
         stdout(&o).trim().to_string()
     }
 
