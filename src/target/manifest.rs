@@ -3,12 +3,11 @@
 //! and tool names, which become file names of links; package names, which go
 //! into a generated dockerfile).
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
-use std::sync::LazyLock;
 
-use regex::Regex;
-use serde::{Deserialize, Serialize};
+use crate::target::names;
 
 /// A target's manifest, resolved: an `extends` merged in, every field
 /// checked.
@@ -86,39 +85,6 @@ pub const COMPILERS: &[&str] = &["cc", "gcc", "c++", "g++"];
 /// reference grammar.
 const IMAGE_NAME_MAX: usize = 255;
 
-/// An image reference, by the distribution reference grammar:
-/// `[registry[:port]/]path[:tag][@sha256:digest]`. The first component is a
-/// registry only when it has a `.` or a port or is `localhost` (as docker
-/// reads it); path components are lowercase.
-pub(super) static IMAGE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"^(?P<name>(?:(?:(?:",
-        r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+",
-        r"|localhost|\[[0-9A-Fa-f:]+\])(?::[0-9]+)?",
-        r"|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?:[0-9]+)/)?",
-        r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*",
-        r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)",
-        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?",
-        r"(?:@sha256:[0-9a-f]{64})?$",
-    ))
-    .expect("valid regex")
-});
-
-/// A target triplet (the prefix of every link name).
-static TARGET: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$").expect("valid regex"));
-
-/// A tool name (the suffix of a link name): `gcc`, `g++`, `pkg-config`...
-static TOOL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$").expect("valid regex"));
-
-/// A qemu-user name (`qemu-<name>`).
-static QEMU: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_]+$").expect("valid regex"));
-
-/// An environment variable name.
-static ENV_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex"));
-
 /// A refused manifest field: its name and why (completing "field `X` ...").
 pub(super) struct Invalid(pub(super) &'static str, pub(super) String);
 
@@ -187,10 +153,7 @@ impl Manifest {
                 DEBIAN_MAIN_ARCHS.join(", ")
             ));
         }
-        let name = IMAGE
-            .captures(&self.image)
-            .and_then(|c| c.name("name"))
-            .map_or(self.image.as_str(), |n| n.as_str());
+        let name = names::image_name(&self.image).unwrap_or(&self.image);
         crate::image::derive::tag(name, &self.image, arch, &self.packages)
     }
 }
@@ -218,19 +181,10 @@ const DEBIAN_PORTS_ARCHS: &[&str] = &[
     "x32",
 ];
 
-/// A Debian package name (Debian policy 5.6.1); it goes into a shell
-/// command line of the derived image's dockerfile.
-static PACKAGE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9][a-z0-9+.-]+$").expect("valid regex"));
-
-/// A Debian architecture name (`arm64`, `ppc64el`, `musl-linux-arm64`).
-static DEBIAN_ARCH: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]+(?:-[a-z0-9]+)*$").expect("valid regex"));
-
 /// Debian package names, without an architecture (it is added).
 pub(crate) fn check_packages(packages: &[String]) -> std::result::Result<(), String> {
     for p in packages {
-        if !PACKAGE.is_match(p) || p.len() > NAME_MAX {
+        if !names::package(p) || p.len() > NAME_MAX {
             return Err(format!(
                 "has '{}'; a Debian package name is lowercase letters, digits and `+.-`, at \
                  least two characters, starting with a letter or digit, without `:ARCH` (it is \
@@ -243,7 +197,7 @@ pub(crate) fn check_packages(packages: &[String]) -> std::result::Result<(), Str
 }
 
 pub(super) fn check_debian_arch(arch: &str) -> std::result::Result<(), String> {
-    if arch.len() <= NAME_MAX && DEBIAN_ARCH.is_match(arch) {
+    if arch.len() <= NAME_MAX && names::debian_arch(arch) {
         return Ok(());
     }
     Err(format!(
@@ -253,7 +207,7 @@ pub(super) fn check_debian_arch(arch: &str) -> std::result::Result<(), String> {
 }
 
 pub(super) fn check_target(target: &str) -> std::result::Result<(), String> {
-    if target.len() <= NAME_MAX && target.contains('-') && TARGET.is_match(target) {
+    if target.len() <= NAME_MAX && target.contains('-') && names::target(target) {
         return Ok(());
     }
     Err(format!(
@@ -264,11 +218,7 @@ pub(super) fn check_target(target: &str) -> std::result::Result<(), String> {
 }
 
 pub(super) fn check_image(image: &str) -> std::result::Result<(), String> {
-    let name_len = IMAGE
-        .captures(image)
-        .and_then(|c| c.name("name"))
-        .map(|n| n.len());
-    if name_len.is_some_and(|n| n <= IMAGE_NAME_MAX) {
+    if names::image_name(image).is_some_and(|n| n.len() <= IMAGE_NAME_MAX) {
         return Ok(());
     }
     Err(format!(
@@ -291,7 +241,7 @@ pub(super) fn check_dockerfile(file: &str) -> std::result::Result<(), String> {
 }
 
 pub(super) fn check_qemu(qemu: &str) -> std::result::Result<(), String> {
-    if QEMU.is_match(qemu) {
+    if names::qemu(qemu) {
         return Ok(());
     }
     Err(format!(
@@ -318,7 +268,7 @@ pub(super) fn check_tools(tools: &BTreeMap<String, String>) -> std::result::Resu
 }
 
 pub(super) fn check_tool_name(name: &str) -> std::result::Result<(), String> {
-    if name.len() <= NAME_MAX && TOOL.is_match(name) {
+    if name.len() <= NAME_MAX && names::tool(name) {
         return Ok(());
     }
     Err(format!(
@@ -342,7 +292,7 @@ pub(super) fn check_program(name: &str, program: &str) -> std::result::Result<()
 
 pub(super) fn check_env(env: &BTreeMap<String, String>) -> std::result::Result<(), String> {
     for (name, value) in env {
-        if !ENV_NAME.is_match(name) {
+        if !names::env_name(name) {
             return Err(format!(
                 "has the variable name '{}'; a name is letters, digits and `_`, not starting \
                  with a digit",

@@ -7,6 +7,7 @@
 pub mod distcc_hosts;
 pub mod ensure;
 pub mod manifest;
+pub mod names;
 pub mod plugin;
 pub mod project;
 pub mod registry;

@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 
 use crate::image::dockerfile::{self, Library};
 pub use crate::target::manifest::{COMPILERS, Manifest, RUNNER, shown};
-use crate::target::manifest::{IMAGE, Invalid, Written, check_packages};
+use crate::target::manifest::{Invalid, Written, check_packages};
+use crate::target::names;
 pub use crate::target::registry::Registry;
 
 /// A loaded plugin: its manifest and where it came from.
@@ -162,10 +163,7 @@ impl Plugin {
 
     /// The image the tools run in, without its tag or digest.
     pub fn image_name(&self) -> &str {
-        IMAGE
-            .captures(&self.image)
-            .and_then(|c| c.name("name"))
-            .map_or(self.image.as_str(), |n| n.as_str())
+        names::image_name(&self.image).unwrap_or(&self.image)
     }
 
     /// The target's own image, built from its dockerfile (the tools run in

@@ -20,10 +20,8 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
 use anyhow::{Context, Result, bail};
-use regex::Regex;
 use serde::Deserialize;
 
 use crate::target::plugin::{Plugin, shown};
@@ -37,10 +35,6 @@ const CAP: u64 = 1 << 20;
 /// What the keys are, for error messages.
 const KEYS: &str =
     "tables [build] and [target.TARGET], each with paths, passenv, packages and distcc";
-
-/// A variable name, or a prefix ending in `*`.
-static PASSENV: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*\*?$").expect("valid regex"));
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -284,7 +278,7 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
             .to_string();
     }
     for name in &s.passenv {
-        if !PASSENV.is_match(name) {
+        if !crate::target::names::env_name(name.strip_suffix('*').unwrap_or(name)) {
             return Err(bad(
                 "passenv",
                 format!(
