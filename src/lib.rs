@@ -36,6 +36,22 @@ mod commands;
 /// call by minutes when it monitors a session: `configure | tee log` would
 /// never see the end of its output.
 fn close_inherited_descriptors_on_exec() {
+    use nix::libc;
+    // One system call on Linux 5.11 and later; older kernels (ENOSYS,
+    // EINVAL) get the walk of /proc/self/fd.
+    // SAFETY: sets the close-on-exec flag of descriptors 3 and up, whatever
+    // they are; it touches no memory of this process.
+    let flagged = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if flagged == 0 {
+        return;
+    }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
@@ -57,6 +73,7 @@ fn close_inherited_descriptors_on_exec() {
 
 /// The program: `main.rs` only calls this.
 pub fn main() {
+    diag::start_timings();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     close_inherited_descriptors_on_exec();
     if args.get(1).is_some_and(|a| a == session::AGENT_COMMAND) {
@@ -79,7 +96,9 @@ pub fn main() {
         eprintln!("qemu-cross-cc: error: cannot install signal handlers: {e:#}");
         std::process::exit(1);
     }
+    diag::timing("ready");
     let code = cli::main(args);
+    diag::timing("end");
     signals::hold_if_terminating();
     std::process::exit(code);
 }
