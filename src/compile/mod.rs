@@ -142,6 +142,7 @@ pub fn run_tool(
     }
     let path_query = compiler && queries::asks_image_paths(&cmd);
     let req = plugin_request(plugin, program.into(), args, &cmd)?;
+    crate::diag::timing("request");
     if path_query {
         return queries::run_path_query(ctx, plugin, req);
     }

@@ -33,7 +33,9 @@ pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
         return Live::None;
     };
     let mut busy = false;
-    for rec in records() {
+    let records = records();
+    crate::diag::timing("records");
+    for rec in records {
         if rec.outdated(&req.image, checksum) {
             stop(&rec);
             continue;
@@ -175,6 +177,7 @@ fn give_up(rec: &Record) -> bool {
 /// a step fails, nothing ran and the call goes elsewhere.
 pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let stream = connect_ready(rec)?;
+    crate::diag::timing("hello");
     // A hung agent must not hang the build: bound the wait for the start
     // (and the sending of a long command line).
     stream
@@ -209,7 +212,7 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let started = protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
         .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
     match started {
-        Ok(Some((protocol::Reply::Started(_), _))) => {}
+        Ok(Some((protocol::Reply::Started(_), _))) => crate::diag::timing("started"),
         Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
         Err(e) if protocol::timed_out(&e) => return Err(unresponsive(rec)),
         _ => return Err(CallError::Gone),
@@ -226,7 +229,10 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
         let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
     });
     match protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP) {
-        Ok(Some((protocol::Reply::Exit(code), _))) => Ok(code),
+        Ok(Some((protocol::Reply::Exit(code), _))) => {
+            crate::diag::timing("exited");
+            Ok(code)
+        }
         // The agent went away while the program ran (the container was
         // killed): the program's fate is unknown and it may have written
         // output already, so it is not run again; the build sees a failure
