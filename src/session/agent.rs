@@ -45,6 +45,9 @@ struct Agent {
     last: Mutex<Instant>,
     started: u64,
     socket: PathBuf,
+    /// This process's umask: calls with the same one are spawned (see
+    /// `spawn`), the others forked to set theirs.
+    umask: u32,
 }
 
 impl Agent {
@@ -104,6 +107,9 @@ pub fn main(args: &[OsString]) -> Result<i32> {
     if std::process::id() == 1 {
         reap_as_init()?;
     }
+    // Read while no other thread can create a file in between.
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(umask);
     crate::signals::install().context("agent: cannot install signal handlers")?;
     match std::fs::remove_file(&socket) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -122,6 +128,7 @@ pub fn main(args: &[OsString]) -> Result<i32> {
         last: Mutex::new(Instant::now()),
         started: crate::host::unix_now(),
         socket: socket.clone(),
+        umask: umask.bits(),
     });
     {
         // `docker stop` and friends: leave no socket behind.
@@ -330,7 +337,7 @@ fn serve_run(conn: &UnixStream, st: &Agent, run: Run, fds: Vec<OwnedFd>) -> Resu
     }
     st.calls.fetch_add(1, Ordering::SeqCst);
     st.touch();
-    let r = execute(conn, run, fds);
+    let r = execute(conn, run, fds, st.umask);
     st.touch();
     st.active.fetch_sub(1, Ordering::SeqCst);
     r
@@ -407,29 +414,96 @@ fn not_started(conn: &UnixStream, run: &Run, stderr: OwnedFd, e: std::io::Error)
     protocol::send(conn, &Reply::NotStarted(code), &[])
 }
 
-fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>) -> Result<()> {
+/// A call's running program.
+enum Program {
+    /// Started with posix_spawn (see `spawn`).
+    Spawned(Pid),
+    /// Forked by `Command`, to set a umask other than the agent's.
+    Forked(std::process::Child),
+}
+
+impl Program {
+    fn id(&self) -> i32 {
+        match self {
+            Program::Spawned(pid) => pid.as_raw(),
+            Program::Forked(child) => child.id() as i32,
+        }
+    }
+
+    fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Program::Spawned(pid) => super::spawn::wait(*pid),
+            Program::Forked(child) => child.wait(),
+        }
+    }
+}
+
+/// Start the program with the caller's descriptors: spawned when its umask
+/// is the agent's and where it is can be told before it starts, else forked.
+fn start(
+    run: &Run,
+    tmp: Option<&CallTmp>,
+    [stdin, stdout, stderr]: [&OwnedFd; 3],
+    agent_umask: u32,
+) -> std::io::Result<Program> {
+    use std::os::fd::AsRawFd;
+    let program = os(&run.program);
+    if run.umask == agent_umask {
+        let path = run
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(os(v)))
+            .or_else(|| std::env::var_os("PATH"));
+        if let Some(found) = super::spawn::find(program, path.as_deref()) {
+            let mut env: Vec<(OsString, OsString)> = run
+                .env
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(os(v))))
+                .collect();
+            if let Some(t) = tmp {
+                env.push(("TMPDIR".into(), t.0.clone().into_os_string()));
+            }
+            let spawn = super::spawn::Spawn {
+                program,
+                args: run.args.iter().map(|a| os(a)).collect(),
+                cwd: os(&run.cwd),
+                env,
+                fds: [stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd()],
+            };
+            match super::spawn::spawn(&spawn, &found?) {
+                // execvp runs a file without `#!` with /bin/sh, as `Command`
+                // does below; posix_spawn refuses it.
+                Err(e) if e.raw_os_error() == Some(nix::libc::ENOEXEC) => {}
+                r => return r.map(Program::Spawned),
+            }
+        }
+    }
+    let mut cmd = command(run, tmp);
+    cmd.stdin(Stdio::from(stdin.try_clone()?))
+        .stdout(Stdio::from(stdout.try_clone()?))
+        .stderr(Stdio::from(stderr.try_clone()?));
+    cmd.spawn().map(Program::Forked)
+}
+
+fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>, agent_umask: u32) -> Result<()> {
     let [stdin, stdout, stderr]: [OwnedFd; 3] = fds
         .try_into()
         .map_err(|_| anyhow::anyhow!("a run needs three descriptors"))?;
     // Removed once the program (and, when killed, its group) is gone.
     let tmp = CallTmp::for_run(&run);
-    let mut cmd = command(&run, tmp.as_ref());
-    let err_copy = stderr.try_clone()?;
-    cmd.stdin(Stdio::from(stdin))
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr));
-    let mut child = match cmd.spawn() {
+    let mut child = match start(&run, tmp.as_ref(), [&stdin, &stdout, &stderr], agent_umask) {
         Ok(c) => c,
-        Err(e) => return not_started(conn, &run, err_copy, e),
+        Err(e) => return not_started(conn, &run, stderr, e),
     };
-    drop(cmd);
-    drop(err_copy);
-    let pgid = Pid::from_raw(child.id() as i32);
+    // The program holds its own copies now.
+    drop((stdin, stdout, stderr));
+    let pgid = Pid::from_raw(child.id());
     // The program runs as long as it takes: only the request had a limit.
     let told = conn
         .set_read_timeout(None)
         .map_err(anyhow::Error::from)
-        .and_then(|()| protocol::send(conn, &Reply::Started(child.id() as i32), &[]));
+        .and_then(|()| protocol::send(conn, &Reply::Started(child.id()), &[]));
     let done = Arc::new(AtomicBool::new(false));
     let killed = match told.and_then(|()| watch_caller(conn, pgid, done.clone())) {
         Ok(killed) => killed,
@@ -508,6 +582,7 @@ mod tests {
             last: Mutex::new(Instant::now()),
             started: 0,
             socket,
+            umask: 0o22,
         })
     }
 
@@ -639,5 +714,90 @@ mod tests {
         assert!(!file.parent().unwrap().exists(), "{file:?} left behind");
         // Killed, with its background child: the pipe's write ends closed.
         assert_eq!(line(&mut out), "");
+    }
+
+    /// A program is spawned when its umask is the agent's and forked
+    /// otherwise; both start it alike but for the umask.
+    #[test]
+    fn spawned_and_forked_programs_start_alike() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let script = "umask; pwd; echo \"$QCC_V\" $TMPDIR; ps -o pgid= -p $$; echo $$; \
+                      grep -E '^Sig(Ign|Blk)' /proc/self/status; echo end";
+        let env = || vec![("QCC_V".to_string(), b"v 1".to_vec())];
+        let mut seen = Vec::new();
+        for umask in [0o22, 0o77] {
+            let mut r = run(script, env());
+            r.umask = umask;
+            r.cwd = b"/tmp".to_vec();
+            let (c, mut out) = start(&st, r);
+            let mut lines = Vec::new();
+            loop {
+                let l = line(&mut out);
+                if l == "end" || l.is_empty() {
+                    break;
+                }
+                lines.push(l);
+            }
+            assert!(matches!(
+                protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
+                    .unwrap()
+                    .unwrap()
+                    .0,
+                Reply::Exit(0)
+            ));
+            assert_eq!(lines[0], format!("{umask:04o}"), "{lines:?}");
+            assert_eq!(lines[1], "/tmp");
+            assert!(
+                lines[2].starts_with("v 1 /tmp/qemu-cross-cc-call."),
+                "{lines:?}"
+            );
+            assert_eq!(lines[3].trim(), lines[4].trim(), "its own group: {lines:?}");
+            seen.push(lines);
+        }
+        // Masks as the program's shell sees them: alike (what was ignored
+        // before the agent started stays ignored, as exec keeps it), but for
+        // glibc's own signals 32 and 33, which its posix_spawn leaves ignored
+        // and every glibc program takes back as it starts.
+        let ignored = |lines: &[String]| {
+            let hex = lines[6].strip_prefix("SigIgn:\t").unwrap();
+            u64::from_str_radix(hex, 16).unwrap() & !(0b11 << 31)
+        };
+        assert_eq!(ignored(&seen[0]), ignored(&seen[1]), "{seen:?}");
+        assert_eq!(ignored(&seen[0]) & (1 << (nix::libc::SIGPIPE - 1)), 0);
+        assert_eq!(seen[0][5], "SigBlk:\t0000000000000000");
+        assert_eq!(seen[1][5], "SigBlk:\t0000000000000000");
+    }
+
+    #[test]
+    fn a_program_not_found_or_not_executable_is_127_or_126() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        for (program, code) in [
+            (b"no-such-program-qcc".to_vec(), 127),
+            (b"/etc/passwd".to_vec(), 126),
+        ] {
+            let c = serving(&st);
+            let (r, w) = nix::unistd::pipe().unwrap();
+            let null = std::fs::File::open("/dev/null").unwrap();
+            let mut req = run("", Vec::new());
+            req.program = program;
+            protocol::send(
+                &c,
+                &Request::Run(req),
+                &[null.as_raw_fd(), null.as_raw_fd(), w.as_raw_fd()],
+            )
+            .unwrap();
+            let reply = protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
+                .unwrap()
+                .unwrap()
+                .0;
+            assert!(
+                matches!(reply, Reply::NotStarted(c) if c == code),
+                "{reply:?}"
+            );
+            drop(w);
+            let mut msg = String::new();
+            std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut msg).unwrap();
+            assert!(msg.starts_with("qemu-cross-cc: cannot run "), "{msg}");
+        }
     }
 }

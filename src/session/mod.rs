@@ -14,6 +14,7 @@ mod agent;
 mod client;
 mod protocol;
 mod record;
+mod spawn;
 mod start;
 
 use std::ffi::OsString;
