@@ -669,6 +669,14 @@ mod tests {
         (c, BufReader::new(std::fs::File::from(r)))
     }
 
+    /// The next reply on a connection.
+    fn reply(c: &UnixStream) -> Reply {
+        protocol::recv::<Reply>(c, protocol::REPLY_CAP)
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
     fn line(r: &mut BufReader<std::fs::File>) -> String {
         let mut s = String::new();
         r.read_line(&mut s).unwrap();
@@ -685,13 +693,7 @@ mod tests {
             tmp.starts_with("/tmp") && file.starts_with(&tmp),
             "{tmp:?} {file:?}"
         );
-        assert!(matches!(
-            protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
-                .unwrap()
-                .unwrap()
-                .0,
-            Reply::Exit(0)
-        ));
+        assert!(matches!(reply(&c), Reply::Exit(0)));
         assert!(!tmp.exists());
         // The caller's own TMPDIR is kept.
         let env = vec![("TMPDIR".to_string(), b"/var/tmp".to_vec())];
@@ -738,13 +740,7 @@ mod tests {
                 }
                 lines.push(l);
             }
-            assert!(matches!(
-                protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
-                    .unwrap()
-                    .unwrap()
-                    .0,
-                Reply::Exit(0)
-            ));
+            assert!(matches!(reply(&c), Reply::Exit(0)));
             assert_eq!(lines[0], format!("{umask:04o}"), "{lines:?}");
             assert_eq!(lines[1], "/tmp");
             assert!(
