@@ -77,11 +77,10 @@ pub(super) fn find(program: &OsStr, path: Option<&OsStr>) -> Option<io::Result<P
     })))
 }
 
-/// The environment the program gets: the agent's, with `over` set over it.
+/// The environment the program gets: the agent's, with `over` set over it
+/// (a name set twice there has its last value, as with `Command::env`).
 fn environment(over: &[(OsString, OsString)]) -> Vec<CString> {
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
-        .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
-        .collect();
+    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
     env.extend(over.iter().cloned());
     env.into_iter()
         .filter_map(|(k, v)| {
@@ -274,6 +273,18 @@ mod tests {
         let ignored = u64::from_str_radix(ignored, 16).unwrap();
         assert_eq!(ignored & (1 << (libc::SIGPIPE - 1)), 0, "{out}");
         assert_eq!(lines[4], "SigBlk:\t0000000000000000", "{out}");
+    }
+
+    #[test]
+    fn a_variable_set_twice_has_its_last_value() {
+        let (_, out) = run_sh(
+            "env | grep -c '^QCC_TWICE='; echo $QCC_TWICE",
+            vec![
+                ("QCC_TWICE".into(), "first".into()),
+                ("QCC_TWICE".into(), "last".into()),
+            ],
+        );
+        assert_eq!(out, "1\nlast\n");
     }
 
     #[test]
