@@ -293,7 +293,8 @@ fn run_server(engine: &Engine, spec: &server::Spec, name: &str, wanted: &str) ->
     let mut run: Vec<String> = vec!["run".into()];
     run.extend(orphans::label_args());
     run.extend(server::run_args(spec));
-    let mut replaced = false;
+    // The server this call removed to take the name, once it did.
+    let mut replaced: Option<String> = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let out = engine.output(&run)?;
@@ -340,13 +341,21 @@ fn run_server(engine: &Engine, spec: &server::Spec, name: &str, wanted: &str) ->
                 return Ok(h.id.clone());
             }
             Some(h)
-                if !replaced && mine(h) && h.label(server::SERVE_LABEL) == Some(spec.instance) =>
+                if replaced.is_none()
+                    && mine(h)
+                    && h.label(server::SERVE_LABEL) == Some(spec.instance) =>
             {
                 if live(h) {
                     eprintln!("qemu-cross-cc: note: {}", replacing(h, spec, wanted));
                 }
                 engine.remove_containers(std::slice::from_ref(&h.id));
-                replaced = true;
+                replaced = Some(h.id.clone());
+            }
+            // The one this call removed, still listed: the engine is still
+            // removing it, or refused while it started; asked again.
+            Some(h) if replaced.as_deref() == Some(h.id.as_str()) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+                engine.remove_containers(std::slice::from_ref(&h.id));
             }
             // docker holds the name before it lists the container it
             // creates; or it was removed meanwhile: ask again.
