@@ -452,6 +452,8 @@ fn start(
         let path = run
             .env
             .iter()
+            // The last value, as the program's environment gets it.
+            .rev()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| OsString::from(os(v)))
             .or_else(|| std::env::var_os("PATH"));
