@@ -570,7 +570,14 @@ fn read_frame(c: &mut std::os::unix::net::UnixStream, limit: Duration) -> Option
     c.set_nonblocking(false).unwrap();
     c.set_read_timeout(Some(limit)).unwrap();
     let mut head = [0u8; 4];
-    match c.read(&mut head[..1]) {
+    // A signal to the test process (a child ending) can interrupt the wait.
+    let first = loop {
+        match c.read(&mut head[..1]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r,
+        }
+    };
+    match first {
         Ok(0) => return Some(String::new()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return None,
