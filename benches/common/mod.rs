@@ -62,3 +62,46 @@ pub fn configure_and_make(src: &Path, tree: &Path, host: &str, env: &[(&str, &st
     }
     start.elapsed()
 }
+
+/// The Debian mirror this host's apt uses (`URIs:` of
+/// /etc/apt/sources.list.d/debian.sources), else deb.debian.org.
+pub fn debian_mirror() -> String {
+    std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("URIs:"))
+                .and_then(|l| l.split_whitespace().next().map(String::from))
+        })
+        .unwrap_or_else(|| "http://deb.debian.org/debian".to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// GNU hello 2.10's source tree (Debian's orig tarball, fetched from the
+/// Debian mirror into target/bench-cache on first use); None when it
+/// cannot be fetched.
+pub fn gnu_hello_source() -> Option<std::path::PathBuf> {
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
+    let src = cache.join("hello-2.10");
+    if src.join("configure").exists() {
+        return Some(src);
+    }
+    std::fs::create_dir_all(&cache).ok()?;
+    let url = format!(
+        "{}/pool/main/h/hello/hello_2.10.orig.tar.gz",
+        debian_mirror()
+    );
+    let fetched = Command::new("sh")
+        .arg("-c")
+        .arg("curl -sSf \"$1\" | tar -xz -C \"$2\"")
+        .args(["sh", &url])
+        .arg(&cache)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !fetched || !src.join("configure").exists() {
+        println!("GNU hello: cannot download {url}; skipped");
+        return None;
+    }
+    Some(src)
+}

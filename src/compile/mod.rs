@@ -7,6 +7,7 @@
 //! network, and argv, stdin, stdout, stderr and the exit status pass through
 //! untouched. Nothing of our own is printed on success.
 
+pub mod ccache;
 pub mod queries;
 
 use std::ffi::OsString;
@@ -141,12 +142,26 @@ pub fn run_tool(
         }
     }
     let path_query = compiler && queries::asks_image_paths(&cmd);
+    let cached = compiler && !path_query && ccache::wanted(plugin, &cmd)?;
     let req = plugin_request(plugin, program.into(), args, &cmd)?;
     crate::diag::timing("request");
     if path_query {
         return queries::run_path_query(ctx, plugin, req);
     }
+    if cached {
+        return run_cached(ctx, plugin, req);
+    }
     run_plugin_tool(ctx, plugin, &req)
+}
+
+/// A compile through ccache in the image, with the cache folder of the
+/// image's checksum (see `ccache`).
+fn run_cached(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i32> {
+    let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    let dir = ccache::folder(&plugin.target, &want)?;
+    debug(format!("compiling through ccache, cache {}", dir.display()));
+    ccache::wrap(&mut req, dir);
+    run_plugin_request(ctx, plugin, &req, &want)
 }
 
 /// `program args` (read as `cmd`) in the target's image, with the
@@ -173,9 +188,14 @@ pub fn plugin_request(
 pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32> {
     // Configuration errors (a missing dockerfile) come before any engine call.
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    run_plugin_request(ctx, plugin, req, &want)
+}
+
+/// A plugin tool whose image must have the dockerfile checksum `want`.
+fn run_plugin_request(ctx: &Ctx, plugin: &Plugin, req: &Request, want: &str) -> Result<i32> {
     with_depfiles(req, || {
-        run_with_sessions(ctx, req, Some(&plugin.target), &want, |engine| {
-            ensure::ensure(engine, plugin, &ctx.library, &want).map(Some)
+        run_with_sessions(ctx, req, Some(&plugin.target), want, |engine| {
+            ensure::ensure(engine, plugin, &ctx.library, want).map(Some)
         })
     })
 }

@@ -23,6 +23,9 @@ pub struct Plugin {
     /// distcc servers for this target's compiles, from the project file
     /// (`distcc`); `QEMU_CROSS_CC_DISTCC_HOSTS` comes first.
     pub distcc_hosts: Option<String>,
+    /// Whether compiles go through ccache in the image, from the project
+    /// file (`ccache`); `QEMU_CROSS_CC_CCACHE` comes first.
+    pub ccache: bool,
     /// The manifest file that named the dockerfile (an extending manifest
     /// inherits its base's); None for a built-in one.
     dockerfile_from: Option<PathBuf>,
@@ -158,6 +161,7 @@ impl Plugin {
             image,
             dockerfile_from,
             distcc_hosts: None,
+            ccache: false,
         })
     }
 

@@ -7,6 +7,7 @@
 //! passenv = ["MY_VAR", "X_*"]      # more variables passed to the tools
 //! packages = ["zlib1g-dev"]        # Debian packages for the target
 //! distcc = "10.0.0.2:3632 10.0.0.3:3632/8,lzo"   # distcc servers (see `distcc`)
+//! ccache = true                    # compiles through ccache in the image (see `compile::ccache`)
 //! [target.s390x-linux-gnu]         # one target: the same keys, added to [build]'s
 //! packages = ["libssl-dev"]
 //! distcc = "10.0.0.2:3633"         # a target's own servers replace [build]'s
@@ -34,7 +35,7 @@ const CAP: u64 = 1 << 20;
 
 /// What the keys are, for error messages.
 const KEYS: &str =
-    "tables [build] and [target.TARGET], each with paths, passenv, packages and distcc";
+    "tables [build] and [target.TARGET], each with paths, passenv, packages, distcc and ccache";
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +63,10 @@ pub struct Section {
     /// distcc servers for compiles, in distcc's host syntax.
     #[serde(default)]
     pub distcc: Option<String>,
+    /// Compiles run through ccache inside the image; a target's own value
+    /// replaces [build]'s.
+    #[serde(default)]
+    pub ccache: Option<bool>,
 }
 
 /// A project file, read and checked.
@@ -182,6 +187,9 @@ impl Project {
                 .extend(crate::call::passenv::caller_values(&section.passenv));
             if section.distcc.is_some() {
                 p.distcc_hosts = section.distcc.clone();
+            }
+            if let Some(on) = section.ccache {
+                p.ccache = on;
             }
             if !section.packages.is_empty() {
                 p.add_packages(&section.packages).map_err(|why| {
@@ -322,9 +330,11 @@ mod tests {
 paths = ["/opt/shared", "../vendor", "inc"]
 passenv = ["MY_VAR", "X_*"]
 packages = ["zlib1g-dev"]
+ccache = true
 
 [target.s390x-linux-gnu]
 packages = ["libbz2-dev"]
+ccache = false
 
 [target."a-b.c"]
 paths = ["/x"]
@@ -335,6 +345,8 @@ paths = ["/x"]
         assert_eq!(p.build.passenv, ["MY_VAR", "X_*"]);
         assert_eq!(p.build.packages, ["zlib1g-dev"]);
         assert_eq!(p.targets["s390x-linux-gnu"].packages, ["libbz2-dev"]);
+        assert_eq!(p.build.ccache, Some(true));
+        assert_eq!(p.targets["s390x-linux-gnu"].ccache, Some(false));
         assert_eq!(p.targets["a-b.c"].paths, ["/x"]);
         let empty = parse("").unwrap();
         assert_eq!(empty.build, Section::default());
@@ -425,6 +437,19 @@ paths = ["/x"]
             p.image.starts_with(&format!("{}-lib-", base.image)),
             "{}",
             p.image
+        );
+
+        // ccache: [build]'s, then the target's own value.
+        assert!(!base.ccache);
+        let on = Project::parse("[build]\nccache = true\n", &file).unwrap();
+        assert!(on.apply_to(base).unwrap().ccache);
+        let off = "[build]\nccache = true\n[target.s390x-linux-gnu]\nccache = false\n";
+        let off = Project::parse(off, &file).unwrap();
+        assert!(!off.apply_to(base).unwrap().ccache);
+        assert!(
+            off.apply_to(reg.get("riscv64-linux-gnu").unwrap())
+                .unwrap()
+                .ccache
         );
 
         // The ports architectures have no packages in bookworm's main archive.

@@ -43,7 +43,44 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         ccache_hits_and_a_rebuilt_image_misses,
         Mode::Shared,
     ),
+    (
+        "projects::ccache_mode_hits_directly_s390x",
+        ccache_mode_hits_directly_s390x,
+        Mode::Shared,
+    ),
 ];
+
+/// The ccache folders of `target` in the test's cache (ccache mode), with
+/// their counters.
+fn ccache_folders(t: &T, target: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(t.cache().join("ccache")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{target}-")))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// One counter of `ccache --print-stats` for the cache `dir`.
+fn ccache_count(dir: &Path, key: &str) -> u64 {
+    let o = ok(Command::new("ccache")
+        .arg("--print-stats")
+        .env("CCACHE_DIR", dir));
+    stdout(&o)
+        .lines()
+        .find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next()? == key).then(|| w.next()?.parse().ok())?
+        })
+        .unwrap_or(0)
+}
 
 /// A fixture copied to `t.dir/src`, with an empty `t.dir/build`. The CMake
 /// and Meson fixtures are build files only, over the one project they
@@ -478,4 +515,133 @@ fn ccache_hits_and_a_rebuilt_image_misses(eng: Eng) {
     assert_eq!(hits(&third), 1, "served from the old image:\n{third}");
     let o3 = std::fs::read(t.dir.join("b3/v.o")).unwrap();
     assert_ne!(o1, o3, "the object of the old image came back");
+
+    // ccache mode: the cache is per image checksum. The same tree hits in
+    // the image it was cached in; a changed image starts a cache of its own
+    // and compiles, never serving the old image's object.
+    let in_image = |name: &str| -> Vec<u8> {
+        let dir = t.dir.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = ok(t
+            .program(format!("{target}-gcc"), ["-c", "../src/v.c", "-o", "v.o"])
+            .current_dir(&dir)
+            .env("PATH", &path)
+            .env("QEMU_CROSS_CC_CCACHE", "1"));
+        assert_eq!(stderr(&o), "");
+        std::fs::read(dir.join("v.o")).unwrap()
+    };
+    assert_eq!(in_image("m"), o3);
+    assert_eq!(in_image("m"), o3);
+    let first = ccache_folders(&t, target);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(ccache_count(&first[0], "direct_cache_hit"), 1);
+    plugin("3");
+    let o4 = in_image("m");
+    assert!(
+        o4 != o3 && o4 != o1,
+        "an object of an older image came back"
+    );
+    let both = ccache_folders(&t, target);
+    assert_eq!(both.len(), 2, "{both:?}");
+    let new = both.iter().find(|f| **f != first[0]).unwrap();
+    assert_eq!(ccache_count(new, "cache_miss"), 1);
+    assert_eq!(ccache_count(new, "direct_cache_hit"), 0);
+    assert_eq!(ccache_count(&first[0], "direct_cache_hit"), 1);
+}
+
+/// ccache mode, turned on by the project file (`ccache = true`): compiles
+/// run through the image's ccache with the cache in the caller's cache
+/// folder. A second build of the same tree (fresh build folder, same path)
+/// is served by direct hits although the headers it includes are the
+/// image's, which the host lacks; its objects and depfiles are those of a
+/// build without ccache. `QEMU_CROSS_CC_CCACHE=0` turns the mode off.
+fn ccache_mode_hits_directly_s390x(eng: Eng) {
+    let t = T::new(eng, "ccache-mode", false);
+    let target = "s390x-linux-gnu";
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let names = ["a", "b", "c"];
+    t.write("src/common.h", "#define COMMON 42\n");
+    for (i, name) in names.iter().enumerate() {
+        t.write(
+            &format!("src/{name}.c"),
+            format!(
+                "#include <stdio.h>\n#include <stdlib.h>\n#include \"common.h\"\n\
+                 int {name}(void) {{ printf(\"%d\\n\", COMMON + {i}); return abs(-{i}); }}\n"
+            ),
+        );
+    }
+    let build = |ccache: Option<&str>| -> Vec<(String, Vec<u8>)> {
+        let dir = t.dir.join("build");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for name in names {
+            let src = format!("../src/{name}.c");
+            let obj = format!("{name}.o");
+            let mut c = t.program(
+                format!("{target}-gcc"),
+                ["-O2", "-MD", "-c", &src, "-o", &obj],
+            );
+            c.current_dir(&dir).env("PATH", &path);
+            if let Some(v) = ccache {
+                c.env("QEMU_CROSS_CC_CCACHE", v);
+            }
+            let o = ok(c);
+            assert_eq!(stderr(&o), "", "the compile printed something");
+            for f in [obj, format!("{name}.d")] {
+                files.push((f.clone(), std::fs::read(dir.join(&f)).unwrap()));
+            }
+        }
+        files
+    };
+    let reference = build(None);
+    assert!(
+        ccache_folders(&t, target).is_empty(),
+        "ccache ran while off"
+    );
+    let depfile = String::from_utf8_lossy(&reference[1].1).to_string();
+    assert!(
+        depfile.contains("common.h") && !depfile.contains("/usr/s390x-linux-gnu"),
+        "{depfile}"
+    );
+
+    t.write("qemu-cross-cc.toml", "[build]\nccache = true\n");
+    let cold = build(None);
+    let folders = ccache_folders(&t, target);
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let folder = &folders[0];
+    assert_eq!(ccache_count(folder, "cache_miss"), 3);
+    assert_eq!(ccache_count(folder, "direct_cache_hit"), 0);
+    assert_eq!(cold, reference, "a compile through ccache differs");
+
+    let warm = build(None);
+    assert_eq!(
+        ccache_count(folder, "direct_cache_hit"),
+        3,
+        "the warm build missed"
+    );
+    assert_eq!(ccache_count(folder, "cache_miss"), 3);
+    assert_eq!(warm, reference, "an object served by ccache differs");
+
+    // The variable comes before the project file.
+    build(Some("0"));
+    assert_eq!(
+        ccache_count(folder, "direct_cache_hit"),
+        3,
+        "ccache ran while off"
+    );
+    let o = fails({
+        let mut c = t.program(format!("{target}-gcc"), ["-c", "../src/a.c"]);
+        c.current_dir(t.dir.join("build"))
+            .env("PATH", &path)
+            .env("QEMU_CROSS_CC_CCACHE", "maybe");
+        c
+    });
+    let e = stderr(&o);
+    assert!(
+        e.contains("QEMU_CROSS_CC_CCACHE") && e.lines().count() == 1,
+        "{e}"
+    );
 }
