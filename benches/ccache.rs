@@ -1,7 +1,8 @@
 //! ccache mode (`QEMU_CROSS_CC_CCACHE=1`): a real autoconf package, GNU
 //! hello 2.10, built for s390x (whose headers the host does not have)
 //! without ccache, with an empty cache, and again with the cache warm
-//! (same build path, fresh build folder), for docker and podman. Prints the
+//! (same build path, fresh build folder), in turn, QCC_BENCH_BUILDS rounds
+//! (default 3), for docker and podman. Prints the median
 //! times, the warm build against the cold and the uncached ones, ccache's
 //! hit rate for the warm build, and whether its objects equal the uncached
 //! build's. `cargo bench --bench ccache` (as root, after
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{configure_and_make, gnu_hello_source};
+use common::{configure_and_make, gnu_hello_source, median};
 
 const TARGET: &str = "s390x-linux-gnu";
 
@@ -89,7 +90,14 @@ fn main() {
         .unwrap();
     assert!(st.success());
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
-    println!("ccache mode: GNU hello 2.10 for {TARGET}, configure + make -j4 (one run each)");
+    let rounds: usize = std::env::var("QCC_BENCH_BUILDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    println!(
+        "ccache mode: GNU hello 2.10 for {TARGET}, configure + make -j4, medians of {rounds} \
+         rounds (no ccache, cold cache, warm cache in turn)"
+    );
     for engine in ["docker", "podman"] {
         let cache = root.join(format!("cache-{engine}"));
         let rt = root.join(format!("runtime-{engine}"));
@@ -111,33 +119,54 @@ fn main() {
         // The first build also ensures the image and starts a session:
         // it is not timed.
         build("0");
-        let plain = build("0");
-        let reference = objects(&tree.join("build"));
-        let cold = build("1");
-        let folder = std::fs::read_dir(cache.join("ccache"))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(TARGET))
-            })
-            .expect("the ccache folder");
-        let zeroed = Command::new("ccache")
-            .arg("--zero-stats")
-            .env("CCACHE_DIR", &folder)
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(zeroed.success());
-        let warm = build("1");
-        let s = stats(&folder);
-        let direct = count(&s, "direct_cache_hit");
-        let preprocessed = count(&s, "preprocessed_cache_hit");
-        let misses = count(&s, "cache_miss");
-        let asked = direct + preprocessed + misses;
-        let got = objects(&tree.join("build"));
-        let same = got == reference;
+        let folder_of = || -> Option<PathBuf> {
+            std::fs::read_dir(cache.join("ccache"))
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(TARGET))
+                })
+        };
+        let (mut plain, mut cold, mut warm) = (Vec::new(), Vec::new(), Vec::new());
+        let mut report = String::new();
+        for _ in 0..rounds {
+            plain.push(build("0"));
+            let reference = objects(&tree.join("build"));
+            // An empty cache for the cold build.
+            if let Some(f) = folder_of() {
+                std::fs::remove_dir_all(f).unwrap();
+            }
+            cold.push(build("1"));
+            let folder = folder_of().expect("the ccache folder");
+            let zeroed = Command::new("ccache")
+                .arg("--zero-stats")
+                .env("CCACHE_DIR", &folder)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(zeroed.success());
+            warm.push(build("1"));
+            let s = stats(&folder);
+            let direct = count(&s, "direct_cache_hit");
+            let preprocessed = count(&s, "preprocessed_cache_hit");
+            let misses = count(&s, "cache_miss");
+            let asked = direct + preprocessed + misses;
+            let got = objects(&tree.join("build"));
+            report = format!(
+                "  {engine}: warm build: {direct} direct hits, {preprocessed} preprocessed hits, \
+                 {misses} misses of {asked} cacheable compiles ({:.1}% direct); {} objects, {}",
+                100.0 * direct as f64 / asked.max(1) as f64,
+                got.len(),
+                if got == reference {
+                    "identical to the build without ccache"
+                } else {
+                    "NOT identical to the build without ccache"
+                }
+            );
+        }
+        let (plain, cold, warm) = (median(plain), median(cold), median(warm));
         println!(
             "  {engine}: no ccache {:.1} s, cold cache {:.1} s, warm cache {:.1} s \
              ({:.2}x the cold build, {:.2}x no ccache)",
@@ -147,17 +176,7 @@ fn main() {
             warm.as_secs_f64() / cold.as_secs_f64(),
             warm.as_secs_f64() / plain.as_secs_f64(),
         );
-        println!(
-            "  {engine}: warm build: {direct} direct hits, {preprocessed} preprocessed hits, \
-             {misses} misses of {asked} cacheable compiles ({:.1}% direct); {} objects, {}",
-            100.0 * direct as f64 / asked.max(1) as f64,
-            got.len(),
-            if same {
-                "identical to the build without ccache"
-            } else {
-                "NOT identical to the build without ccache"
-            }
-        );
+        println!("{report}");
         let st = Command::new(&bin)
             .args(["sessions", "stop", "--all"])
             .env("QEMU_CROSS_CC_RUNTIME_DIR", &rt)

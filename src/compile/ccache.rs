@@ -18,12 +18,13 @@
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
 use crate::call::cmdline::{CmdLine, Mode};
 use crate::call::request::Request;
+use crate::state::safefs;
 use crate::target::plugin::Plugin;
 
 /// The variable that turns the mode on (1) or off (0) for one call; it
@@ -71,16 +72,24 @@ fn folder_name(target: &str, checksum: &str) -> String {
 /// `checksum`: private to the caller (created 0700, or checked), its
 /// symlinks resolved, as it is mounted.
 pub fn folder(target: &str, checksum: &str) -> Result<PathBuf> {
-    crate::state::paths::cache_subdir("ccache")?;
-    let dir =
-        crate::state::paths::cache_subdir(&format!("ccache/{}", folder_name(target, checksum)))?;
+    folder_in(
+        &crate::state::paths::cache_dir()?,
+        &folder_name(target, checksum),
+    )
+}
+
+/// The cache folder `name` below the cache folder `cache`.
+fn folder_in(cache: &Path, name: &str) -> Result<PathBuf> {
+    let var = crate::state::paths::CACHE_VAR;
+    let parent = cache.join("ccache");
+    safefs::private_dir(&parent, var)?;
+    let dir = parent.join(name);
+    safefs::private_dir(&dir, var)?;
     // The folder was checked by lstat; mount the very folder that was
     // checked, under its real path.
-    let real = std::fs::canonicalize(&dir)
-        .map_err(|e| crate::state::safefs::io_error(e, "resolve", &dir))?;
-    let (checked, now) = (std::fs::symlink_metadata(&dir), std::fs::metadata(&real));
-    match (checked, now) {
-        (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino() => {}
+    let real = std::fs::canonicalize(&dir).map_err(|e| safefs::io_error(e, "resolve", &dir))?;
+    match (std::fs::symlink_metadata(&dir), std::fs::metadata(&real)) {
+        (Ok(a), Ok(b)) if a.is_dir() && a.dev() == b.dev() && a.ino() == b.ino() => {}
         _ => bail!(
             "the ccache folder {} changed while it was checked; run the build again",
             dir.display()
@@ -88,8 +97,7 @@ pub fn folder(target: &str, checksum: &str) -> Result<PathBuf> {
     }
     if let Some(why) = crate::call::mounts::refusal(&real) {
         bail!(
-            "cannot use the ccache folder {}: {why}; set QEMU_CROSS_CC_CACHE_DIR to a folder of \
-             your own",
+            "cannot use the ccache folder {}: {why}; set {var} to a folder of your own",
             real.display()
         );
     }
@@ -138,6 +146,40 @@ mod tests {
             folder_name("t", "aaaaaaaaaaaa1"),
             folder_name("t", "aaaaaaaaaaab1")
         );
+    }
+
+    #[test]
+    fn folder_is_private_and_never_a_planted_link() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = folder_in(cache.path(), "t-abc").unwrap();
+        assert_eq!(
+            dir,
+            std::fs::canonicalize(cache.path().join("ccache/t-abc")).unwrap()
+        );
+        let mode = std::fs::symlink_metadata(&dir).unwrap().mode();
+        assert_eq!(mode & 0o777, 0o700);
+
+        // A link planted where a folder would be is refused, not followed
+        // (its target would be mounted read-write).
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), cache.path().join("ccache/t-link")).unwrap();
+        let e = format!("{:#}", folder_in(cache.path(), "t-link").unwrap_err());
+        assert!(e.contains("t-link") && !e.contains('\n'), "{e}");
+        std::os::unix::fs::symlink(elsewhere.path(), cache.path().join("link")).unwrap();
+        let root_link = cache.path().join("link");
+        std::fs::remove_dir_all(cache.path().join("ccache")).unwrap();
+        std::os::unix::fs::symlink(&root_link, cache.path().join("ccache")).unwrap();
+        assert!(folder_in(cache.path(), "t-abc").is_err());
+
+        // A folder others may write to is refused.
+        let open = cache.path().join("open");
+        std::fs::create_dir_all(open.join("ccache/t-abc")).unwrap();
+        std::fs::set_permissions(
+            open.join("ccache/t-abc"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
+        assert!(folder_in(&open, "t-abc").is_err());
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub fn config_dir() -> Option<PathBuf> {
         .or_else(|| project().map(|p| p.config_dir().to_path_buf()))
 }
 
-const CACHE_VAR: &str = "QEMU_CROSS_CC_CACHE_DIR";
+/// The variable that moves the cache folder.
+pub const CACHE_VAR: &str = "QEMU_CROSS_CC_CACHE_DIR";
 const RUNTIME_VAR: &str = "QEMU_CROSS_CC_RUNTIME_DIR";
 
 /// Where the cache is: `~/.cache/qemu-cross-cc` (XDG_CACHE_HOME honoured),

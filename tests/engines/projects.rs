@@ -50,10 +50,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
     ),
 ];
 
-/// The ccache folders of `target` in the test's cache (ccache mode), with
-/// their counters.
-fn ccache_folders(t: &T, target: &str) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(t.cache().join("ccache")) else {
+/// The ccache folders of `target` in the cache folder `cache` (ccache
+/// mode). The ccache-mode calls of a test use a cache folder of its own:
+/// the run's shared one would mix the counters of tests run at once.
+fn ccache_folders(cache: &Path, target: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cache.join("ccache")) else {
         return Vec::new();
     };
     let mut v: Vec<PathBuf> = entries
@@ -519,6 +520,7 @@ fn ccache_hits_and_a_rebuilt_image_misses(eng: Eng) {
     // ccache mode: the cache is per image checksum. The same tree hits in
     // the image it was cached in; a changed image starts a cache of its own
     // and compiles, never serving the old image's object.
+    let own_cache = t.dir.join("cache");
     let in_image = |name: &str| -> Vec<u8> {
         let dir = t.dir.join(name);
         let _ = std::fs::remove_dir_all(&dir);
@@ -527,13 +529,14 @@ fn ccache_hits_and_a_rebuilt_image_misses(eng: Eng) {
             .program(format!("{target}-gcc"), ["-c", "../src/v.c", "-o", "v.o"])
             .current_dir(&dir)
             .env("PATH", &path)
+            .env("QEMU_CROSS_CC_CACHE_DIR", &own_cache)
             .env("QEMU_CROSS_CC_CCACHE", "1"));
         assert_eq!(stderr(&o), "");
         std::fs::read(dir.join("v.o")).unwrap()
     };
     assert_eq!(in_image("m"), o3);
     assert_eq!(in_image("m"), o3);
-    let first = ccache_folders(&t, target);
+    let first = ccache_folders(&own_cache, target);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(ccache_count(&first[0], "direct_cache_hit"), 1);
     plugin("3");
@@ -542,7 +545,7 @@ fn ccache_hits_and_a_rebuilt_image_misses(eng: Eng) {
         o4 != o3 && o4 != o1,
         "an object of an older image came back"
     );
-    let both = ccache_folders(&t, target);
+    let both = ccache_folders(&own_cache, target);
     assert_eq!(both.len(), 2, "{both:?}");
     let new = both.iter().find(|f| **f != first[0]).unwrap();
     assert_eq!(ccache_count(new, "cache_miss"), 1);
@@ -572,7 +575,10 @@ fn ccache_mode_hits_directly_s390x(eng: Eng) {
             ),
         );
     }
-    let build = |ccache: Option<&str>| -> Vec<(String, Vec<u8>)> {
+    // The first build ensures the image under the run's shared cache (its
+    // build lock); the later ones use the test's own cache folder.
+    let own_cache = t.dir.join("cache");
+    let build = |ccache: Option<&str>, cache: Option<&Path>| -> Vec<(String, Vec<u8>)> {
         let dir = t.dir.join("build");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -588,6 +594,9 @@ fn ccache_mode_hits_directly_s390x(eng: Eng) {
             if let Some(v) = ccache {
                 c.env("QEMU_CROSS_CC_CCACHE", v);
             }
+            if let Some(d) = cache {
+                c.env("QEMU_CROSS_CC_CACHE_DIR", d);
+            }
             let o = ok(c);
             assert_eq!(stderr(&o), "", "the compile printed something");
             for f in [obj, format!("{name}.d")] {
@@ -596,11 +605,7 @@ fn ccache_mode_hits_directly_s390x(eng: Eng) {
         }
         files
     };
-    let reference = build(None);
-    assert!(
-        ccache_folders(&t, target).is_empty(),
-        "ccache ran while off"
-    );
+    let reference = build(None, None);
     let depfile = String::from_utf8_lossy(&reference[1].1).to_string();
     assert!(
         depfile.contains("common.h") && !depfile.contains("/usr/s390x-linux-gnu"),
@@ -608,15 +613,22 @@ fn ccache_mode_hits_directly_s390x(eng: Eng) {
     );
 
     t.write("qemu-cross-cc.toml", "[build]\nccache = true\n");
-    let cold = build(None);
-    let folders = ccache_folders(&t, target);
+    // The variable comes before the project file.
+    let off = build(Some("0"), Some(&own_cache));
+    assert!(
+        ccache_folders(&own_cache, target).is_empty(),
+        "ccache ran while off"
+    );
+    assert_eq!(off, reference);
+    let cold = build(None, Some(&own_cache));
+    let folders = ccache_folders(&own_cache, target);
     assert_eq!(folders.len(), 1, "{folders:?}");
     let folder = &folders[0];
     assert_eq!(ccache_count(folder, "cache_miss"), 3);
     assert_eq!(ccache_count(folder, "direct_cache_hit"), 0);
     assert_eq!(cold, reference, "a compile through ccache differs");
 
-    let warm = build(None);
+    let warm = build(None, Some(&own_cache));
     assert_eq!(
         ccache_count(folder, "direct_cache_hit"),
         3,
@@ -625,13 +637,6 @@ fn ccache_mode_hits_directly_s390x(eng: Eng) {
     assert_eq!(ccache_count(folder, "cache_miss"), 3);
     assert_eq!(warm, reference, "an object served by ccache differs");
 
-    // The variable comes before the project file.
-    build(Some("0"));
-    assert_eq!(
-        ccache_count(folder, "direct_cache_hit"),
-        3,
-        "ccache ran while off"
-    );
     let o = fails({
         let mut c = t.program(format!("{target}-gcc"), ["-c", "../src/a.c"]);
         c.current_dir(t.dir.join("build"))
