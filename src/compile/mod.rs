@@ -173,6 +173,7 @@ pub fn plugin_request(
 pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32> {
     // Configuration errors (a missing dockerfile) come before any engine call.
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    crate::diag::timing("checksum");
     with_depfiles(req, || {
         run_with_sessions(ctx, req, Some(&plugin.target), &want, |engine| {
             ensure::ensure(engine, plugin, &ctx.library, &want).map(Some)
