@@ -374,9 +374,12 @@ fn main() {
 /// (`QEMU_CROSS_CC_TIMINGS`), with what the parent saw around them, and the
 /// compiler's own run inside the session's container against the host.
 fn breakdown(b: &Bench, engine: &str, runs: usize) {
-    const STEPS: [(&str, &str); 7] = [
+    const STEPS: [(&str, &str); 10] = [
         ("ready", "start-up in main (descriptors, signal thread)"),
-        ("request", "plugin, project file, command line, request"),
+        ("plugin", "plugin (manifests read, extends resolved)"),
+        ("project", "project file found and applied"),
+        ("request", "command line read, request built"),
+        ("checksum", "dockerfile checksum the image must carry"),
         ("records", "session records read"),
         ("hello", "connect and handshake"),
         ("started", "run request until the program started (agent)"),

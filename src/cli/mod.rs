@@ -154,6 +154,7 @@ fn dispatch(args: Vec<OsString>) -> Result<i32> {
         let name = crate::distcc::fingerprint::split(&name).map_or(name.as_str(), |(n, _)| n);
         // Only the manifests whose target could prefix this name.
         let reg = Registry::load_matching(|t| name.starts_with(&format!("{t}-")))?;
+        crate::diag::timing("plugin");
         if let Some((plugin, tool)) = reg.by_shim_name(name) {
             return run_tool(&global, plugin, &tool, &args[0], rest);
         }
@@ -215,6 +216,7 @@ fn run_tool(
     args: Vec<OsString>,
 ) -> Result<i32> {
     let plugin = &*crate::target::project::apply(plugin)?;
+    crate::diag::timing("project");
     if tool == crate::target::plugin::RUNNER {
         return crate::run::run(&global.ctx(), plugin, args);
     }

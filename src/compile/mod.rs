@@ -158,6 +158,7 @@ pub fn run_tool(
 /// image's checksum (see `ccache`).
 fn run_cached(ctx: &Ctx, plugin: &Plugin, mut req: Request) -> Result<i32> {
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    crate::diag::timing("checksum");
     let dir = ccache::folder(&plugin.target, &want)?;
     debug(format!("compiling through ccache, cache {}", dir.display()));
     ccache::wrap(&mut req, dir);
@@ -188,6 +189,7 @@ pub fn plugin_request(
 pub fn run_plugin_tool(ctx: &Ctx, plugin: &Plugin, req: &Request) -> Result<i32> {
     // Configuration errors (a missing dockerfile) come before any engine call.
     let want = ensure::wanted_checksum(plugin, &ctx.library)?;
+    crate::diag::timing("checksum");
     run_plugin_request(ctx, plugin, req, &want)
 }
 

@@ -70,6 +70,17 @@ impl Library {
         lib
     }
 
+    /// The checksum of the built-in dockerfile `NAME.docker`, computed by
+    /// build.rs: what `checksum` gives for its text in this library, since
+    /// the built-in dockerfiles come first (those it inlines included).
+    /// None when this library does not search them, or when it builds on
+    /// one that is not built in.
+    pub fn builtin_checksum(&self, name: &str) -> Option<&'static str> {
+        self.builtin
+            .then(|| embedded::dockerfile_checksum(&format!("{name}.docker")))
+            .flatten()
+    }
+
     pub fn search_path(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.builtin {
@@ -120,65 +131,10 @@ pub fn read(path: &Path) -> Result<String> {
     Ok(normalize_newlines(&text))
 }
 
-fn normalize_newlines(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n")
-}
-
-/// Python's `str.isspace`.
-fn py_isspace(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-/// Python's `str.splitlines` line boundaries.
-fn py_is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\u{b}'
-            | '\u{c}'
-            | '\r'
-            | '\u{1c}'
-            | '\u{1d}'
-            | '\u{1e}'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
-}
-
-/// Python's `str.splitlines()` (without keepends).
-fn py_splitlines(text: &str) -> Vec<&str> {
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let mut chars = text.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if py_is_line_break(c) {
-            lines.push(&text[start..i]);
-            let mut end = i + c.len_utf8();
-            if c == '\r' {
-                if let Some(&(j, '\n')) = chars.peek() {
-                    chars.next();
-                    end = j + 1;
-                }
-            }
-            start = end;
-        }
-    }
-    if start < text.len() {
-        lines.push(&text[start..]);
-    }
-    lines
-}
-
-/// The dockerfile name that `FROM qemu/NAME` refers to.
-pub fn inlined_name(image: &str) -> &str {
-    if image.starts_with("debian") && image.ends_with("user") {
-        "debian-bootstrap"
-    } else {
-        image
-    }
-}
-
-const FROM_QEMU: &str = "FROM qemu/";
+pub use crate::image::pyrules::inlined_name;
+use crate::image::pyrules::{FROM_QEMU, Line, normalize_newlines};
+#[cfg(test)]
+use crate::image::pyrules::{py_isspace, py_splitlines};
 
 /// The preprocessed text that docker.py hashes.
 pub fn preprocess(text: &str, lib: &Library) -> Result<String> {
@@ -194,28 +150,28 @@ fn preprocess_into(
     out: &mut String,
     chain: &mut Vec<String>,
 ) -> Result<()> {
-    for line in py_splitlines(text) {
-        if line.chars().all(py_isspace) || line.starts_with('#') {
-            continue;
-        }
-        if let Some(image) = line.strip_prefix(FROM_QEMU) {
-            let name = inlined_name(image).to_string();
-            if chain.contains(&name) {
-                bail!(
-                    "FROM qemu/ chain loops: {} -> {name}; break the cycle",
-                    chain.join(" -> ")
-                );
+    for line in crate::image::pyrules::lines(text) {
+        let image = match line {
+            Line::Kept(line) => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
             }
-            let found = lib
-                .find(&name)
-                .with_context(|| format!("inlining 'FROM qemu/{image}'"))?;
-            chain.push(name);
-            preprocess_into(&found.text, lib, out, chain)?;
-            chain.pop();
-            continue;
+            Line::Inline(image) => image,
+        };
+        let name = inlined_name(image).to_string();
+        if chain.contains(&name) {
+            bail!(
+                "FROM qemu/ chain loops: {} -> {name}; break the cycle",
+                chain.join(" -> ")
+            );
         }
-        out.push_str(line);
-        out.push('\n');
+        let found = lib
+            .find(&name)
+            .with_context(|| format!("inlining 'FROM qemu/{image}'"))?;
+        chain.push(name);
+        preprocess_into(&found.text, lib, out, chain)?;
+        chain.pop();
     }
     Ok(())
 }
@@ -297,6 +253,34 @@ mod tests {
             n += 1;
         }
         assert!(n >= 10);
+    }
+
+    /// build.rs's checksum of every built-in dockerfile is the one computed
+    /// at run time, with or without more dockerfile folders.
+    #[test]
+    fn precomputed_checksums_equal_the_run_time_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, _) in embedded::DOCKERFILES {
+            // A same-named file elsewhere does not replace a built-in one.
+            std::fs::write(dir.path().join(file), "FROM other\n").unwrap();
+        }
+        let extra = [dir.path().to_path_buf()];
+        for lib in [Library::standard(&[]), Library::standard(&extra)] {
+            for (file, _) in embedded::DOCKERFILES {
+                let name = file.trim_end_matches(".docker");
+                let found = lib.find(name).unwrap();
+                assert!(found.dir.is_none(), "{file}");
+                let runtime = checksum(&found.text, &lib.with_fallback(None)).unwrap();
+                assert_eq!(lib.builtin_checksum(name), Some(runtime.as_str()), "{file}");
+            }
+        }
+        assert_eq!(
+            embedded::DOCKERFILE_CHECKSUMS.len(),
+            embedded::DOCKERFILES.len()
+        );
+        // A library without the built-in ones has none precomputed.
+        let own = Library::of_dirs(extra.to_vec());
+        assert_eq!(own.builtin_checksum("cross-aarch64-linux-gnu"), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod derive;
 pub mod dockerfile;
+pub mod pyrules;
 
 use std::fs::File;
 use std::io::Write;

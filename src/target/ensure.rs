@@ -4,6 +4,7 @@
 //! Builds triggered from the compile path write to a log in the cache dir;
 //! stderr gets a progress line only when it is a terminal.
 
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -64,9 +65,16 @@ struct Derived {
 
 impl Plan {
     fn of(plugin: &Plugin, library: &Library) -> Result<Plan> {
-        let base = job_for(plugin, library)?;
-        let base_checksum = dockerfile::checksum(&base.text, &base.library)
-            .with_context(|| format!("target {}", plugin.target))?;
+        // A built-in dockerfile's checksum was computed at build time.
+        let (base_checksum, base_library) = match plugin.builtin_dockerfile_checksum(library) {
+            Some(sum) => (sum.to_string(), Cow::Borrowed(library)),
+            None => {
+                let base = job_for(plugin, library)?;
+                let sum = dockerfile::checksum(&base.text, &base.library)
+                    .with_context(|| format!("target {}", plugin.target))?;
+                (sum, Cow::Owned(base.library))
+            }
+        };
         let derived = match plugin.debian_arch.as_deref() {
             Some(arch) if !plugin.packages.is_empty() => {
                 let text = derive::dockerfile(
@@ -76,11 +84,11 @@ impl Plan {
                     arch,
                     &plugin.packages,
                 );
-                let checksum = dockerfile::checksum(&text, &base.library)
+                let checksum = dockerfile::checksum(&text, &base_library)
                     .with_context(|| format!("target {}", plugin.target))?;
                 Some(Derived {
                     text,
-                    library: base.library,
+                    library: base_library.into_owned(),
                     checksum,
                 })
             }

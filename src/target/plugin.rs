@@ -217,6 +217,18 @@ impl Plugin {
             .with_context(|| format!("target {}", self.target))
     }
 
+    /// The checksum of the dockerfile, precomputed at build time, when it is
+    /// the built-in one `dockerfile` would find: a built-in manifest named
+    /// it (user manifests that extend one inherit that) and `library`
+    /// searches the built-in dockerfiles first. None otherwise: a user's
+    /// dockerfile is read and hashed on each call.
+    pub fn builtin_dockerfile_checksum(&self, library: &Library) -> Option<&'static str> {
+        if self.dockerfile_from.is_some() {
+            return None;
+        }
+        library.builtin_checksum(self.manifest.dockerfile.trim_end_matches(".docker"))
+    }
+
     /// The shim names this plugin provides.
     /// Every tool of the manifest, and the runner `<target>-run`.
     pub fn shim_names(&self) -> impl Iterator<Item = String> + '_ {

@@ -505,6 +505,58 @@ mod tests {
         );
     }
 
+    /// Built-in plugins use the checksum build.rs computed; a user
+    /// manifest's own dockerfile is hashed at run time.
+    #[test]
+    fn only_builtin_dockerfiles_use_the_precomputed_checksum() {
+        use crate::target::ensure::wanted_checksum;
+        let lib = Library::standard(&[]);
+        let reg = Registry::load_dirs(&[], |_| true).unwrap();
+        for p in reg.iter() {
+            let pre = p.builtin_dockerfile_checksum(&lib).unwrap();
+            let found = p.dockerfile(&lib).unwrap();
+            let runtime = crate::image::dockerfile::checksum(&found.text, &lib).unwrap();
+            assert_eq!(
+                (pre, wanted_checksum(p, &lib).unwrap()),
+                (runtime.as_str(), runtime.clone())
+            );
+        }
+        // A user manifest with a dockerfile of the built-in's name beside it.
+        let (dir, reg) = with_files(&[(
+            "aarch64-linux-gnu.json",
+            serde_json::json!({"target": "aarch64-linux-gnu", "image": "mine",
+                "dockerfile": "cross-aarch64-linux-gnu.docker", "qemu": "aarch64",
+                "sysroot": "/usr/aarch64-linux-gnu", "tools": {"cc": "gcc"}}),
+        )]);
+        let text = "FROM debian:12\nRUN true\n";
+        std::fs::write(dir.path().join("cross-aarch64-linux-gnu.docker"), text).unwrap();
+        let p = reg.unwrap().get("aarch64-linux-gnu").unwrap().clone();
+        assert_eq!(p.builtin_dockerfile_checksum(&lib), None);
+        let want = crate::image::dockerfile::checksum(text, &lib).unwrap();
+        assert_eq!(wanted_checksum(&p, &lib).unwrap(), want);
+        // Edited, the next computation sees the new text.
+        std::fs::write(
+            dir.path().join("cross-aarch64-linux-gnu.docker"),
+            "FROM x\n",
+        )
+        .unwrap();
+        assert_ne!(wanted_checksum(&p, &lib).unwrap(), want);
+        // A user manifest that extends a built-in one keeps its dockerfile.
+        let (_d, reg) = with_files(&[(
+            "s390x-zlib-linux-gnu.json",
+            serde_json::json!({"target": "s390x-zlib-linux-gnu", "extends": "s390x-linux-gnu"}),
+        )]);
+        let reg = reg.unwrap();
+        let (p, base) = (
+            reg.get("s390x-zlib-linux-gnu").unwrap(),
+            reg.get("s390x-linux-gnu").unwrap(),
+        );
+        assert_eq!(
+            p.builtin_dockerfile_checksum(&lib),
+            base.builtin_dockerfile_checksum(&lib)
+        );
+    }
+
     #[test]
     fn builtins_parse_and_resolve_shims() {
         let reg = Registry::load().unwrap();
