@@ -11,7 +11,7 @@ use crate::engine::{Choice, Engine};
 use crate::signals;
 
 use super::protocol::{self, Status};
-use super::record::{Record, exe_identity, forget, records};
+use super::record::{Record, exe_identity, forget, key, keyed, records};
 
 /// What the live sessions made of a call.
 pub enum Live {
@@ -25,45 +25,86 @@ pub enum Live {
     None,
 }
 
-/// Run `req` in a live session, without any engine call. Sessions that
-/// cannot serve any more are retired on the way; a slow one is never
-/// stopped by a caller that merely timed out.
+/// Run `req` in a live session, without any engine call. The session the
+/// call's key names is tried first (one link and one record read); only
+/// when it cannot serve are all records read. Sessions that cannot serve
+/// any more are retired on the way; a slow one is never stopped by a
+/// caller that merely timed out.
 pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
-    let Some((_, exe)) = exe_identity() else {
+    let Some(exe) = exe_identity() else {
         return Live::None;
     };
     let mut busy = false;
-    let records = records();
+    let key = key(
+        &req.image,
+        checksum,
+        crate::host::user::uid(),
+        crate::host::user::gid(),
+        &exe,
+    );
+    let candidate = keyed(&key);
     crate::diag::timing("records");
-    for rec in records {
-        if rec.outdated(&req.image, checksum) {
-            stop(&rec);
+    let tried = candidate.map(|rec| (try_one(&rec, req, checksum, choice, &exe), rec.id));
+    let tried_id = match tried {
+        Some((Tried::Ran(code), _)) => return Live::Ran(code),
+        Some((Tried::Busy, id)) => {
+            busy = true;
+            Some(id)
+        }
+        Some((Tried::No, id)) => Some(id),
+        None => None,
+    };
+    for rec in records() {
+        if tried_id.as_deref() == Some(rec.id.as_str()) {
             continue;
         }
-        if !rec.compatible(&req.image, checksum, choice, &exe)
-            || !rec.mount_set().covers_set(&req.mounts)
-        {
-            continue;
-        }
-        if !rec.mounts_current() {
-            stop(&rec);
-            continue;
-        }
-        match call(&rec, req) {
-            Ok(code) => return Live::Ran(code),
-            Err(CallError::Gone) => stop(&rec),
-            Err(CallError::Retired) => {}
-            Err(CallError::Skip) => busy = true,
+        match try_one(&rec, req, checksum, choice, &exe) {
+            Tried::Ran(code) => return Live::Ran(code),
+            Tried::Busy => busy = true,
+            Tried::No => {}
         }
     }
     if busy { Live::Busy } else { Live::None }
+}
+
+/// What one session made of a call.
+enum Tried {
+    Ran(i32),
+    Busy,
+    No,
+}
+
+/// Run `req` in `rec` if it may serve it; retire it when it never will.
+fn try_one(rec: &Record, req: &Request, checksum: &str, choice: Choice, exe: &str) -> Tried {
+    if rec.outdated(&req.image, checksum) {
+        stop(rec);
+        return Tried::No;
+    }
+    if !rec.compatible(&req.image, checksum, choice, exe)
+        || !rec.mount_set().covers_set(&req.mounts)
+    {
+        return Tried::No;
+    }
+    if !rec.mounts_current() {
+        stop(rec);
+        return Tried::No;
+    }
+    match call(rec, req) {
+        Ok(code) => Tried::Ran(code),
+        Err(CallError::Gone) => {
+            stop(rec);
+            Tried::No
+        }
+        Err(CallError::Retired) => Tried::No,
+        Err(CallError::Skip) => Tried::Busy,
+    }
 }
 
 /// An engine and image id known from an earlier session of the same image
 /// and dockerfile checksum: a new session can start without probing the
 /// engine or inspecting the image.
 pub fn known_image(image: &str, checksum: &str, choice: Choice) -> Option<(Engine, String)> {
-    let (_, exe) = exe_identity()?;
+    let exe = exe_identity()?;
     records()
         .into_iter()
         .find(|r| r.compatible(image, checksum, choice, &exe))
