@@ -378,7 +378,7 @@ fn breakdown(b: &Bench, engine: &str, runs: usize) {
         ("ready", "start-up in main (descriptors, signal thread)"),
         ("request", "plugin, project file, command line, request"),
         ("records", "session records read"),
-        ("hello", "connect and handshake"),
+        ("connect", "connect to the agent"),
         ("started", "run request until the program started (agent)"),
         ("exited", "the program's run, until its exit status came"),
         ("end", "after it returned (depfiles, exit)"),

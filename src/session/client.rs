@@ -1,5 +1,5 @@
-//! The client side of a session: finding a live one for a call, the
-//! handshake, the call itself, and giving up or stopping a session without
+//! The client side of a session: finding a live one for a call, the call
+//! itself (one round trip to start it), and giving up or stopping a session without
 //! ever killing what it runs because a caller merely timed out.
 
 use std::fs::OpenOptions;
@@ -134,11 +134,21 @@ fn ask(
     rec: &Record,
     first: &protocol::Request,
 ) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
+    ask_with(rec, first, &[])
+}
+
+/// `ask`, with descriptors attached to the request.
+fn ask_with(
+    rec: &Record,
+    first: &protocol::Request,
+    fds: &[std::os::fd::RawFd],
+) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
     let stream = match protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(unresponsive(rec)),
         Err(_) => return Err(CallError::Gone),
     };
+    crate::diag::timing("connect");
     // Without its time limits a frozen agent would hang the build.
     stream
         .set_read_timeout(Some(protocol::ANSWER_TIMEOUT))
@@ -147,7 +157,7 @@ fn ask(
     // An agent at its limit answers `Busy` as it accepts and hangs up, maybe
     // before the request arrives: its answer is read even when the send
     // failed.
-    let sent = protocol::send(&stream, first, &[]);
+    let sent = protocol::send(&stream, first, fds);
     let answer = protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP);
     match (sent, answer) {
         (_, Ok(Some((protocol::Reply::Busy, _)))) => {
@@ -158,15 +168,13 @@ fn ask(
             Err(CallError::Skip)
         }
         (Ok(()), Ok(Some((reply, _)))) => Ok((stream, reply)),
-        (Ok(()), Err(e)) if protocol::timed_out(&e) => Err(unresponsive(rec)),
-        _ => Err(CallError::Gone),
-    }
-}
-
-/// Shake hands with the session's agent before a call.
-fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
-    match ask(rec, &protocol::Request::Hello)? {
-        (stream, protocol::Reply::Ready) => Ok(stream),
+        (Ok(()), Err(e)) if protocol::timed_out(&e) => {
+            // Hang up before asking the engine about the container (which
+            // takes a while): an agent that wakes up meanwhile sees this
+            // caller gone and starts nothing for it.
+            drop(stream);
+            Err(unresponsive(rec))
+        }
         _ => Err(CallError::Gone),
     }
 }
@@ -213,19 +221,13 @@ fn give_up(rec: &Record) -> bool {
 }
 
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
-/// meanwhile. Everything that guards the call (time limits, the descriptor
-/// that forwards signals) is set up before the program is asked for: when
-/// a step fails, nothing ran and the call goes elsewhere.
+/// meanwhile. The run request is the first frame (no handshake): its answer
+/// must come within `ANSWER_TIMEOUT`, as a handshake's did, and the agent
+/// starts nothing for a caller that gave up waiting. Everything that guards
+/// the call (time limits, the descriptor that forwards signals) is set up
+/// before the program is asked for: when a step fails, nothing ran and the
+/// call goes elsewhere.
 pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
-    let stream = connect_ready(rec)?;
-    crate::diag::timing("hello");
-    // A hung agent must not hang the build: bound the wait for the start
-    // (and the sending of a long command line).
-    stream
-        .set_read_timeout(Some(protocol::START_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(protocol::START_TIMEOUT)))
-        .map_err(|_| CallError::Skip)?;
-    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     let devnull;
     let out_fd = if let Some(fd) = &req.stdout_to {
         fd.as_raw_fd()
@@ -250,14 +252,13 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
             .collect(),
         umask: current_umask(),
     };
-    let started = protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
-        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
-    match started {
-        Ok(Some((protocol::Reply::Started(_), _))) => crate::diag::timing("started"),
-        Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
-        Err(e) if protocol::timed_out(&e) => return Err(unresponsive(rec)),
+    let (stream, reply) = ask_with(rec, &protocol::Request::Run(run), &[0, out_fd, 2])?;
+    match reply {
+        protocol::Reply::Started(_) => crate::diag::timing("started"),
+        protocol::Reply::NotStarted(code) => return Ok(code),
         _ => return Err(CallError::Gone),
     }
+    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     // The program runs: from here on it is waited for however long it
     // takes. Clearing a time limit cannot fail on a connected socket; if it
     // did, the wait below would end early and report the session as ended.

@@ -12,16 +12,16 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes; the agent refuses other versions.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
-/// How long a client waits for the agent to answer `Hello` (or a status or
-/// shutdown request): a live agent answers within milliseconds, a frozen
-/// one (paused container) never, though the kernel completes the connect.
+/// How long a client waits for the agent's first answer to a request (a
+/// run's `Started`, a status, a shutdown's `Bye`), and for its request to
+/// be taken: a live agent answers within milliseconds, a frozen one
+/// (paused container) never, though the kernel completes the connect. A
+/// run has no handshake before it: the agent starts a program only while
+/// its caller still waits (see `agent.rs`), so a caller that gave up on
+/// this limit may run the program elsewhere.
 pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a client waits for the program to be started once it asked
-/// (the agent forks and execs at once; a stall this long is a hung agent).
-pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The largest request the agent reads: a command line and environment
 /// (at most the kernel's argument limit, a quarter of an unlimited stack's
@@ -39,9 +39,9 @@ const FIRST_ALLOCATION: usize = 64 << 10;
 /// From the client.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// The handshake: the agent answers `Ready` and serves the next frame.
-    Hello,
-    /// Run a program; carries three descriptors.
+    /// Run a program; carries three descriptors. The agent answers
+    /// `Started`, `NotStarted`, or why it takes no call (`Refused`, `Stale`,
+    /// `Busy`).
     Run(Run),
     /// Deliver a signal to the running program's process group.
     Signal(i32),
@@ -64,8 +64,6 @@ pub struct Run {
 /// From the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// Answer to `Hello`: the agent is alive and takes the next frame.
-    Ready,
     /// The program runs (with this pid inside the container).
     Started(i32),
     /// The program could not be started; the message was written to its
@@ -308,21 +306,10 @@ mod tests {
     }
 
     #[test]
-    fn hello_and_ready_cross_a_socket() {
-        let (a, b) = UnixStream::pair().unwrap();
-        send(&a, &Request::Hello, &[]).unwrap();
-        assert!(matches!(
-            recv::<Request>(&b, REQUEST_CAP).unwrap(),
-            Some((Request::Hello, _))
-        ));
-        send(&b, &Reply::Ready, &[]).unwrap();
-        assert!(matches!(
-            recv::<Reply>(&a, REQUEST_CAP).unwrap(),
-            Some((Reply::Ready, _))
-        ));
+    fn status_frames_are_plain_json() {
         // The frames other clients (tests, scripts) write by hand.
-        assert_eq!(frame(&Request::Hello).unwrap(), b"\x07\0\0\0\"Hello\"");
-        assert_eq!(frame(&Request::Status).unwrap()[4..], *b"\"Status\"");
+        assert_eq!(frame(&Request::Status).unwrap(), b"\x08\0\0\0\"Status\"");
+        assert_eq!(frame(&Reply::Busy).unwrap()[4..], *b"\"Busy\"");
     }
 
     #[test]
@@ -407,7 +394,7 @@ mod tests {
             .unwrap();
         (&b).write_all(&((REQUEST_CAP as u32) - 1).to_le_bytes())
             .unwrap();
-        (&b).write_all(b"\"Hel").unwrap();
+        (&b).write_all(b"\"Sta").unwrap();
         let err = recv::<Request>(&a, REQUEST_CAP).unwrap_err();
         assert!(timed_out(&err), "{err:#}");
     }
