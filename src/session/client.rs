@@ -3,7 +3,7 @@
 //! ever killing what it runs because a caller merely timed out.
 
 use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::call::request::Request;
@@ -265,12 +265,15 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     if stream.set_read_timeout(None).is_err() {
         crate::diag::debug("cannot clear the session socket's time limit");
     }
-    let _guard = signals::ForwardGuard::new(move |sig| {
+    let waited = signals::wait_forwarding(stream.as_fd(), move |sig| {
         // Best effort: a send that fails means the agent is gone, which the
         // wait below reports.
         let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
     });
-    match protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP) {
+    let exit = waited
+        .map_err(anyhow::Error::from)
+        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
+    match exit {
         Ok(Some((protocol::Reply::Exit(code), _))) => {
             crate::diag::timing("exited");
             Ok(code)
