@@ -381,7 +381,7 @@ fn breakdown(b: &Bench, engine: &str, runs: usize) {
         ("request", "command line read, request built"),
         ("checksum", "dockerfile checksum the image must carry"),
         ("records", "session records read"),
-        ("hello", "connect and handshake"),
+        ("connect", "connect to the agent"),
         ("started", "run request until the program started (agent)"),
         ("exited", "the program's run, until its exit status came"),
         ("end", "after it returned (depfiles, exit)"),

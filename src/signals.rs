@@ -1,13 +1,18 @@
 //! SIGINT, SIGTERM and SIGHUP: remove this process's containers, then exit
 //! with 128 + the signal number.
 //!
-//! The handler only writes the signal number to a pipe; a thread reads it and
-//! does the work (engine calls are not async-signal-safe). Handlers, unlike
-//! blocked masks, are reset by exec, so the compiler and the engine client
-//! start with the default dispositions.
+//! Until something registers a clean-up (a container, a child, a temporary
+//! folder, a forwarding), the handler exits at once with 128 + N: there is
+//! nothing to clean up, and a warm compile starts no thread for it. From
+//! the first registration on, the handler only writes the signal number to
+//! a pipe; a thread, started then, reads it and does the work (engine calls
+//! are not async-signal-safe). A session call waits for its program with
+//! `wait_forwarding`, which reads the same pipe in the calling thread.
+//! Handlers, unlike blocked masks, are reset by exec, so the compiler and
+//! the engine client start with the default dispositions.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,6 +20,14 @@ use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+static PIPE_READ: AtomicI32 = AtomicI32::new(-1);
+
+/// Who acts on a signal: the handler itself (nothing to clean up), the
+/// signal thread, or a thread waiting in `wait_forwarding`.
+static MODE: AtomicU8 = AtomicU8::new(DIRECT);
+const DIRECT: u8 = 0;
+const THREAD: u8 = 1;
+const POLL: u8 = 2;
 
 /// A clean-up action run when a signal ends the process.
 type Cleanup = std::sync::Arc<dyn Fn() + Send + Sync>;
@@ -47,6 +60,11 @@ fn lock() -> std::sync::MutexGuard<'static, OnSignal> {
 }
 
 extern "C" fn on_signal(sig: nix::libc::c_int) {
+    if MODE.load(Ordering::SeqCst) == DIRECT {
+        // SAFETY: _exit(2) is async-signal-safe; nothing is registered
+        // that a clean-up would have to remove.
+        unsafe { nix::libc::_exit(128 + sig) }
+    }
     let fd = PIPE_WRITE.load(Ordering::Relaxed);
     if fd >= 0 {
         let b = sig as u8;
@@ -59,40 +77,132 @@ extern "C" fn on_signal(sig: nix::libc::c_int) {
 
 const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
-/// Install the handlers and start the thread that acts on them.
+/// Install the handlers (the thread that acts on them starts with the
+/// first clean-up registered).
 pub fn install() -> anyhow::Result<()> {
     let (read, write): (OwnedFd, OwnedFd) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     PIPE_WRITE.store(write.as_raw_fd(), Ordering::Relaxed);
     std::mem::forget(write);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut buf = [0u8; 1];
-            let file = std::fs::File::from(read);
-            loop {
-                use std::io::Read;
-                match (&file).read(&mut buf) {
-                    Ok(1) => {
-                        if let Ok(sig) = Signal::try_from(i32::from(buf[0])) {
-                            handle(sig);
-                        }
-                    }
-                    Ok(_) => return,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return,
-                }
-            }
-        })?;
+    PIPE_READ.store(read.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(read);
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
         SaFlags::SA_RESTART,
         SigSet::empty(),
     );
     for sig in HANDLED {
-        // SAFETY: the handler only calls write(2).
+        // SAFETY: the handler only calls write(2) or _exit(2).
         unsafe { signal::sigaction(sig, &action)? };
     }
     Ok(())
+}
+
+/// Start the signal thread unless it runs: called before anything is
+/// registered for it to clean up, so that from then on no signal ends the
+/// process without its clean-up.
+fn ensure_thread() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let fd = PIPE_READ.load(Ordering::Relaxed);
+        if fd < 0 {
+            return;
+        }
+        // While a `wait_forwarding` reads the pipe, the thread must not.
+        while MODE
+            .compare_exchange(DIRECT, THREAD, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut buf = [0u8; 1];
+                // SAFETY: the read end is this module's, never closed.
+                let file = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+                loop {
+                    use std::io::Read;
+                    match (&*file).read(&mut buf) {
+                        Ok(1) => {
+                            if let Ok(sig) = Signal::try_from(i32::from(buf[0])) {
+                                handle(sig);
+                            }
+                        }
+                        Ok(_) => return,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            // Signals end the process at once again, as before anything
+            // was registered.
+            MODE.store(DIRECT, Ordering::SeqCst);
+            crate::diag::debug(format!("cannot start the signal thread: {e}"));
+        }
+    });
+}
+
+/// Wait until `fd` is readable, handing each SIGINT, SIGTERM or SIGHUP
+/// that arrives meanwhile to `forward`: in this thread when no signal
+/// thread runs (none is started for it), else through the signal thread.
+pub fn wait_forwarding(
+    fd: BorrowedFd<'_>,
+    forward: impl Fn(Signal) + Send + 'static,
+) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let pipe = PIPE_READ.load(Ordering::Relaxed);
+    let polled = pipe >= 0
+        && MODE
+            .compare_exchange(DIRECT, POLL, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+    if !polled {
+        let _guard = ForwardGuard::new(forward);
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        return loop {
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => break Err(e.into()),
+                Ok(_) => break Ok(()),
+            }
+        };
+    }
+    struct Direct;
+    impl Drop for Direct {
+        fn drop(&mut self) {
+            MODE.store(DIRECT, Ordering::SeqCst);
+        }
+    }
+    let _direct = Direct;
+    // SAFETY: the read end is this module's, never closed.
+    let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+    loop {
+        let mut fds = [
+            PollFd::new(fd, PollFlags::POLLIN),
+            PollFd::new(pipe, PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let signalled = fds[1].revents().is_some_and(|r| !r.is_empty());
+        let ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if signalled {
+            let mut buf = [0u8; 16];
+            // Readable: this read does not block.
+            if let Ok(n) = nix::unistd::read(pipe, &mut buf) {
+                for b in &buf[..n] {
+                    if let Ok(sig) = Signal::try_from(i32::from(*b)) {
+                        forward(sig);
+                    }
+                }
+            }
+        }
+        if ready {
+            return Ok(());
+        }
+    }
 }
 
 fn handle(sig: Signal) {
@@ -136,6 +246,9 @@ pub fn hold_if_terminating() {
 
 /// Record the foreground child (None when it has been reaped).
 pub fn set_child(pid: Option<u32>) {
+    if pid.is_some() {
+        ensure_thread();
+    }
     lock().child = pid.map(|p| p as i32);
 }
 
@@ -145,6 +258,7 @@ pub struct CleanupGuard;
 
 impl CleanupGuard {
     pub fn new(cleanup: impl Fn() + Send + Sync + 'static) -> CleanupGuard {
+        ensure_thread();
         lock().cleanup = Some(std::sync::Arc::new(cleanup));
         CleanupGuard
     }
@@ -162,6 +276,7 @@ pub struct TempDirGuard(std::path::PathBuf);
 
 impl TempDirGuard {
     pub fn new(dir: &std::path::Path) -> TempDirGuard {
+        ensure_thread();
         lock().temp_dirs.push(dir.to_path_buf());
         TempDirGuard(dir.to_path_buf())
     }
@@ -178,6 +293,7 @@ pub struct ForwardGuard;
 
 impl ForwardGuard {
     pub fn new(f: impl Fn(Signal) + Send + 'static) -> ForwardGuard {
+        ensure_thread();
         lock().forward = Some(Box::new(f));
         ForwardGuard
     }

@@ -273,25 +273,21 @@ fn reap_as_init() -> Result<()> {
     }
 }
 
-/// Serve one connection: an optional `Hello`, then one request.
+/// Serve one connection: one request.
 fn serve(conn: UnixStream, st: &Agent) -> Result<()> {
-    loop {
-        let Some((req, fds)) = protocol::recv::<Request>(&conn, protocol::REQUEST_CAP)? else {
-            return Ok(());
-        };
-        match req {
-            Request::Hello if st.draining() => return send_ending(&conn),
-            Request::Hello => protocol::send(&conn, &Reply::Ready, &[])?,
-            Request::Status => return protocol::send(&conn, &Reply::Status(status(st)), &[]),
-            Request::Shutdown => {
-                // Calls already running finish; new ones cannot connect.
-                let _ = std::fs::remove_file(&st.socket);
-                st.drain();
-                return protocol::send(&conn, &Reply::Bye, &[]);
-            }
-            Request::Signal(_) => return Ok(()),
-            Request::Run(run) => return serve_run(&conn, st, run, fds),
+    let Some((req, fds)) = protocol::recv::<Request>(&conn, protocol::REQUEST_CAP)? else {
+        return Ok(());
+    };
+    match req {
+        Request::Status => protocol::send(&conn, &Reply::Status(status(st)), &[]),
+        Request::Shutdown => {
+            // Calls already running finish; new ones cannot connect.
+            let _ = std::fs::remove_file(&st.socket);
+            st.drain();
+            protocol::send(&conn, &Reply::Bye, &[])
         }
+        Request::Signal(_) => Ok(()),
+        Request::Run(run) => serve_run(&conn, st, run, fds),
     }
 }
 
@@ -334,6 +330,13 @@ fn serve_run(conn: &UnixStream, st: &Agent, run: Run, fds: Vec<OwnedFd>) -> Resu
     if st.draining() {
         st.active.fetch_sub(1, Ordering::SeqCst);
         return send_ending(conn);
+    }
+    // The caller waits for the start only so long (there is no handshake
+    // before the request): one that gave up may be running the program
+    // elsewhere by now, so it is not started here too (nor counted).
+    if caller_gone(conn) {
+        st.active.fetch_sub(1, Ordering::SeqCst);
+        bail!("the caller gave up before its program started");
     }
     st.calls.fetch_add(1, Ordering::SeqCst);
     st.touch();
@@ -531,6 +534,27 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>, agent_umask: u32) -> 
     Ok(())
 }
 
+/// Whether the caller closed its end of the connection (it gave up
+/// waiting): nothing of it is left to read but the end.
+fn caller_gone(conn: &UnixStream) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    loop {
+        return match recv(
+            conn.as_raw_fd(),
+            &mut byte,
+            MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(0) => true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => false,
+            Ok(_) => false,
+            Err(_) => true,
+        };
+    }
+}
+
 /// Forward the caller's signals to the program's process group, and kill
 /// the group when the caller goes away before `done`. Returns whether it
 /// did.
@@ -605,10 +629,9 @@ mod tests {
     }
 
     #[test]
-    fn hello_then_a_request_on_one_connection() {
+    fn one_request_on_one_connection() {
         let st = state(PathBuf::from("/nonexistent/agent.sock"));
         let c = serving(&st);
-        assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
         assert!(matches!(ask(&c, &Request::Status), Reply::Status(_)));
         assert!(
             protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
@@ -617,14 +640,54 @@ mod tests {
         );
     }
 
+    /// Run `run` with /dev/null as its descriptors; the first reply.
+    fn first_reply(st: &Arc<Agent>, run: Run) -> Reply {
+        let c = serving(st);
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        protocol::send(&c, &Request::Run(run), &[fd, fd, fd]).unwrap();
+        reply(&c)
+    }
+
     #[test]
     fn a_draining_agent_takes_no_call() {
         let st = state(PathBuf::from("/nonexistent/agent.sock"));
         st.drain();
         assert!(matches!(
-            ask(&serving(&st), &Request::Hello),
+            first_reply(&st, run("exit 0", Vec::new())),
             Reply::Stale(_)
         ));
+        assert_eq!(st.active.load(Ordering::SeqCst), 0);
+        assert_eq!(st.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn another_protocol_version_is_refused() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let mut r = run("exit 0", Vec::new());
+        r.version = protocol::VERSION - 1;
+        assert!(matches!(first_reply(&st, r), Reply::Refused(_)));
+        assert_eq!(st.calls.load(Ordering::SeqCst), 0);
+    }
+
+    /// A caller that gave up waiting (its request sent, its end closed)
+    /// before the agent read the request: the program is not started.
+    #[test]
+    fn a_caller_gone_before_the_start_runs_nothing() {
+        let st = state(PathBuf::from("/nonexistent/agent.sock"));
+        let d = tempfile::tempdir().unwrap();
+        let mark = d.path().join("ran");
+        let (c, agent) = UnixStream::pair().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        let script = format!("touch {}", mark.display());
+        protocol::send(&c, &Request::Run(run(&script, Vec::new())), &[fd, fd, fd]).unwrap();
+        drop(c);
+        assert!(serve(agent, &st).is_err());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!mark.exists());
+        // Not counted as a call, and not left active.
+        assert_eq!(st.calls.load(Ordering::SeqCst), 0);
         assert_eq!(st.active.load(Ordering::SeqCst), 0);
     }
 
@@ -660,7 +723,6 @@ mod tests {
         let c = serving(st);
         let (r, w) = nix::unistd::pipe().unwrap();
         let null = std::fs::File::open("/dev/null").unwrap();
-        assert!(matches!(ask(&c, &Request::Hello), Reply::Ready));
         let fds = [null.as_raw_fd(), w.as_raw_fd(), 2];
         protocol::send(&c, &Request::Run(run), &fds).unwrap();
         let started = protocol::recv::<Reply>(&c, protocol::REPLY_CAP)

@@ -1,9 +1,9 @@
-//! The client side of a session: finding a live one for a call, the
-//! handshake, the call itself, and giving up or stopping a session without
+//! The client side of a session: finding a live one for a call, the call
+//! itself (one round trip to start it), and giving up or stopping a session without
 //! ever killing what it runs because a caller merely timed out.
 
 use std::fs::OpenOptions;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use crate::call::request::Request;
@@ -11,7 +11,7 @@ use crate::engine::{Choice, Engine};
 use crate::signals;
 
 use super::protocol::{self, Status};
-use super::record::{Record, exe_identity, forget, records};
+use super::record::{Record, exe_identity, forget, key, keyed, records};
 
 /// What the live sessions made of a call.
 pub enum Live {
@@ -25,45 +25,86 @@ pub enum Live {
     None,
 }
 
-/// Run `req` in a live session, without any engine call. Sessions that
-/// cannot serve any more are retired on the way; a slow one is never
-/// stopped by a caller that merely timed out.
+/// Run `req` in a live session, without any engine call. The session the
+/// call's key names is tried first (one link and one record read); only
+/// when it cannot serve are all records read. Sessions that cannot serve
+/// any more are retired on the way; a slow one is never stopped by a
+/// caller that merely timed out.
 pub fn run_in_live(req: &Request, checksum: &str, choice: Choice) -> Live {
-    let Some((_, exe)) = exe_identity() else {
+    let Some(exe) = exe_identity() else {
         return Live::None;
     };
     let mut busy = false;
-    let records = records();
+    let key = key(
+        &req.image,
+        checksum,
+        crate::host::user::uid(),
+        crate::host::user::gid(),
+        &exe,
+    );
+    let candidate = keyed(&key);
     crate::diag::timing("records");
-    for rec in records {
-        if rec.outdated(&req.image, checksum) {
-            stop(&rec);
+    let tried = candidate.map(|rec| (try_one(&rec, req, checksum, choice, &exe), rec.id));
+    let tried_id = match tried {
+        Some((Tried::Ran(code), _)) => return Live::Ran(code),
+        Some((Tried::Busy, id)) => {
+            busy = true;
+            Some(id)
+        }
+        Some((Tried::No, id)) => Some(id),
+        None => None,
+    };
+    for rec in records() {
+        if tried_id.as_deref() == Some(rec.id.as_str()) {
             continue;
         }
-        if !rec.compatible(&req.image, checksum, choice, &exe)
-            || !rec.mount_set().covers_set(&req.mounts)
-        {
-            continue;
-        }
-        if !rec.mounts_current() {
-            stop(&rec);
-            continue;
-        }
-        match call(&rec, req) {
-            Ok(code) => return Live::Ran(code),
-            Err(CallError::Gone) => stop(&rec),
-            Err(CallError::Retired) => {}
-            Err(CallError::Skip) => busy = true,
+        match try_one(&rec, req, checksum, choice, &exe) {
+            Tried::Ran(code) => return Live::Ran(code),
+            Tried::Busy => busy = true,
+            Tried::No => {}
         }
     }
     if busy { Live::Busy } else { Live::None }
+}
+
+/// What one session made of a call.
+enum Tried {
+    Ran(i32),
+    Busy,
+    No,
+}
+
+/// Run `req` in `rec` if it may serve it; retire it when it never will.
+fn try_one(rec: &Record, req: &Request, checksum: &str, choice: Choice, exe: &str) -> Tried {
+    if rec.outdated(&req.image, checksum) {
+        stop(rec);
+        return Tried::No;
+    }
+    if !rec.compatible(&req.image, checksum, choice, exe)
+        || !rec.mount_set().covers_set(&req.mounts)
+    {
+        return Tried::No;
+    }
+    if !rec.mounts_current() {
+        stop(rec);
+        return Tried::No;
+    }
+    match call(rec, req) {
+        Ok(code) => Tried::Ran(code),
+        Err(CallError::Gone) => {
+            stop(rec);
+            Tried::No
+        }
+        Err(CallError::Retired) => Tried::No,
+        Err(CallError::Skip) => Tried::Busy,
+    }
 }
 
 /// An engine and image id known from an earlier session of the same image
 /// and dockerfile checksum: a new session can start without probing the
 /// engine or inspecting the image.
 pub fn known_image(image: &str, checksum: &str, choice: Choice) -> Option<(Engine, String)> {
-    let (_, exe) = exe_identity()?;
+    let exe = exe_identity()?;
     records()
         .into_iter()
         .find(|r| r.compatible(image, checksum, choice, &exe))
@@ -93,11 +134,21 @@ fn ask(
     rec: &Record,
     first: &protocol::Request,
 ) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
+    ask_with(rec, first, &[])
+}
+
+/// `ask`, with descriptors attached to the request.
+fn ask_with(
+    rec: &Record,
+    first: &protocol::Request,
+    fds: &[std::os::fd::RawFd],
+) -> Result<(std::os::unix::net::UnixStream, protocol::Reply), CallError> {
     let stream = match protocol::connect_within(&rec.socket(), protocol::ANSWER_TIMEOUT) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(unresponsive(rec)),
         Err(_) => return Err(CallError::Gone),
     };
+    crate::diag::timing("connect");
     // Without its time limits a frozen agent would hang the build.
     stream
         .set_read_timeout(Some(protocol::ANSWER_TIMEOUT))
@@ -106,7 +157,7 @@ fn ask(
     // An agent at its limit answers `Busy` as it accepts and hangs up, maybe
     // before the request arrives: its answer is read even when the send
     // failed.
-    let sent = protocol::send(&stream, first, &[]);
+    let sent = protocol::send(&stream, first, fds);
     let answer = protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP);
     match (sent, answer) {
         (_, Ok(Some((protocol::Reply::Busy, _)))) => {
@@ -117,15 +168,13 @@ fn ask(
             Err(CallError::Skip)
         }
         (Ok(()), Ok(Some((reply, _)))) => Ok((stream, reply)),
-        (Ok(()), Err(e)) if protocol::timed_out(&e) => Err(unresponsive(rec)),
-        _ => Err(CallError::Gone),
-    }
-}
-
-/// Shake hands with the session's agent before a call.
-fn connect_ready(rec: &Record) -> Result<std::os::unix::net::UnixStream, CallError> {
-    match ask(rec, &protocol::Request::Hello)? {
-        (stream, protocol::Reply::Ready) => Ok(stream),
+        (Ok(()), Err(e)) if protocol::timed_out(&e) => {
+            // Hang up before asking the engine about the container (which
+            // takes a while): an agent that wakes up meanwhile sees this
+            // caller gone and starts nothing for it.
+            drop(stream);
+            Err(unresponsive(rec))
+        }
         _ => Err(CallError::Gone),
     }
 }
@@ -172,19 +221,13 @@ fn give_up(rec: &Record) -> bool {
 }
 
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
-/// meanwhile. Everything that guards the call (time limits, the descriptor
-/// that forwards signals) is set up before the program is asked for: when
-/// a step fails, nothing ran and the call goes elsewhere.
+/// meanwhile. The run request is the first frame (no handshake): its answer
+/// must come within `ANSWER_TIMEOUT`, as a handshake's did, and the agent
+/// starts nothing for a caller that gave up waiting. Everything that guards
+/// the call (time limits, the descriptor that forwards signals) is set up
+/// before the program is asked for: when a step fails, nothing ran and the
+/// call goes elsewhere.
 pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
-    let stream = connect_ready(rec)?;
-    crate::diag::timing("hello");
-    // A hung agent must not hang the build: bound the wait for the start
-    // (and the sending of a long command line).
-    stream
-        .set_read_timeout(Some(protocol::START_TIMEOUT))
-        .and_then(|()| stream.set_write_timeout(Some(protocol::START_TIMEOUT)))
-        .map_err(|_| CallError::Skip)?;
-    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     let devnull;
     let out_fd = if let Some(fd) = &req.stdout_to {
         fd.as_raw_fd()
@@ -209,26 +252,28 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
             .collect(),
         umask: current_umask(),
     };
-    let started = protocol::send(&stream, &protocol::Request::Run(run), &[0, out_fd, 2])
-        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
-    match started {
-        Ok(Some((protocol::Reply::Started(_), _))) => crate::diag::timing("started"),
-        Ok(Some((protocol::Reply::NotStarted(code), _))) => return Ok(code),
-        Err(e) if protocol::timed_out(&e) => return Err(unresponsive(rec)),
+    let (stream, reply) = ask_with(rec, &protocol::Request::Run(run), &[0, out_fd, 2])?;
+    match reply {
+        protocol::Reply::Started(_) => crate::diag::timing("started"),
+        protocol::Reply::NotStarted(code) => return Ok(code),
         _ => return Err(CallError::Gone),
     }
+    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
     // The program runs: from here on it is waited for however long it
     // takes. Clearing a time limit cannot fail on a connected socket; if it
     // did, the wait below would end early and report the session as ended.
     if stream.set_read_timeout(None).is_err() {
         crate::diag::debug("cannot clear the session socket's time limit");
     }
-    let _guard = signals::ForwardGuard::new(move |sig| {
+    let waited = signals::wait_forwarding(stream.as_fd(), move |sig| {
         // Best effort: a send that fails means the agent is gone, which the
         // wait below reports.
         let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
     });
-    match protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP) {
+    let exit = waited
+        .map_err(anyhow::Error::from)
+        .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
+    match exit {
         Ok(Some((protocol::Reply::Exit(code), _))) => {
             crate::diag::timing("exited");
             Ok(code)

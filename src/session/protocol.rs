@@ -1,6 +1,8 @@
-//! The client/agent wire format: length-prefixed JSON frames on a unix
-//! stream socket. The first frame of a run carries the caller's stdin,
-//! stdout and stderr as SCM_RIGHTS, so the compiler writes straight to them.
+//! The client/agent wire format: length-prefixed frames on a unix stream
+//! socket, JSON but for a run request, whose bytes (argv, cwd, environment)
+//! go as they are in a binary frame (`encode_run`). The run request carries
+//! the caller's stdin, stdout and stderr as SCM_RIGHTS, so the compiler
+//! writes straight to them.
 
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -12,20 +14,21 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes; the agent refuses other versions.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
-/// How long a client waits for the agent to answer `Hello` (or a status or
-/// shutdown request): a live agent answers within milliseconds, a frozen
-/// one (paused container) never, though the kernel completes the connect.
+/// How long a client waits for the agent's first answer to a request (a
+/// run's `Started`, a status, a shutdown's `Bye`), and for its request to
+/// be taken: a live agent answers within milliseconds, a frozen one
+/// (paused container) never, though the kernel completes the connect. A
+/// run has no handshake before it: the agent starts a program only while
+/// its caller still waits (see `agent.rs`), so a caller that gave up on
+/// this limit may run the program elsewhere.
 pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// How long a client waits for the program to be started once it asked
-/// (the agent forks and execs at once; a stall this long is a hung agent).
-pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The largest request the agent reads: a command line and environment
 /// (at most the kernel's argument limit, a quarter of an unlimited stack's
-/// 24 MiB cap, four JSON bytes for each of theirs) fit with room to spare.
+/// 24 MiB cap, with four bytes of length for each string) fit with room
+/// to spare.
 pub const REQUEST_CAP: usize = 32 << 20;
 
 /// The largest reply a client reads (they are a few dozen bytes).
@@ -39,9 +42,10 @@ const FIRST_ALLOCATION: usize = 64 << 10;
 /// From the client.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
-    /// The handshake: the agent answers `Ready` and serves the next frame.
-    Hello,
-    /// Run a program; carries three descriptors.
+    /// Run a program; carries three descriptors. The agent answers
+    /// `Started`, `NotStarted`, or why it takes no call (`Refused`, `Stale`,
+    /// `Busy`). Sent as a binary frame (`encode_run`), never as JSON.
+    #[serde(skip)]
     Run(Run),
     /// Deliver a signal to the running program's process group.
     Signal(i32),
@@ -64,8 +68,6 @@ pub struct Run {
 /// From the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// Answer to `Hello`: the agent is alive and takes the next frame.
-    Ready,
     /// The program runs (with this pid inside the container).
     Started(i32),
     /// The program could not be started; the message was written to its
@@ -93,8 +95,154 @@ pub struct Status {
     pub active: u64,
 }
 
-fn frame<T: Serialize>(msg: &T) -> Result<Vec<u8>> {
-    let body = serde_json::to_vec(msg)?;
+/// A message as the body of a frame.
+pub trait Message: Sized {
+    fn encode(&self) -> Result<Vec<u8>>;
+    fn decode(body: &[u8]) -> Result<Self>;
+}
+
+impl Message for Reply {
+    fn encode(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(self)?)
+    }
+    fn decode(body: &[u8]) -> Result<Self> {
+        Ok(serde_json::from_slice(body)?)
+    }
+}
+
+impl Message for Request {
+    fn encode(&self) -> Result<Vec<u8>> {
+        match self {
+            Request::Run(run) => Ok(encode_run(run)),
+            other => Ok(serde_json::to_vec(other)?),
+        }
+    }
+    fn decode(body: &[u8]) -> Result<Self> {
+        match body.first() {
+            Some(&RUN_TAG) => decode_run(body).map(Request::Run),
+            _ => Ok(serde_json::from_slice(body)?),
+        }
+    }
+}
+
+/// The first byte of a run request's frame (a JSON frame starts with `"`
+/// or `{`). Then, little-endian: the version (u32), the umask (u32), the
+/// program and the cwd (each a u32 length and its bytes), the count of
+/// arguments (u32) and each argument, the count of variables and each name
+/// and value.
+const RUN_TAG: u8 = 0;
+
+fn encode_run(run: &Run) -> Vec<u8> {
+    let strings = run.args.iter().map(Vec::len).sum::<usize>()
+        + run
+            .env
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + run.program.len()
+        + run.cwd.len();
+    let mut out = Vec::with_capacity(strings + 4 * (run.args.len() + 2 * run.env.len() + 6) + 1);
+    let bytes = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(b);
+    };
+    out.push(RUN_TAG);
+    out.extend_from_slice(&run.version.to_le_bytes());
+    out.extend_from_slice(&run.umask.to_le_bytes());
+    bytes(&mut out, &run.program);
+    bytes(&mut out, &run.cwd);
+    out.extend_from_slice(&(run.args.len() as u32).to_le_bytes());
+    for a in &run.args {
+        bytes(&mut out, a);
+    }
+    out.extend_from_slice(&(run.env.len() as u32).to_le_bytes());
+    for (k, v) in &run.env {
+        bytes(&mut out, k.as_bytes());
+        bytes(&mut out, v);
+    }
+    out
+}
+
+/// Reads a run frame's fields, never past its end.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Fields<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.0.len() {
+            bail!("run request truncated");
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+
+    /// A count of items, each at least four bytes long: never more than
+    /// what is left could hold (a count is not trusted to size a vector).
+    fn count(&mut self) -> Result<usize> {
+        let n = self.u32()? as usize;
+        if n > self.0.len() / 4 {
+            bail!("run request truncated");
+        }
+        Ok(n)
+    }
+}
+
+fn decode_run(body: &[u8]) -> Result<Run> {
+    let mut f = Fields(body);
+    f.take(1)?;
+    let version = f.u32()?;
+    if version != VERSION {
+        // Another protocol: only its version is read, for the refusal.
+        return Ok(Run {
+            version,
+            program: Vec::new(),
+            args: Vec::new(),
+            cwd: Vec::new(),
+            env: Vec::new(),
+            umask: 0,
+        });
+    }
+    let umask = f.u32()?;
+    let program = f.bytes()?.to_vec();
+    let cwd = f.bytes()?.to_vec();
+    let n = f.count()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        args.push(f.bytes()?.to_vec());
+    }
+    let n = f.count()?;
+    let mut env = Vec::with_capacity(n);
+    for _ in 0..n {
+        let k = std::str::from_utf8(f.bytes()?)
+            .context("run request: a variable name that is not UTF-8")?
+            .to_string();
+        env.push((k, f.bytes()?.to_vec()));
+    }
+    if !f.0.is_empty() {
+        bail!("run request: {} bytes after its end", f.0.len());
+    }
+    Ok(Run {
+        version,
+        program,
+        args,
+        cwd,
+        env,
+        umask,
+    })
+}
+
+fn frame<T: Message>(msg: &T) -> Result<Vec<u8>> {
+    let body = msg.encode()?;
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
@@ -172,7 +320,7 @@ pub fn timed_out(err: &anyhow::Error) -> bool {
 }
 
 /// Send one frame, with `fds` attached to its first byte.
-pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
+pub fn send<T: Message>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result<()> {
     let bytes = frame(msg)?;
     let mut sent = 0;
     let mut cmsg = Vec::new();
@@ -202,10 +350,7 @@ pub fn send<T: Serialize>(stream: &UnixStream, msg: &T, fds: &[RawFd]) -> Result
 
 /// Receive one frame of at most `cap` bytes and any descriptors that came
 /// with it. None at a clean end of stream.
-pub fn recv<T: for<'de> Deserialize<'de>>(
-    stream: &UnixStream,
-    cap: usize,
-) -> Result<Option<(T, Vec<OwnedFd>)>> {
+pub fn recv<T: Message>(stream: &UnixStream, cap: usize) -> Result<Option<(T, Vec<OwnedFd>)>> {
     let mut head = [0u8; 4];
     let mut fds = Vec::new();
     // The first read may carry descriptors.
@@ -247,7 +392,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(
     if body.len() < len {
         bail!("session socket closed mid-frame");
     }
-    let msg = serde_json::from_slice(&body).context("bad frame on the session socket")?;
+    let msg = T::decode(&body).context("bad frame on the session socket")?;
     Ok(Some((msg, fds)))
 }
 
@@ -307,22 +452,93 @@ mod tests {
         assert!(recv::<Reply>(&a, REQUEST_CAP).unwrap().is_none());
     }
 
+    fn sample() -> Run {
+        Run {
+            version: VERSION,
+            program: b"gcc".to_vec(),
+            args: vec![b"-c".to_vec(), vec![0xff, b' ', b'$', 0], Vec::new()],
+            cwd: b"/w".to_vec(),
+            env: vec![("LANG".into(), b"C".to_vec()), ("E".into(), Vec::new())],
+            umask: 0o27,
+        }
+    }
+
+    fn decoded(body: &[u8]) -> Result<Run> {
+        match Request::decode(body)? {
+            Request::Run(r) => Ok(r),
+            other => bail!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn hello_and_ready_cross_a_socket() {
-        let (a, b) = UnixStream::pair().unwrap();
-        send(&a, &Request::Hello, &[]).unwrap();
-        assert!(matches!(
-            recv::<Request>(&b, REQUEST_CAP).unwrap(),
-            Some((Request::Hello, _))
-        ));
-        send(&b, &Reply::Ready, &[]).unwrap();
-        assert!(matches!(
-            recv::<Reply>(&a, REQUEST_CAP).unwrap(),
-            Some((Reply::Ready, _))
-        ));
+    fn a_run_frame_round_trips_its_bytes() {
+        let run = sample();
+        let body = encode_run(&run);
+        assert_eq!(body[0], RUN_TAG);
+        let got = decoded(&body).unwrap();
+        assert_eq!(got.program, run.program);
+        assert_eq!(got.args, run.args);
+        assert_eq!(got.cwd, run.cwd);
+        assert_eq!(got.env, run.env);
+        assert_eq!((got.version, got.umask), (VERSION, 0o27));
+        // Bytes as they are: far smaller than JSON integer arrays.
+        assert!(body.len() < 100, "{}", body.len());
+    }
+
+    #[test]
+    fn a_truncated_or_padded_run_frame_is_refused() {
+        let body = encode_run(&sample());
+        for n in 0..body.len() {
+            assert!(Request::decode(&body[..n]).is_err(), "{n} bytes taken");
+        }
+        let mut long = body.clone();
+        long.push(0);
+        assert!(decoded(&long).is_err());
+    }
+
+    #[test]
+    fn garbage_run_frames_are_refused_without_allocating_their_counts() {
+        let mut head = vec![RUN_TAG];
+        head.extend_from_slice(&VERSION.to_le_bytes());
+        head.extend_from_slice(&0u32.to_le_bytes());
+        // A program announced longer than the frame.
+        let mut b = head.clone();
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decoded(&b).is_err());
+        // Four billion arguments announced, none there.
+        let mut b = head.clone();
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decoded(&b).is_err());
+        // A variable name that is not UTF-8.
+        let mut b = head.clone();
+        b.extend_from_slice(&[0; 12]);
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.push(0xff);
+        b.extend_from_slice(&0u32.to_le_bytes());
+        assert!(decoded(&b).is_err());
+        // JSON cannot carry a run at all.
+        assert!(Request::decode(br#"{"Run":{"version":4}}"#).is_err());
+        assert!(Request::Run(sample()).encode().unwrap()[0] == RUN_TAG);
+    }
+
+    #[test]
+    fn another_versions_run_frame_is_read_for_its_version_only() {
+        let mut run = sample();
+        run.version = VERSION + 1;
+        let mut body = encode_run(&run);
+        body.truncate(5);
+        let got = decoded(&body).unwrap();
+        assert_eq!(got.version, VERSION + 1);
+        assert!(got.args.is_empty());
+    }
+
+    #[test]
+    fn status_frames_are_plain_json() {
         // The frames other clients (tests, scripts) write by hand.
-        assert_eq!(frame(&Request::Hello).unwrap(), b"\x07\0\0\0\"Hello\"");
-        assert_eq!(frame(&Request::Status).unwrap()[4..], *b"\"Status\"");
+        assert_eq!(frame(&Request::Status).unwrap(), b"\x08\0\0\0\"Status\"");
+        assert_eq!(frame(&Reply::Busy).unwrap()[4..], *b"\"Busy\"");
     }
 
     #[test]
@@ -407,7 +623,7 @@ mod tests {
             .unwrap();
         (&b).write_all(&((REQUEST_CAP as u32) - 1).to_le_bytes())
             .unwrap();
-        (&b).write_all(b"\"Hel").unwrap();
+        (&b).write_all(b"\"Sta").unwrap();
         let err = recv::<Request>(&a, REQUEST_CAP).unwrap_err();
         assert!(timed_out(&err), "{err:#}");
     }

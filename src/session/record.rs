@@ -1,6 +1,8 @@
 //! Session records: what a session is, kept in
 //! `RUNTIME/sessions/<id>/record.json`, read only when it is the user's own
-//! private file; and the identity of the binary that started it.
+//! private file; the key that finds the session a call most likely wants
+//! without reading every record; and the identity of the binary that
+//! started it.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -122,8 +124,15 @@ impl Record {
     }
 }
 
-/// Remove a record and its folder (the agent's socket with it).
+/// Remove a record and its folder (the agent's socket with it), and its
+/// key link when it still names it.
 pub fn forget(rec: &Record) {
+    if let Some(dir) = rec.dir().parent() {
+        let link = dir.join(key_link_name(&rec.key()));
+        if std::fs::read_link(&link).is_ok_and(|t| t.as_os_str() == rec.id.as_str()) {
+            remove_link(&link);
+        }
+    }
     match std::fs::remove_dir_all(rec.dir()) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             crate::diag::debug(format!("cannot remove {}: {e}", rec.dir().display()));
@@ -140,6 +149,79 @@ pub fn sessions_dir() -> Result<PathBuf> {
 /// A record is named by its folder: a short hex id.
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What decides whether a session may serve a call, but for its engine
+/// (which `Choice::Auto` leaves open) and its mounts (a call's are fewer):
+/// image, dockerfile checksum, user and binary, hashed into a short name.
+pub(super) fn key(image: &str, checksum: &str, uid: u32, gid: u32, exe: &str) -> String {
+    let text = format!("1\0{image}\0{checksum}\0{uid}\0{gid}\0{exe}");
+    crate::image::dockerfile::bytes_checksum(text.as_bytes())
+        .chars()
+        .take(16)
+        .collect()
+}
+
+impl Record {
+    pub(super) fn key(&self) -> String {
+        key(&self.image, &self.checksum, self.uid, self.gid, &self.exe)
+    }
+}
+
+/// The name of the link `RUNTIME/sessions/key-KEY`, whose target is the id
+/// of the newest session of that key (a name, never followed).
+fn key_link_name(key: &str) -> String {
+    format!("key-{key}")
+}
+
+fn remove_link(link: &Path) {
+    match std::fs::remove_file(link) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            crate::diag::debug(format!("cannot remove {}: {e}", link.display()));
+        }
+        _ => {}
+    }
+}
+
+/// Point the key link of `rec` at it (the newest session of a key is the
+/// one tried first): a link made beside it and renamed over the old one.
+pub(super) fn set_key_link(rec: &Record) -> Result<()> {
+    let dir = sessions_dir()?;
+    let link = dir.join(key_link_name(&rec.key()));
+    let tmp = dir.join(format!(".{}.{}", key_link_name(&rec.key()), rec.id));
+    remove_link(&tmp);
+    std::os::unix::fs::symlink(&rec.id, &tmp)
+        .and_then(|()| std::fs::rename(&tmp, &link))
+        .map_err(|e| {
+            remove_link(&tmp);
+            crate::state::safefs::io_error(e, "link", &link)
+        })
+}
+
+/// The session the key link names, when it is a private record of this
+/// user in a private sessions folder: one `readlink` and one record read
+/// instead of every record. The link is only a hint: its target is read
+/// as a name (never followed), and the record it names is checked by the
+/// caller like any other; a missing or stale link finds nothing.
+pub(super) fn keyed(key: &str) -> Option<Record> {
+    keyed_in(
+        &crate::state::paths::existing_runtime_subdir("sessions")?,
+        key,
+    )
+}
+
+fn keyed_in(dir: &Path, key: &str) -> Option<Record> {
+    let target = std::fs::read_link(dir.join(key_link_name(key))).ok()?;
+    let id = target.to_str().filter(|id| valid_id(id))?;
+    read_record(&dir.join(id).join("record.json"), id)
+}
+
+/// A record file, when it is the user's private file and names its folder.
+fn read_record(file: &Path, id: &str) -> Option<Record> {
+    let bytes = crate::state::safefs::read_state(file, 1 << 20)?;
+    serde_json::from_slice::<Record>(&bytes)
+        .ok()
+        .filter(|rec| rec.id == id)
 }
 
 /// How long a session folder may stay without its record: a start takes
@@ -164,6 +246,18 @@ pub fn records() -> Vec<Record> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
+            if name.starts_with("key-") {
+                // A key link whose session is gone: removed.
+                let target = std::fs::read_link(e.path()).ok();
+                let live = target
+                    .as_ref()
+                    .and_then(|t| t.to_str())
+                    .is_some_and(|id| valid_id(id) && e.path().with_file_name(id).is_dir());
+                if !live && e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    remove_link(&e.path());
+                }
+                return None;
+            }
             if !valid_id(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
                 return None;
             }
@@ -196,19 +290,31 @@ pub fn records() -> Vec<Record> {
 }
 
 /// Identity of the running binary: sessions started by another build are
-/// not used (the agent speaks its own build's protocol).
-pub(super) fn exe_identity() -> Option<(PathBuf, String)> {
+/// not used (the agent speaks its own build's protocol). One `stat` of
+/// `/proc/self/exe`, which the kernel resolves to the running file.
+pub(super) fn exe_identity() -> Option<String> {
+    std::fs::metadata("/proc/self/exe")
+        .ok()
+        .map(|m| identity_of(&m))
+}
+
+fn identity_of(meta: &std::fs::Metadata) -> String {
+    format!(
+        "{}-{}-{}",
+        meta.ino(),
+        meta.len(),
+        meta.mtime_nsec() + meta.mtime() * 1_000_000_000
+    )
+}
+
+/// The running binary's path and identity (a session mounts the path):
+/// None when the file at that path is no longer the one running.
+pub(super) fn exe_path_and_identity() -> Option<(PathBuf, String)> {
+    let running = std::fs::metadata("/proc/self/exe").ok()?;
     let path = std::fs::canonicalize("/proc/self/exe").ok()?;
     let meta = std::fs::metadata(&path).ok()?;
-    Some((
-        path,
-        format!(
-            "{}-{}-{}",
-            meta.ino(),
-            meta.len(),
-            meta.mtime_nsec() + meta.mtime() * 1_000_000_000
-        ),
-    ))
+    let same = meta.dev() == running.dev() && identity_of(&meta) == identity_of(&running);
+    same.then(|| (path, identity_of(&meta)))
 }
 
 /// Whether `path` is an ELF executable without an interpreter (static): only
@@ -220,6 +326,79 @@ pub(super) fn is_static_elf(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record(id: &str) -> Record {
+        Record {
+            id: id.into(),
+            engine: Kind::Docker,
+            image: "qemu/x".into(),
+            image_id: "sha256:1".into(),
+            checksum: "c".into(),
+            target: None,
+            root: "/w".into(),
+            mounts: Vec::new(),
+            uid: 1,
+            gid: 2,
+            container: format!("qemu-cross-cc-session-{id}"),
+            created: 0,
+            exe: "1-2-3".into(),
+        }
+    }
+
+    #[test]
+    fn the_key_changes_with_everything_that_decides() {
+        let k = key("qemu/x", "c", 1, 2, "1-2-3");
+        assert_eq!(k, record("ab").key());
+        assert_eq!(k.len(), 16);
+        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()));
+        for other in [
+            key("qemu/y", "c", 1, 2, "1-2-3"),
+            key("qemu/x", "d", 1, 2, "1-2-3"),
+            key("qemu/x", "c", 3, 2, "1-2-3"),
+            key("qemu/x", "c", 1, 3, "1-2-3"),
+            key("qemu/x", "c", 1, 2, "1-2-4"),
+            // No field runs into the next.
+            key("qemu/x\0c", "", 1, 2, "1-2-3"),
+        ] {
+            assert_ne!(k, other);
+        }
+    }
+
+    #[test]
+    fn a_key_link_is_only_a_hint() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path();
+        let rec = record("00aa");
+        let k = rec.key();
+        // No link, or a link to nothing: nothing found.
+        assert!(keyed_in(dir, &k).is_none());
+        symlink("00aa", dir.join(key_link_name(&k))).unwrap();
+        assert!(keyed_in(dir, &k).is_none());
+        // The record it names.
+        std::fs::create_dir(dir.join("00aa")).unwrap();
+        let file = dir.join("00aa/record.json");
+        std::fs::write(&file, serde_json::to_vec(&rec).unwrap()).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(keyed_in(dir, &k).unwrap().id, "00aa");
+        // A record that others may write is refused.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(keyed_in(dir, &k).is_none());
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // A link to another folder than its record names, to a path, or to
+        // something that is not an id: nothing.
+        std::fs::create_dir(dir.join("00bb")).unwrap();
+        std::fs::copy(&file, dir.join("00bb/record.json")).unwrap();
+        for target in ["00bb", "../00aa", "/etc", "00aa/..", "key-x"] {
+            std::fs::remove_file(dir.join(key_link_name(&k))).unwrap();
+            symlink(target, dir.join(key_link_name(&k))).unwrap();
+            assert!(keyed_in(dir, &k).is_none(), "{target}");
+        }
+        // A regular file in the link's place is no link.
+        std::fs::remove_file(dir.join(key_link_name(&k))).unwrap();
+        std::fs::write(dir.join(key_link_name(&k)), "00aa").unwrap();
+        assert!(keyed_in(dir, &k).is_none());
+    }
 
     #[test]
     fn own_binary_is_static() {

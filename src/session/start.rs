@@ -21,7 +21,8 @@ use crate::signals;
 use super::client::{CallError, Live, call, run_in_live, stop};
 use super::protocol;
 use super::record::{
-    MountRecord, Record, exe_identity, forget, identity, is_static_elf, records, sessions_dir,
+    MountRecord, Record, exe_path_and_identity, forget, identity, is_static_elf, records,
+    sessions_dir, set_key_link,
 };
 use super::{
     AGENT_COMMAND, AGENT_PATH, RUNTIME_LABEL, SESSION_LABEL, TARGET_LABEL, idle_seconds,
@@ -66,7 +67,7 @@ pub fn start_and_run(
     target: Option<&str>,
     choice: Choice,
 ) -> Result<Option<i32>> {
-    let Some((exe_path, exe)) = exe_identity() else {
+    let Some((exe_path, exe)) = exe_path_and_identity() else {
         return Ok(None);
     };
     if !is_static_elf(&exe_path) {
@@ -159,6 +160,10 @@ pub fn start_and_run(
         engine.remove_containers(std::slice::from_ref(&rec.container));
         forget(&rec);
         return Err(e);
+    }
+    // Only a hint: without it, calls find the session by its record.
+    if let Err(e) = set_key_link(&rec) {
+        crate::diag::debug(format!("{e:#}"));
     }
     drop(_lock);
     for r in &superseded {

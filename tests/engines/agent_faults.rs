@@ -409,7 +409,7 @@ fn slow_source() -> String {
 }
 
 /// A session whose agent is only slow (stopped for 4 s, as on a loaded
-/// machine) keeps the compile it runs: a second compile whose handshake
+/// machine) keeps the compile it runs: a second compile whose run request
 /// times out runs one-shot and leaves the session alone, and the first one
 /// ends with status 0 and a correct object.
 fn slow_session_keeps_its_calls(eng: Eng) {
@@ -427,7 +427,7 @@ fn slow_session_keeps_its_calls(eng: Eng) {
     );
     let stopped = Stopped::new(agent_pid(&t, &container));
     let continued = std::thread::spawn(move || {
-        // Longer than a handshake's limit plus the shutdown request's: a
+        // Longer than a run request's answer limit plus the shutdown request's: a
         // caller that took the slow session for a dead one would have
         // removed its container by then.
         std::thread::sleep(Duration::from_secs(4));
@@ -489,7 +489,7 @@ fn session_dir(t: &T, session: &serde_json::Value) -> PathBuf {
 
 /// A frozen agent whose listen backlog is full makes a blocking connect
 /// wait forever: the call connects without blocking, gives the session up
-/// within the handshake's limit and falls back.
+/// within the answer's limit and falls back.
 fn frozen_agent_with_a_full_backlog_is_given_up(eng: Eng) {
     let (t, path) = setup(eng, "agent-backlog");
     let session = start_session(&t, &path);

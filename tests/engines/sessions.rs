@@ -55,6 +55,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         inherited_descriptors_do_not_leak,
         Mode::Shared,
     ),
+    (
+        "another_builds_session_is_not_used",
+        another_builds_session_is_not_used,
+        Mode::Shared,
+    ),
     ("clean_ends_sessions", clean_ends_sessions, Mode::Exclusive),
 ];
 
@@ -342,6 +347,50 @@ fn recreated_build_dir_gets_new_session(eng: Eng) {
         assert!(build.join("a.o").exists(), "round {round}");
     }
     assert_eq!(t.sessions().len(), 1);
+}
+
+/// A session started by another build of the tool (whose agent may speak
+/// another protocol) is never used: a call starts a session of its own, and
+/// the other build's session serves the other build on.
+fn another_builds_session_is_not_used(eng: Eng) {
+    let t = T::new(eng, "sess-other-build", false);
+    t.cheap_plugin(CHEAP);
+    let path = t.shims(&[CHEAP]);
+    // A copy is another build to the tool: its identity differs.
+    let other = t.dir.join("other");
+    let other_bin = other.join("qemu-cross-cc");
+    ok(t.program("mkdir", [&other]));
+    ok(t.program("cp", [&run().bin, &other_bin]));
+    ok(t.program(&other_bin, ["shims", "--quiet", "--dir"])
+        .arg(&other)
+        .arg(CHEAP));
+    let other_path = format!("{}:{}", other.display(), std::env::var("PATH").unwrap());
+    t.write("work/a.c", "int a;\n");
+    let own = |t: &T| -> Vec<serde_json::Value> {
+        t.sessions()
+            .into_iter()
+            .filter(|s| s["orphaned"] != serde_json::Value::Bool(true))
+            .collect()
+    };
+    let gcc = |path: &str, out: &str| {
+        let o = ok(t
+            .program(format!("{CHEAP}-gcc"), ["-c", "a.c", "-o", out])
+            .env("PATH", path));
+        assert_eq!(stderr(&o), "");
+        assert!(t.work().join(out).exists(), "{out}");
+    };
+    gcc(&other_path, "other.o");
+    let first = own(&t);
+    assert_eq!(first.len(), 1, "{first:?}");
+    gcc(&path, "own.o");
+    gcc(&path, "own2.o");
+    gcc(&other_path, "other2.o");
+    let all = own(&t);
+    assert_eq!(all.len(), 2, "{all:?}");
+    for s in &all {
+        assert_eq!(s["calls"].as_u64(), Some(2), "{all:?}");
+    }
+    assert!(all.iter().any(|s| s["id"] == first[0]["id"]));
 }
 
 fn sessions_off_runs_one_shot(eng: Eng) {
