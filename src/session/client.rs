@@ -258,7 +258,13 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
         protocol::Reply::NotStarted(code) => return Ok(code),
         _ => return Err(CallError::Gone),
     }
-    let forward = stream.try_clone().map_err(|_| CallError::Skip)?;
+    // The program runs: a call must not go elsewhere now (it would run
+    // twice). Without a second descriptor (out of descriptors) it is still
+    // waited for, only its signals are not forwarded.
+    let forward = stream.try_clone().ok();
+    if forward.is_none() {
+        crate::diag::debug("cannot forward signals to the session's program");
+    }
     // The program runs: from here on it is waited for however long it
     // takes. Clearing a time limit cannot fail on a connected socket; if it
     // did, the wait below would end early and report the session as ended.
@@ -268,7 +274,9 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     let waited = signals::wait_forwarding(stream.as_fd(), move |sig| {
         // Best effort: a send that fails means the agent is gone, which the
         // wait below reports.
-        let _ = protocol::send(&forward, &protocol::Request::Signal(sig as i32), &[]);
+        if let Some(f) = &forward {
+            let _ = protocol::send(f, &protocol::Request::Signal(sig as i32), &[]);
+        }
     });
     let exit = waited
         .map_err(anyhow::Error::from)

@@ -258,6 +258,16 @@ pub fn records() -> Vec<Record> {
                 }
                 return None;
             }
+            if let Some(rest) = name.strip_prefix(".key-") {
+                // A new key link a killed starter left before renaming it
+                // into place (`.key-KEY.ID`): removed once its session is gone.
+                let id = rest.rsplit('.').next().unwrap_or("");
+                let gone = !valid_id(id) || !e.path().with_file_name(id).is_dir();
+                if gone && e.file_type().is_ok_and(|t| t.is_symlink()) {
+                    remove_link(&e.path());
+                }
+                return None;
+            }
             if !valid_id(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
                 return None;
             }
