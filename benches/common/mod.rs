@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod kernel;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,4 +63,33 @@ pub fn configure_and_make(src: &Path, tree: &Path, host: &str, env: &[(&str, &st
         }
     }
     start.elapsed()
+}
+
+/// The Debian mirror this host's apt uses (its first `URIs:` line, else the
+/// first `deb` line naming a `debian` archive), read at run time;
+/// `QCC_DEBIAN_MIRROR` wins, as in tests/setup-engines.sh.
+pub fn debian_mirror() -> Option<String> {
+    if let Ok(m) = std::env::var("QCC_DEBIAN_MIRROR") {
+        if !m.is_empty() {
+            return Some(m);
+        }
+    }
+    let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok();
+    let from_deb822 = deb822.as_deref().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("URIs:"))
+            .and_then(|v| v.split_whitespace().next())
+            .map(String::from)
+    });
+    from_deb822.or_else(|| {
+        let list = std::fs::read_to_string("/etc/apt/sources.list").ok()?;
+        list.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("deb"))
+                .then(|| w.next())
+                .flatten()
+                .filter(|u| u.trim_end_matches('/').ends_with("debian"))
+                .map(String::from)
+        })
+    })
 }
