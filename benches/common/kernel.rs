@@ -1,5 +1,5 @@
 //! The Linux kernel workload of the overhead benchmark: an arm64
-//! `tinyconfig` build (about 470 compiler calls) through the shims against
+//! `tinyconfig` build (467 objects, each a compiler call) through the shims against
 //! the host's native `aarch64-linux-gnu-` toolchain, in pairs run in turn,
 //! each build in a fresh build folder at the same path (so that the paths
 //! the build embeds match), with `vmlinux` and every object compared.
