@@ -6,13 +6,19 @@
 //! - N trivial `aarch64-linux-gnu-gcc -c` compiles: host native, through the
 //!   shim one-shot (QEMU_CROSS_CC_SESSION=0), through the shim with a warm
 //!   session, and the raw engine baselines (`run --rm`, `exec`);
-//! - the first call with the image present and no session, against `run
-//!   --rm` of the same command;
+//! - the first call with the image present and no session, paired in turn
+//!   with `run --rm` of the same compile with the same mount;
 //! - a configure-style workload: the test project's out-of-tree configure
-//!   (many tiny probes) and `make -j4`, native against the shims.
+//!   (many tiny probes) and `make -j4`, native against the shims, and GNU
+//!   hello 2.10;
+//! - on request, a Linux kernel arm64 `tinyconfig` build, native and through
+//!   the shims in pairs, with `vmlinux` and the objects compared
+//!   (`common/kernel.rs`).
 //!
 //! Environment: QCC_BENCH_RUNS (trivial compiles per mode, default 40),
-//! QCC_BENCH_BUILDS (configure+make runs per mode, default 5).
+//! QCC_BENCH_BUILDS (configure+make runs per mode, default 5),
+//! QCC_BENCH_FIRST (first-call pairs, default 10), QCC_BENCH_KERNEL (`1`
+//! adds the kernel, `only` runs it alone), QCC_BENCH_KERNEL_PAIRS (default 3).
 
 mod common;
 
@@ -20,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{configure_and_make, median, time};
+use common::{configure_and_make, kernel, median, time};
 
 const TARGET: &str = "aarch64-linux-gnu";
 const NATIVE: &str = "/usr/bin/aarch64-linux-gnu-gcc";
@@ -81,6 +87,9 @@ fn main() {
     }
     let runs = env_num("QCC_BENCH_RUNS", 40);
     let builds = env_num("QCC_BENCH_BUILDS", 5);
+    let first_runs = env_num("QCC_BENCH_FIRST", 10).max(1);
+    let kernel_mode = KernelMode::from_env();
+    let kernel_pairs = env_num("QCC_BENCH_KERNEL_PAIRS", 3).max(1);
     assert!(
         Path::new(NATIVE).exists(),
         "{NATIVE} missing: run tests/setup-engines.sh"
@@ -122,6 +131,17 @@ fn main() {
             .unwrap_or(0)
     );
     println!();
+    if kernel_mode == KernelMode::Only {
+        let summary = linux_kernel(&root, &b, kernel_pairs);
+        for engine in ["docker", "podman"] {
+            b.stop_sessions(engine);
+        }
+        println!();
+        for line in summary {
+            println!("{line}");
+        }
+        return;
+    }
 
     // Warm up: images present in both engines, page cache hot.
     for engine in ["docker", "podman"] {
@@ -141,29 +161,39 @@ fn main() {
     println!("trivial compile (`{TARGET}-gcc -c t.c`):");
     println!("  {:<44} {:>9.1} ms", "host native", ms(native));
     let mut session_medians = Vec::new();
+    let mut first_medians = Vec::new();
     for engine in ["docker", "podman"] {
         let work = b.work();
         let vol = format!("{work}:{work}");
+        // The engine's own one-shot run of the same compile, as the calling
+        // user, with the mount a session of this folder has (the folder
+        // itself, read-write).
+        let user = format!("{}:{}", nix::unistd::getuid(), nix::unistd::getgid());
+        let raw_run_cmd = || {
+            let mut c = Command::new(engine);
+            c.args([
+                "run",
+                "--rm",
+                "-u",
+                &user,
+                "--network",
+                "none",
+                "-v",
+                &vol,
+                "-w",
+                &work,
+                &b.image,
+                "aarch64-linux-gnu-gcc",
+                "-c",
+                "t.c",
+                "-o",
+                "t.o",
+            ]);
+            c
+        };
         let raw_run = median(
             (0..runs.min(15))
-                .map(|_| {
-                    time(Command::new(engine).args([
-                        "run",
-                        "--rm",
-                        "--network",
-                        "none",
-                        "-v",
-                        &vol,
-                        "-w",
-                        &work,
-                        &b.image,
-                        "aarch64-linux-gnu-gcc",
-                        "-c",
-                        "t.c",
-                        "-o",
-                        "t.o",
-                    ]))
-                })
+                .map(|_| time(&mut raw_run_cmd()))
                 .collect(),
         );
         let name = format!("qcc-bench-{}", std::process::id());
@@ -245,15 +275,29 @@ fn main() {
         let mut diffs: Vec<f64> = pairs.iter().map(|(n, s)| ms(*s) - ms(*n)).collect();
         diffs.sort_by(f64::total_cmp);
         let diff = diffs[diffs.len() / 2];
-        // The first call: image present, no session.
-        let first = median(
-            (0..7)
-                .map(|_| {
-                    b.stop_sessions(engine);
-                    time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]))
-                })
-                .collect(),
-        );
+        // The first call: image present, no session; paired in turn with
+        // the engine's `run --rm` of the same compile.
+        let mut first_pairs = Vec::new();
+        for i in 0..first_runs {
+            b.stop_sessions(engine);
+            let mut first_cmd = b.shim(engine, true);
+            first_cmd.args(["-c", "t.c", "-o", "t.o"]);
+            let (r, f) = if i % 2 == 0 {
+                let r = time(&mut raw_run_cmd());
+                (r, time(&mut first_cmd))
+            } else {
+                let f = time(&mut first_cmd);
+                (time(&mut raw_run_cmd()), f)
+            };
+            first_pairs.push((r, f));
+        }
+        let first = median(first_pairs.iter().map(|p| p.1).collect());
+        let paired_run = median(first_pairs.iter().map(|p| p.0).collect());
+        let mut first_diffs: Vec<f64> = first_pairs.iter().map(|(r, f)| ms(*f) - ms(*r)).collect();
+        first_diffs.sort_by(f64::total_cmp);
+        let first_diff = first_diffs[first_diffs.len() / 2];
+        // The warm session again, for the breakdown below.
+        time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]));
         for (what, d) in [
             (format!("{engine} run --rm (raw engine)"), raw_run),
             (format!("{engine} exec (raw engine)"), raw_exec),
@@ -279,9 +323,14 @@ fn main() {
             diff
         );
         println!(
-            "  first call vs {engine} run --rm: {:+.1} ms",
-            ms(first) - ms(raw_run)
+            "  first call vs {engine} run --rm, {first_runs} pairs in turn: {:.1} ms vs {:.1} ms, \
+             {:.3}x, median of the pairs' differences {:+.1} ms",
+            ms(first),
+            ms(paired_run),
+            first.as_secs_f64() / paired_run.as_secs_f64(),
+            first_diff
         );
+        first_medians.push((engine, first_diff));
         println!(
             "  warm session, {runs} pairs in turn with native: {:.1} ms vs {:.1} ms, {:.3}x, \
              median of the pairs' differences {:+.2} ms",
@@ -358,6 +407,16 @@ fn main() {
     }
     println!();
     gnu_hello(&root, &b, builds);
+    println!();
+    let kernel_summary = if kernel_mode == KernelMode::On {
+        linux_kernel(&root, &b, kernel_pairs)
+    } else {
+        println!(
+            "Linux arm64 tinyconfig: not run (QCC_BENCH_KERNEL=1 adds it, QCC_BENCH_KERNEL=only \
+             runs it alone; 4-20 min a build on 2 CPUs)"
+        );
+        Vec::new()
+    };
     for engine in ["docker", "podman"] {
         b.stop_sessions(engine);
     }
@@ -368,6 +427,153 @@ fn main() {
              {d:+.2} ms (goal <= +1 ms)"
         );
     }
+    for (engine, d) in first_medians {
+        println!(
+            "first call over {engine} run --rm (median of paired differences): {d:+.1} ms \
+             (goal <= 0)"
+        );
+    }
+    for line in kernel_summary {
+        println!("{line}");
+    }
+}
+
+/// What `QCC_BENCH_KERNEL` asks for: unset, empty or `0` leaves the kernel
+/// out, `only` runs it alone, anything else adds it.
+#[derive(PartialEq)]
+enum KernelMode {
+    Off,
+    On,
+    Only,
+}
+
+impl KernelMode {
+    fn from_env() -> KernelMode {
+        match std::env::var("QCC_BENCH_KERNEL").as_deref() {
+            Err(_) | Ok("") | Ok("0") => KernelMode::Off,
+            Ok("only") => KernelMode::Only,
+            Ok(_) => KernelMode::On,
+        }
+    }
+}
+
+/// The Linux kernel, arm64 `tinyconfig`, `make -j2 vmlinux`: native and
+/// through the shims in pairs run in turn, for each engine; each build in a
+/// fresh folder at one path, then moved aside so the pair's trees can be
+/// compared. Each shim build starts its session. Returns the summary lines.
+fn linux_kernel(root: &Path, b: &Bench, pairs: usize) -> Vec<String> {
+    if let Some(line) = kernel::missing_tools() {
+        println!("Linux arm64 tinyconfig: skipped, {line}");
+        return Vec::new();
+    }
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
+    let src = match kernel::source(&cache) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("Linux arm64 tinyconfig: skipped, {e}");
+            return Vec::new();
+        }
+    };
+    let build = root.join("kbuild");
+    let native_tree = root.join("kbuild-native");
+    let shim_tree = root.join("kbuild-shims");
+    let keep = |to: &Path| {
+        let _ = std::fs::remove_dir_all(to);
+        std::fs::rename(&build, to).unwrap();
+    };
+    let native_cross = format!("{TARGET}-");
+    let shim_cross = format!("{}/{TARGET}-", b.shims.display());
+    println!(
+        "Linux ({}) arm64 tinyconfig + make -j2 vmlinux, fresh build folder at one path, \
+         {pairs} {} in turn with native:",
+        src.display(),
+        if pairs == 1 { "pair" } else { "pairs" }
+    );
+    let mut summary = Vec::new();
+    for engine in ["docker", "podman"] {
+        let rt = root.join(format!("runtime-{engine}")).display().to_string();
+        let shim_env = [
+            ("QEMU_CROSS_CC_ENGINE", engine),
+            ("QEMU_CROSS_CC_RUNTIME_DIR", rt.as_str()),
+        ];
+        let native_once = || {
+            let d = kernel::build(&src, &build, &native_cross, &[]);
+            keep(&native_tree);
+            d
+        };
+        let shim_once = || {
+            b.stop_sessions(engine);
+            let d = kernel::build(&src, &build, &shim_cross, &shim_env);
+            keep(&shim_tree);
+            d
+        };
+        let mut runs = Vec::new();
+        let mut differing_pairs = 0;
+        for i in 0..pairs {
+            let (n, s) = if i % 2 == 0 {
+                let n = native_once();
+                (n, shim_once())
+            } else {
+                let s = shim_once();
+                (native_once(), s)
+            };
+            let cmp = kernel::compare(&native_tree, &shim_tree);
+            let same = if cmp.vmlinux_same && cmp.differing.is_empty() {
+                format!("vmlinux and all {} objects identical", cmp.objects)
+            } else {
+                differing_pairs += 1;
+                let first: Vec<String> = cmp
+                    .differing
+                    .iter()
+                    .take(5)
+                    .map(|p| p.display().to_string())
+                    .collect();
+                format!(
+                    "vmlinux {}, {} of {} objects differ ({})",
+                    if cmp.vmlinux_same {
+                        "identical"
+                    } else {
+                        "DIFFERS"
+                    },
+                    cmp.differing.len(),
+                    cmp.objects,
+                    first.join(" ")
+                )
+            };
+            println!(
+                "  {engine} pair {}: native {:.1} s, shims {:.1} s, {:.3}x; {same}",
+                i + 1,
+                n.as_secs_f64(),
+                s.as_secs_f64(),
+                s.as_secs_f64() / n.as_secs_f64()
+            );
+            runs.push((n, s));
+        }
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .map(|(n, s)| s.as_secs_f64() / n.as_secs_f64())
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let ratio = ratios[ratios.len() / 2];
+        let native = median(runs.iter().map(|r| r.0).collect());
+        let shims = median(runs.iter().map(|r| r.1).collect());
+        println!(
+            "  {:<44} {:>9.1} s vs {:.1} s native, {ratio:.3}x (median of the pairs' ratios)",
+            format!("shims, {engine}, sessions"),
+            shims.as_secs_f64(),
+            native.as_secs_f64()
+        );
+        summary.push(format!(
+            "Linux arm64 tinyconfig, {engine}: {ratio:.3}x native (median of {pairs} pairs' \
+             ratios; goal <= 1.03x), vmlinux {}",
+            if differing_pairs == 0 {
+                "byte-identical in every pair".to_string()
+            } else {
+                format!("or objects differ in {differing_pairs} of {pairs} pairs")
+            }
+        ));
+    }
+    summary
 }
 
 /// The steps of a warm call, from the program's own timings
@@ -485,24 +691,12 @@ fn breakdown(b: &Bench, engine: &str, runs: usize) {
 }
 
 /// A real autoconf package: GNU hello 2.10 (Debian's orig tarball, fetched
-/// from the Debian mirror into target/bench-cache on first use), configured
+/// from the host's Debian mirror into target/bench-cache on first use), configured
 /// and built out of tree in a fresh build folder each run.
 fn gnu_hello(root: &Path, b: &Bench, builds: usize) {
-    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
-    let src = cache.join("hello-2.10");
-    if !src.join("configure").exists() {
-        std::fs::create_dir_all(&cache).unwrap();
-        let url = "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10.orig.tar.gz";
-        let st = Command::new("sh")
-            .arg("-c")
-            .arg(format!("curl -sSf {url} | tar -xz -C {}", cache.display()))
-            .status()
-            .unwrap();
-        if !st.success() {
-            println!("GNU hello: cannot download {url}; skipped");
-            return;
-        }
-    }
+    let Some(src) = common::gnu_hello_source() else {
+        return;
+    };
     let tree = root.join("hello");
     let once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
         let mut env = vec![("PATH", path_env)];

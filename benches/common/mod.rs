@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod kernel;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -63,24 +65,38 @@ pub fn configure_and_make(src: &Path, tree: &Path, host: &str, env: &[(&str, &st
     start.elapsed()
 }
 
-/// The Debian mirror this host's apt uses (`URIs:` of
-/// /etc/apt/sources.list.d/debian.sources), else deb.debian.org.
-pub fn debian_mirror() -> String {
-    std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("URIs:"))
-                .and_then(|l| l.split_whitespace().next().map(String::from))
+/// The Debian mirror this host's apt uses (its first `URIs:` line, else the
+/// first `deb` line naming a `debian` archive), read at run time;
+/// `QCC_DEBIAN_MIRROR` wins, as in tests/setup-engines.sh.
+pub fn debian_mirror() -> Option<String> {
+    if let Ok(m) = std::env::var("QCC_DEBIAN_MIRROR") {
+        if !m.is_empty() {
+            return Some(m);
+        }
+    }
+    let deb822 = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").ok();
+    let from_deb822 = deb822.as_deref().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("URIs:"))
+            .and_then(|v| v.split_whitespace().next())
+            .map(String::from)
+    });
+    from_deb822.or_else(|| {
+        let list = std::fs::read_to_string("/etc/apt/sources.list").ok()?;
+        list.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("deb"))
+                .then(|| w.next())
+                .flatten()
+                .filter(|u| u.trim_end_matches('/').ends_with("debian"))
+                .map(String::from)
         })
-        .unwrap_or_else(|| "http://deb.debian.org/debian".to_string())
-        .trim_end_matches('/')
-        .to_string()
+    })
 }
 
 /// GNU hello 2.10's source tree (Debian's orig tarball, fetched from the
-/// Debian mirror into target/bench-cache on first use); None when it
-/// cannot be fetched.
+/// host's Debian mirror into target/bench-cache on first use); None, after
+/// a line saying why, when it cannot be fetched.
 pub fn gnu_hello_source() -> Option<std::path::PathBuf> {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-cache");
     let src = cache.join("hello-2.10");
@@ -88,18 +104,27 @@ pub fn gnu_hello_source() -> Option<std::path::PathBuf> {
         return Some(src);
     }
     std::fs::create_dir_all(&cache).ok()?;
+    let Some(mirror) = debian_mirror() else {
+        println!("GNU hello: no Debian mirror in /etc/apt (set QCC_DEBIAN_MIRROR); skipped");
+        return None;
+    };
     let url = format!(
         "{}/pool/main/h/hello/hello_2.10.orig.tar.gz",
-        debian_mirror()
+        mirror.trim_end_matches('/')
     );
-    let fetched = Command::new("sh")
-        .arg("-c")
-        .arg("curl -sSf \"$1\" | tar -xz -C \"$2\"")
-        .args(["sh", &url])
+    let mut curl = Command::new("curl")
+        .args(["-sSf", &url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    let body = curl.stdout.take()?;
+    let untarred = Command::new("tar")
+        .args(["-xz", "-C"])
         .arg(&cache)
+        .stdin(body)
         .status()
         .is_ok_and(|s| s.success());
-    if !fetched || !src.join("configure").exists() {
+    if !curl.wait().is_ok_and(|s| s.success()) || !untarred || !src.join("configure").exists() {
         println!("GNU hello: cannot download {url}; skipped");
         return None;
     }
