@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{configure_and_make, gnu_hello_source, median};
+use common::{configure_and_make, gnu_hello_source, make_shims, median};
 
 const TARGET: &str = "s390x-linux-gnu";
 
@@ -82,13 +82,7 @@ fn main() {
     let root = dir.path();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_qemu-cross-cc"));
     let shims = root.join("bin");
-    let st = Command::new(&bin)
-        .args(["shims", "--quiet", "--dir"])
-        .arg(&shims)
-        .arg(TARGET)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    make_shims(&bin, &shims, TARGET);
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap());
     let rounds: usize = std::env::var("QCC_BENCH_BUILDS")
         .ok()

@@ -193,13 +193,7 @@ fn main() {
     )
     .unwrap();
     std::fs::write(b.work.join("unit.c"), unit()).unwrap();
-    let st = Command::new(&bin)
-        .args(["shims", "--quiet", "--dir"])
-        .arg(&b.shims)
-        .arg(TARGET)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    common::make_shims(&bin, &b.shims, TARGET);
 
     // A server on loopback (the bench's own set, stopped at the end).
     let name = format!("bench{}", std::process::id());

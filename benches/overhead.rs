@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{configure_and_make, kernel, median, time};
+use common::{configure_and_make, kernel, make_shims, median, paired, time};
 
 const TARGET: &str = "aarch64-linux-gnu";
 const NATIVE: &str = "/usr/bin/aarch64-linux-gnu-gcc";
@@ -103,13 +103,7 @@ fn main() {
     std::fs::write(root.join("work/t.c"), "int main(void) { return 0; }\n").unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_qemu-cross-cc"));
     let shims = root.join("bin");
-    let st = Command::new(&bin)
-        .args(["shims", "--quiet", "--dir"])
-        .arg(&shims)
-        .arg(TARGET)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    make_shims(&bin, &shims, TARGET);
     let b = Bench {
         dir: root.clone(),
         bin,
@@ -253,49 +247,31 @@ fn main() {
         time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]));
         // Warm calls paired with native ones, in turn, so that the machine's
         // drift falls on both.
-        let mut pairs = Vec::new();
-        for i in 0..runs {
-            let mut native_cmd = Command::new(NATIVE);
-            native_cmd
-                .args(["-c", "t.c", "-o", "t.o"])
-                .current_dir(root.join("work"));
-            let mut shim_cmd = b.shim(engine, true);
-            shim_cmd.args(["-c", "t.c", "-o", "t.o"]);
-            let (n, s) = if i % 2 == 0 {
-                let n = time(&mut native_cmd);
-                (n, time(&mut shim_cmd))
-            } else {
-                let s = time(&mut shim_cmd);
-                (time(&mut native_cmd), s)
-            };
-            pairs.push((n, s));
-        }
+        let (pairs, diff) = paired(
+            runs,
+            || {
+                time(
+                    Command::new(NATIVE)
+                        .args(["-c", "t.c", "-o", "t.o"])
+                        .current_dir(root.join("work")),
+                )
+            },
+            || time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"])),
+        );
         let session = median(pairs.iter().map(|p| p.1).collect());
         let paired_native = median(pairs.iter().map(|p| p.0).collect());
-        let mut diffs: Vec<f64> = pairs.iter().map(|(n, s)| ms(*s) - ms(*n)).collect();
-        diffs.sort_by(f64::total_cmp);
-        let diff = diffs[diffs.len() / 2];
         // The first call: image present, no session; paired in turn with
         // the engine's `run --rm` of the same compile.
-        let mut first_pairs = Vec::new();
-        for i in 0..first_runs {
-            b.stop_sessions(engine);
-            let mut first_cmd = b.shim(engine, true);
-            first_cmd.args(["-c", "t.c", "-o", "t.o"]);
-            let (r, f) = if i % 2 == 0 {
-                let r = time(&mut raw_run_cmd());
-                (r, time(&mut first_cmd))
-            } else {
-                let f = time(&mut first_cmd);
-                (time(&mut raw_run_cmd()), f)
-            };
-            first_pairs.push((r, f));
-        }
+        let (first_pairs, first_diff) = paired(
+            first_runs,
+            || time(&mut raw_run_cmd()),
+            || {
+                b.stop_sessions(engine);
+                time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]))
+            },
+        );
         let first = median(first_pairs.iter().map(|p| p.1).collect());
         let paired_run = median(first_pairs.iter().map(|p| p.0).collect());
-        let mut first_diffs: Vec<f64> = first_pairs.iter().map(|(r, f)| ms(*f) - ms(*r)).collect();
-        first_diffs.sort_by(f64::total_cmp);
-        let first_diff = first_diffs[first_diffs.len() / 2];
         // The warm session again, for the breakdown below.
         time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]));
         for (what, d) in [

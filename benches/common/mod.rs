@@ -130,3 +130,43 @@ pub fn gnu_hello_source() -> Option<std::path::PathBuf> {
     }
     Some(src)
 }
+
+/// Links for `target` to the binary `bin` in the folder `dir`
+/// (`qemu-cross-cc shims`).
+pub fn make_shims(bin: &Path, dir: &Path, target: &str) {
+    let st = Command::new(bin)
+        .args(["shims", "--quiet", "--dir"])
+        .arg(dir)
+        .arg(target)
+        .status()
+        .unwrap();
+    assert!(st.success(), "qemu-cross-cc shims failed");
+}
+
+/// `runs` pairs of `a` and `b`, run in turn (which goes first alternates,
+/// so that the machine's drift falls on both): their times, and the median
+/// of the differences `b - a` in milliseconds.
+pub fn paired(
+    runs: usize,
+    mut a: impl FnMut() -> Duration,
+    mut b: impl FnMut() -> Duration,
+) -> (Vec<(Duration, Duration)>, f64) {
+    let mut pairs = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let pair = if i % 2 == 0 {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        pairs.push(pair);
+    }
+    let mut diffs: Vec<f64> = pairs
+        .iter()
+        .map(|(x, y)| (y.as_secs_f64() - x.as_secs_f64()) * 1000.0)
+        .collect();
+    diffs.sort_by(f64::total_cmp);
+    let diff = diffs[diffs.len() / 2];
+    (pairs, diff)
+}
