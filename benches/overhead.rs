@@ -564,7 +564,7 @@ fn breakdown(b: &Bench, engine: &str, runs: usize) {
         ("checksum", "dockerfile checksum the image must carry"),
         ("records", "session records read"),
         ("connect", "connect to the agent"),
-        ("started", "run request until the program started (agent)"),
+        ("accepted", "run request until the agent took it"),
         ("exited", "the program's run, until its exit status came"),
         ("end", "after it returned (depfiles, exit)"),
     ];

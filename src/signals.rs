@@ -167,15 +167,35 @@ pub fn wait_forwarding(
             }
         };
     }
-    struct Direct;
+    /// Back to the handler acting itself; a signal that came after the
+    /// last poll (its byte still in the pipe) then ends the process as it
+    /// would have a moment later, never lost.
+    struct Direct(BorrowedFd<'static>);
     impl Drop for Direct {
         fn drop(&mut self) {
             MODE.store(DIRECT, Ordering::SeqCst);
+            let mut fds = [PollFd::new(self.0, PollFlags::POLLIN)];
+            let pending = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0);
+            let mut buf = [0u8; 16];
+            let n = if pending {
+                // Readable: this read does not block.
+                nix::unistd::read(self.0, &mut buf).unwrap_or(0)
+            } else {
+                0
+            };
+            if let Some(sig) = buf[..n]
+                .iter()
+                .find_map(|b| Signal::try_from(i32::from(*b)).ok())
+            {
+                // SAFETY: as in the handler: nothing is registered that a
+                // clean-up would have to remove.
+                unsafe { nix::libc::_exit(128 + sig as i32) }
+            }
         }
     }
-    let _direct = Direct;
     // SAFETY: the read end is this module's, never closed.
     let pipe = unsafe { BorrowedFd::borrow_raw(pipe) };
+    let _direct = Direct(pipe);
     loop {
         let mut fds = [
             PollFd::new(fd, PollFlags::POLLIN),

@@ -34,23 +34,13 @@ pub const VAR: &str = "QEMU_CROSS_CC_CCACHE";
 /// The program run in the image.
 const PROGRAM: &str = "ccache";
 
-/// Whether `value` (of `QEMU_CROSS_CC_CCACHE`) turns the mode on; None for
-/// a value that says neither.
-fn parse(value: &str) -> Option<bool> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "on" => Some(true),
-        "0" | "no" | "false" | "off" => Some(false),
-        _ => None,
-    }
-}
-
 /// Whether this call of `plugin`'s compiler, read as `cmd`, goes through
 /// ccache: it is a compile (`-c`), and `QEMU_CROSS_CC_CCACHE`, else the
 /// project file, turns the mode on.
 pub fn wanted(plugin: &Plugin, cmd: &CmdLine) -> Result<bool> {
     let on = match std::env::var_os(VAR).filter(|v| !v.is_empty()) {
         None => plugin.ccache,
-        Some(v) => match v.to_str().and_then(parse) {
+        Some(v) => match v.to_str().and_then(crate::host::switch) {
             Some(on) => on,
             None => bail!(
                 "{VAR} is '{}'; set it to 1 (compiles through ccache in the image) or 0 (off)",
@@ -125,14 +115,15 @@ mod tests {
 
     #[test]
     fn values() {
+        use crate::host::switch;
         for on in ["1", "yes", "TRUE", "on"] {
-            assert_eq!(parse(on), Some(true), "{on}");
+            assert_eq!(switch(on), Some(true), "{on}");
         }
         for off in ["0", "no", "False", "off"] {
-            assert_eq!(parse(off), Some(false), "{off}");
+            assert_eq!(switch(off), Some(false), "{off}");
         }
-        for bad in ["2", "y", "enable", " 1"] {
-            assert_eq!(parse(bad), None, "{bad}");
+        for bad in ["2", "y", "enable", " 1", ""] {
+            assert_eq!(switch(bad), None, "{bad}");
         }
     }
 

@@ -60,10 +60,10 @@ fn env_key_of(var: impl Fn(&str) -> Option<String>) -> String {
 /// `QEMU_CROSS_CC_ENGINE_LOCAL=1`: the user says the engine runs on this
 /// machine whatever its endpoint (a `tcp://127.0.0.1` daemon of its own).
 pub fn declared_local() -> bool {
-    matches!(
-        std::env::var("QEMU_CROSS_CC_ENGINE_LOCAL").as_deref(),
-        Ok("1" | "yes" | "true" | "on")
-    )
+    std::env::var("QEMU_CROSS_CC_ENGINE_LOCAL")
+        .ok()
+        .and_then(|v| crate::host::switch(&v))
+        == Some(true)
 }
 
 /// A docker endpoint as the client reports it: a unix socket (or a Windows

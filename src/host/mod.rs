@@ -6,6 +6,16 @@ pub mod elf;
 pub mod user;
 
 /// The exit code a finished child reports, 128+N for a signal death.
+/// What an on/off variable's value says: `1`, `yes`, `true`, `on` or `0`,
+/// `no`, `false`, `off` (any case); None for any other value.
+pub fn switch(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 pub fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {

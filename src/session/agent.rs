@@ -338,6 +338,12 @@ fn serve_run(conn: &UnixStream, st: &Agent, run: Run, fds: Vec<OwnedFd>) -> Resu
         st.active.fetch_sub(1, Ordering::SeqCst);
         bail!("the caller gave up before its program started");
     }
+    // The caller commits to waiting once it reads this: a send that fails
+    // (it hung up meanwhile) starts nothing.
+    if let Err(e) = protocol::send(conn, &Reply::Accepted, &[]) {
+        st.active.fetch_sub(1, Ordering::SeqCst);
+        return Err(e.context("the caller gave up before its program started"));
+    }
     st.calls.fetch_add(1, Ordering::SeqCst);
     st.touch();
     let r = execute(conn, run, fds, st.umask);
@@ -505,12 +511,9 @@ fn execute(conn: &UnixStream, run: Run, fds: Vec<OwnedFd>, agent_umask: u32) -> 
     drop((stdin, stdout, stderr));
     let pgid = Pid::from_raw(child.id());
     // The program runs as long as it takes: only the request had a limit.
-    let told = conn
-        .set_read_timeout(None)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| protocol::send(conn, &Reply::Started(child.id()), &[]));
+    let untimed = conn.set_read_timeout(None).map_err(anyhow::Error::from);
     let done = Arc::new(AtomicBool::new(false));
-    let killed = match told.and_then(|()| watch_caller(conn, pgid, done.clone())) {
+    let killed = match untimed.and_then(|()| watch_caller(conn, pgid, done.clone())) {
         Ok(killed) => killed,
         Err(e) => {
             // The caller cannot follow the program (it is gone, or nothing
@@ -729,7 +732,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .0;
-        assert!(matches!(started, Reply::Started(_)), "{started:?}");
+        assert!(matches!(started, Reply::Accepted), "{started:?}");
         (c, BufReader::new(std::fs::File::from(r)))
     }
 
@@ -846,10 +849,8 @@ mod tests {
                 &[null.as_raw_fd(), null.as_raw_fd(), w.as_raw_fd()],
             )
             .unwrap();
-            let reply = protocol::recv::<Reply>(&c, protocol::REPLY_CAP)
-                .unwrap()
-                .unwrap()
-                .0;
+            assert!(matches!(reply(&c), Reply::Accepted));
+            let reply = reply(&c);
             assert!(
                 matches!(reply, Reply::NotStarted(c) if c == code),
                 "{reply:?}"

@@ -168,15 +168,33 @@ fn ask_with(
             Err(CallError::Skip)
         }
         (Ok(()), Ok(Some((reply, _)))) => Ok((stream, reply)),
-        (Ok(()), Err(e)) if protocol::timed_out(&e) => {
+        (sent, Err(e)) if protocol::timed_out(&e) => {
+            // An answer that arrived just as the wait ended counts: the
+            // agent may have started the program on it.
+            if sent.is_ok() {
+                if let Some(reply) = last_look(&stream) {
+                    return Ok((stream, reply));
+                }
+            }
             // Hang up before asking the engine about the container (which
-            // takes a while): an agent that wakes up meanwhile sees this
-            // caller gone and starts nothing for it.
+            // takes a while): an agent that wakes up meanwhile finds this
+            // caller gone when it answers, and starts nothing for it. A
+            // request it did not take in time (a send that timed out) is
+            // no sign of a dead session either.
             drop(stream);
             Err(unresponsive(rec))
         }
         _ => Err(CallError::Gone),
     }
+}
+
+/// The answer already in the socket after the wait for it ended, if one
+/// is whole there (read without waiting).
+fn last_look(stream: &std::os::unix::net::UnixStream) -> Option<protocol::Reply> {
+    stream.set_nonblocking(true).ok()?;
+    let got = protocol::recv::<protocol::Reply>(stream, protocol::REPLY_CAP);
+    stream.set_nonblocking(false).ok()?;
+    got.ok().flatten().map(|(reply, _)| reply)
 }
 
 /// An agent that did not answer in time: retired when its container is
@@ -254,8 +272,7 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
     };
     let (stream, reply) = ask_with(rec, &protocol::Request::Run(run), &[0, out_fd, 2])?;
     match reply {
-        protocol::Reply::Started(_) => crate::diag::timing("started"),
-        protocol::Reply::NotStarted(code) => return Ok(code),
+        protocol::Reply::Accepted => crate::diag::timing("accepted"),
         _ => return Err(CallError::Gone),
     }
     // The program runs: a call must not go elsewhere now (it would run
@@ -282,7 +299,7 @@ pub(super) fn call(rec: &Record, req: &Request) -> Result<i32, CallError> {
         .map_err(anyhow::Error::from)
         .and_then(|()| protocol::recv::<protocol::Reply>(&stream, protocol::REPLY_CAP));
     match exit {
-        Ok(Some((protocol::Reply::Exit(code), _))) => {
+        Ok(Some((protocol::Reply::Exit(code) | protocol::Reply::NotStarted(code), _))) => {
             crate::diag::timing("exited");
             Ok(code)
         }

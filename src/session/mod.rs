@@ -54,10 +54,10 @@ pub fn agent_main(args: &[OsString]) -> Result<i32> {
 
 /// Sessions are on unless `QEMU_CROSS_CC_SESSION=0`.
 pub fn enabled() -> bool {
-    !matches!(
-        std::env::var("QEMU_CROSS_CC_SESSION").as_deref(),
-        Ok("0" | "no" | "off" | "false")
-    )
+    std::env::var("QEMU_CROSS_CC_SESSION")
+        .ok()
+        .and_then(|v| crate::host::switch(&v))
+        != Some(false)
 }
 
 fn idle_seconds() -> u64 {

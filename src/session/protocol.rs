@@ -14,15 +14,17 @@ use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, s
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes; the agent refuses other versions.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// How long a client waits for the agent's first answer to a request (a
-/// run's `Started`, a status, a shutdown's `Bye`), and for its request to
+/// run's `Accepted`, a status, a shutdown's `Bye`), and for its request to
 /// be taken: a live agent answers within milliseconds, a frozen one
 /// (paused container) never, though the kernel completes the connect. A
-/// run has no handshake before it: the agent starts a program only while
-/// its caller still waits (see `agent.rs`), so a caller that gave up on
-/// this limit may run the program elsewhere.
+/// run has no handshake before it: the agent answers `Accepted` before it
+/// starts anything, and starts the program only when that answer reached a
+/// caller still connected (see `agent.rs`); a caller that got no answer in
+/// time hangs up and may run the program elsewhere. One that got it waits
+/// for the program however long it takes.
 pub const ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The largest request the agent reads: a command line and environment
@@ -43,8 +45,9 @@ const FIRST_ALLOCATION: usize = 64 << 10;
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Request {
     /// Run a program; carries three descriptors. The agent answers
-    /// `Started`, `NotStarted`, or why it takes no call (`Refused`, `Stale`,
-    /// `Busy`). Sent as a binary frame (`encode_run`), never as JSON.
+    /// `Accepted` and then `Exit` or `NotStarted`, or why it takes no call
+    /// (`Refused`, `Stale`, `Busy`). Sent as a binary frame (`encode_run`),
+    /// never as JSON.
     #[serde(skip)]
     Run(Run),
     /// Deliver a signal to the running program's process group.
@@ -68,10 +71,11 @@ pub struct Run {
 /// From the agent.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Reply {
-    /// The program runs (with this pid inside the container).
-    Started(i32),
-    /// The program could not be started; the message was written to its
-    /// stderr already.
+    /// The agent takes the call and starts the program next; the caller
+    /// waits for `Exit` or `NotStarted` from now on, however long it takes.
+    Accepted,
+    /// The program could not be started (after `Accepted`); the message was
+    /// written to its stderr already.
     NotStarted(i32),
     /// The program ended: exit status, 128+N for a signal.
     Exit(i32),
@@ -215,13 +219,16 @@ fn decode_run(body: &[u8]) -> Result<Run> {
     let umask = f.u32()?;
     let program = f.bytes()?.to_vec();
     let cwd = f.bytes()?.to_vec();
+    // Preallocated up to a bound: each item is a vector of its own, so a
+    // count near its limit would reserve several times the frame.
+    const PREALLOCATED: usize = 4096;
     let n = f.count()?;
-    let mut args = Vec::with_capacity(n);
+    let mut args = Vec::with_capacity(n.min(PREALLOCATED));
     for _ in 0..n {
         args.push(f.bytes()?.to_vec());
     }
     let n = f.count()?;
-    let mut env = Vec::with_capacity(n);
+    let mut env = Vec::with_capacity(n.min(PREALLOCATED));
     for _ in 0..n {
         let k = std::str::from_utf8(f.bytes()?)
             .context("run request: a variable name that is not UTF-8")?

@@ -218,8 +218,16 @@ fn keyed_in(dir: &Path, key: &str) -> Option<Record> {
 
 /// A record file, when it is the user's private file and names its folder.
 fn read_record(file: &Path, id: &str) -> Option<Record> {
-    let bytes = crate::state::safefs::read_state(file, 1 << 20)?;
-    serde_json::from_slice::<Record>(&bytes)
+    parse_record(&crate::state::safefs::read_state(file, RECORD_CAP)?, id)
+}
+
+/// The largest record read.
+const RECORD_CAP: u64 = 1 << 20;
+
+/// A record's bytes as the record of session `id`: None when they do not
+/// parse or name another session.
+fn parse_record(bytes: &[u8], id: &str) -> Option<Record> {
+    serde_json::from_slice::<Record>(bytes)
         .ok()
         .filter(|rec| rec.id == id)
 }
@@ -272,10 +280,10 @@ pub fn records() -> Vec<Record> {
                 return None;
             }
             let file = e.path().join("record.json");
-            match crate::state::safefs::read_state(&file, 1 << 20) {
-                Some(bytes) => match serde_json::from_slice::<Record>(&bytes) {
-                    Ok(rec) if rec.id == name => return Some(rec),
-                    _ => crate::diag::debug(format!("removing the corrupt {}", file.display())),
+            match crate::state::safefs::read_state(&file, RECORD_CAP) {
+                Some(bytes) => match parse_record(&bytes, &name) {
+                    Some(rec) => return Some(rec),
+                    None => crate::diag::debug(format!("removing the corrupt {}", file.display())),
                 },
                 None if std::fs::symlink_metadata(&file).is_ok() => return None,
                 None => {
