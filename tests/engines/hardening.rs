@@ -51,6 +51,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         waiters_share_a_failed_build,
         Mode::Shared,
     ),
+    (
+        "hardening::planted_ccache_folder_is_refused",
+        planted_ccache_folder_is_refused,
+        Mode::Shared,
+    ),
 ];
 
 const CHEAP: &str = "qcctest-linux-gnu";
@@ -443,4 +448,42 @@ fn waiters_share_a_failed_build(eng: Eng) {
     );
     assert!(stderr(&o).contains("broken on purpose"));
     assert_eq!(t.build_count(&image), 2, "a later call tries again");
+}
+
+/// ccache mode, as the unprivileged user: a link planted where the ccache
+/// folders go (towards another folder) is refused with one line naming it
+/// and the fix, never followed or mounted; nothing is compiled.
+fn planted_ccache_folder_is_refused(eng: Eng) {
+    let mut t = T::new(eng, "ccache-planted", true);
+    let cache = t.dir.join("own-cache");
+    let elsewhere = t.dir.join("elsewhere");
+    as_tester(&format!(
+        "mkdir -m 700 {c} {e} && ln -s {e} {c}/ccache",
+        c = cache.display(),
+        e = elsewhere.display()
+    ));
+    t.env.push((
+        "QEMU_CROSS_CC_CACHE_DIR".into(),
+        cache.display().to_string(),
+    ));
+    t.cheap_plugin(CHEAP);
+    let path = t.shims(&[CHEAP]);
+    t.write("work/a.c", "int a;\n");
+    let o = fails(
+        t.program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+            .env("PATH", &path)
+            .env("QEMU_CROSS_CC_CCACHE", "1"),
+    );
+    let line = one_error_line(&o);
+    assert!(
+        line.contains(&cache.join("ccache").display().to_string())
+            && line.contains("QEMU_CROSS_CC_CACHE_DIR"),
+        "{line}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "something was written through the planted link"
+    );
+    assert!(!t.work().join("a.o").exists());
 }
