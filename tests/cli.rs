@@ -982,6 +982,12 @@ fn exec_usage_errors() {
             "no command after `--`",
         ),
         (&["exec", "--target", "--", "make"][..], "expected a target"),
+        (
+            &["exec", "--links", "/tmp", "s390x-linux-gnu", "--", "make"][..],
+            "--links goes with --host",
+        ),
+        (&["exec", "--host", "--links"][..], "--links needs a folder"),
+        (&["exec", "--host"][..], "a target is required"),
     ] {
         let line = one_line(&run(args), 2);
         assert!(
@@ -1077,6 +1083,17 @@ fn exec_without_binfmt_handler_names_the_package() {
     assert!(
         line.contains("no binfmt_misc handler for qemu-s390x")
             && line.contains("apt-get install qemu-user-static"),
+        "{line}"
+    );
+    // On the host too, before the export is made.
+    let mut cmd = s.qcc(&["exec", "--host", "s390x-linux-gnu", "--", "make", "check"]);
+    cmd.env("PATH", &engines)
+        .env("QEMU_CROSS_CC_BINFMT_DIR", &empty);
+    let line = one_line(&output_within_20s(&s, cmd), 1);
+    assert!(
+        line.contains("from a host command")
+            && line.contains("no binfmt_misc handler for qemu-s390x")
+            && line.contains("qemu-cross-cc exec s390x-linux-gnu --"),
         "{line}"
     );
 }

@@ -4,8 +4,10 @@
 //!
 //! The dockerfile is generated: `FROM` the target's image, a label with that
 //! image's own dockerfile checksum (so that a changed base dockerfile makes
-//! the derived image stale), a label listing the packages, and one `RUN`
-//! adding the architecture and installing them. Its checksum label is docker.py's checksum of
+//! the derived image stale), a label listing the packages, one `RUN`
+//! adding the architecture and installing them with Debian's C library for
+//! it (`libc6-dev:ARCH`), and one `RUN` that makes that the only C library
+//! in the image (see [`ONE_LIBC`]). Its checksum label is docker.py's checksum of
 //! that text, as for every image. Its tag is the base image's name, `-lib-`
 //! and 12 hex digits of a hash of the base reference, the architecture and
 //! the sorted packages: the same packages share one image, other packages
@@ -49,19 +51,58 @@ pub fn tag(base_name: &str, base: &str, arch: &str, packages: &[String]) -> Resu
     Ok(tag)
 }
 
+/// The image's shell, given `SYSROOT MULTIARCH DEBIAN_ARCH` as `$1 $2 $3`:
+/// every file of the cross compiler's C library (the packages
+/// `libc6-ARCH-cross` and `libc6-dev-ARCH-cross`, below SYSROOT) that has a
+/// twin in Debian's multiarch C library just installed (`/usr/lib/MULTIARCH`,
+/// `/usr/include/MULTIARCH`, `/usr/include`) becomes a link to that twin.
+///
+/// Why: the two are separate builds of glibc (`2.36-8cross1` against
+/// `2.36-9+deb12u*` in Debian 12), and a program loaded with one's dynamic
+/// linker and the other's `libc.so.6` aborts ("stack smashing detected").
+/// A target package's libraries need the multiarch one, so the compiler now
+/// links against that too, and whatever runs a program (the runner, `exec`,
+/// qemu-user on the host) finds one dynamic linker and one libc. The cross
+/// compiler's own files (libgcc, libstdc++) and the kernel headers stay.
+pub const ONE_LIBC: &str = r#"s=$1 ma=$2 a=$3 n=0;
+for f in $(dpkg-query -L libc6-$a-cross libc6-dev-$a-cross 2>/dev/null); do
+case $f in
+"$s"/lib/*) set -- "/usr/lib/$ma/${f#"$s"/lib/}" ;;
+"$s"/include/*) set -- "/usr/include/$ma/${f#"$s"/include/}" "/usr/include/${f#"$s"/include/}" ;;
+*) continue ;;
+esac;
+if [ -d "$f" ] && [ ! -L "$f" ]; then continue; fi;
+for t in "$@"; do
+if [ -f "$t" ]; then ln -sfn "$t" "$f" && n=$((n + 1)); break; fi;
+done;
+done;
+echo "qemu-cross-cc: $n files of $s link to the Debian C library for $a""#;
+
 /// The dockerfile of the image derived from `base` (whose dockerfile
-/// checksum is `base_checksum`) with `packages` of `arch` for `target`.
+/// checksum is `base_checksum`) with `packages` of `arch` for `target`,
+/// whose cross compiler's sysroot is `sysroot` and whose multiarch name is
+/// `multiarch`.
 pub fn dockerfile(
     target: &str,
     base: &str,
     base_checksum: &str,
     arch: &str,
+    sysroot: &str,
+    multiarch: &str,
     packages: &[String],
 ) -> String {
     let list: Vec<String> = sorted(packages)
         .into_iter()
         .map(|p| format!("{p}:{arch}"))
         .collect();
+    let mut install = vec![format!("libc6-dev:{arch}")];
+    install.extend(
+        list.iter()
+            .filter(|p| !p.starts_with("libc6-dev:"))
+            .cloned(),
+    );
+    // One line: the lines of the script end in separators.
+    let script = ONE_LIBC.lines().collect::<Vec<_>>().join(" ");
     format!(
         "# qemu-cross-cc: the image of target {target} with Debian packages for {arch}\n\
          FROM {base}\n\
@@ -71,9 +112,15 @@ pub fn dockerfile(
          apt-get update && \\\n    \
          DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\\n        \
          {} && \\\n    \
-         apt-get clean && rm -rf /var/lib/apt/lists/*\n",
+         apt-get clean && rm -rf /var/lib/apt/lists/*\n\
+         # One C library in the image: the cross compiler's copy links to the Debian one.\n\
+         RUN sh -c {} sh {} {} {}\n",
         list.join(","),
-        list.join(" ")
+        install.join(" "),
+        shell_words::quote(&script),
+        shell_words::quote(sysroot),
+        shell_words::quote(multiarch),
+        shell_words::quote(arch),
     )
 }
 
@@ -93,6 +140,8 @@ mod tests {
             "qemu-cross-cc/s390x-linux-gnu",
             "abc123",
             "s390x",
+            "/usr/s390x-linux-gnu",
+            "s390x-linux-gnu",
             &strings(&["zlib1g-dev", "libbz2-dev", "zlib1g-dev"]),
         );
         let want = "\
@@ -103,17 +152,38 @@ LABEL com.qemu-cross-cc.packages=libbz2-dev:s390x,zlib1g-dev:s390x
 RUN dpkg --add-architecture s390x && \\
     apt-get update && \\
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-        libbz2-dev:s390x zlib1g-dev:s390x && \\
+        libc6-dev:s390x libbz2-dev:s390x zlib1g-dev:s390x && \\
     apt-get clean && rm -rf /var/lib/apt/lists/*
-";
-        assert_eq!(text, want);
+# One C library in the image: the cross compiler's copy links to the Debian one.
+RUN sh -c ";
+        let (head, run) = text.split_at(want.len());
+        assert_eq!(head, want);
+        let words = shell_words::split(run.trim_end()).unwrap();
+        assert_eq!(
+            words,
+            [
+                ONE_LIBC.lines().collect::<Vec<_>>().join(" ").as_str(),
+                "sh",
+                "/usr/s390x-linux-gnu",
+                "s390x-linux-gnu",
+                "s390x"
+            ]
+        );
     }
 
     #[test]
     fn checksum_follows_the_base_checksum_and_packages() {
         let lib = Library::default();
         let sum = |base_sum: &str, pkgs: &[&str]| {
-            let text = dockerfile("t-linux-gnu", "img", base_sum, "arm64", &strings(pkgs));
+            let text = dockerfile(
+                "t-linux-gnu",
+                "img",
+                base_sum,
+                "arm64",
+                "/usr/t-linux-gnu",
+                "t-linux-gnu",
+                &strings(pkgs),
+            );
             dockerfile::checksum(&text, &lib).unwrap()
         };
         let one = sum("aaa", &["zlib1g-dev"]);

@@ -237,31 +237,14 @@ fn as_path(given: &OsStr) -> OsString {
 const RUN_USAGE: &str = "PROGRAM [ARGS...]: run a program of the target under qemu-user in its \
                          image (e.g. as CMAKE_CROSSCOMPILING_EMULATOR or LOG_COMPILER)";
 
-/// The request's environment with `QEMU_LD_PREFIX` set to the sysroot, and
-/// the sysroot's libraries ahead of the dynamic loader's cache: an image
-/// with target packages also has Debian's multiarch libc (a newer build in
-/// `/lib/<triplet>`), and the sysroot's loader with that libc aborts
-/// ("stack smashing detected"). Libraries the caller's `LD_LIBRARY_PATH`
-/// names (libtool's `.libs`) still come first.
+/// The request's environment with `QEMU_LD_PREFIX` set to the sysroot. An
+/// image with target packages has one C library (see `image::derive`), so
+/// the sysroot's dynamic linker and the libraries found in the multiarch
+/// folders match.
 fn set_ld_prefix(req: &mut Request, plugin: &Plugin) {
     req.env.retain(|(k, _)| k != LD_PREFIX);
     req.env
         .push((LD_PREFIX.to_string(), OsString::from(&plugin.sysroot)));
-    let own = format!("{}/lib", plugin.sysroot.trim_end_matches('/'));
-    let mut path = req
-        .env
-        .iter()
-        .find(|(k, _)| k == "LD_LIBRARY_PATH")
-        .map(|(_, v)| v.clone())
-        .filter(|v| !v.is_empty())
-        .map(|mut v| {
-            v.push(":");
-            v
-        })
-        .unwrap_or_default();
-    path.push(&own);
-    req.env.retain(|(k, _)| k != "LD_LIBRARY_PATH");
-    req.env.push(("LD_LIBRARY_PATH".to_string(), path));
 }
 
 /// A request for `program args` in the target's image, from the current
@@ -393,6 +376,53 @@ pub fn exec(ctx: &Ctx, plugin: &Plugin, command: Vec<OsString>) -> Result<i32> {
         ),
     }
     compile::run_plugin_tool(ctx, plugin, &req)
+}
+
+/// `exec --host TARGET -- COMMAND...`: the command on the host, with the
+/// target's variables (those of `toolchain TARGET --env`: `CC`, `HOST`...,
+/// `QEMU_LD_PREFIX` the exported sysroot) and its links first on `PATH`.
+/// The target programs it starts run through the host's binfmt_misc
+/// handler and find their libraries in the export. Replaces this process.
+pub fn host_exec(
+    ctx: &Ctx,
+    plugin: &Plugin,
+    links: Option<&Path>,
+    command: Vec<OsString>,
+) -> Result<i32> {
+    use std::os::unix::process::CommandExt;
+    let emu = Emulation::find(&plugin.qemu);
+    if let Some(why) = known_limit(plugin, &emu, None) {
+        bail!(why);
+    }
+    if emu.handler.is_none() && !emu.native {
+        bail!(
+            "cannot run {} programs from a host command: this host has no binfmt_misc handler \
+             for qemu-{q}; install qemu-user-static (apt-get install qemu-user-static), or run \
+             the command in the image: qemu-cross-cc exec {} -- ...",
+            plugin.target,
+            plugin.target,
+            q = plugin.qemu
+        );
+    }
+    let Some((program, args)) = command.split_first() else {
+        bail!("exec needs a command");
+    };
+    let paths = crate::target::toolchain::Paths {
+        links: crate::target::toolchain::find_links(plugin, links)?,
+        sysroot: crate::target::sysroot::ensure_exported(ctx, plugin)?,
+        project: crate::target::project::current()?,
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    for (var, value) in crate::target::toolchain::vars(plugin, &paths) {
+        cmd.env(var, value);
+    }
+    let mut dirs = vec![paths.links.clone()];
+    dirs.extend(crate::host::path_dirs());
+    let path = std::env::join_paths(dirs).context("a folder on PATH holds a ':'")?;
+    cmd.env("PATH", path);
+    let err = cmd.exec();
+    bail!("cannot run {}: {err}", Path::new(program).display())
 }
 
 #[cfg(test)]

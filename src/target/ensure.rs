@@ -82,6 +82,8 @@ impl Plan {
                     plugin.base_image(),
                     &base_checksum,
                     arch,
+                    &plugin.sysroot,
+                    &crate::target::sysroot::multiarch(&plugin.target),
                     &plugin.packages,
                 );
                 let checksum = dockerfile::checksum(&text, &base_library)

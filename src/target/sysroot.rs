@@ -10,6 +10,13 @@
 //! the cross gcc's own folder (`/usr/lib/gcc-cross/<triplet>`: libgcc, crt
 //! files, its headers), and the multiarch folders that target packages fill
 //! (`/usr/include`, `/usr/lib/<triplet>`).
+//!
+//! The export is also a root for qemu-user (`QEMU_LD_PREFIX`), so that a
+//! target program that a host-side script starts through binfmt_misc finds
+//! its dynamic linker and libraries: the linker at the path programs name
+//! (`/lib/ld64.so.1`, `/lib64/...`) and the C library's shared objects in
+//! the multiarch folder that the linker searches are links into the
+//! sysroot where the image has no file there (see [`complete_root`]).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,8 +29,9 @@ use crate::engine::Engine;
 use crate::state::safefs;
 use crate::target::plugin::Plugin;
 
-/// Written last: an export without it is incomplete.
-const COMPLETE: &str = ".qemu-cross-cc-complete";
+/// Written last: an export without it is incomplete. The number is the
+/// layout's: an export of an older layout is made again.
+const COMPLETE: &str = ".qemu-cross-cc-complete-2";
 
 /// Debian's multiarch name of a target (the folder of its packages'
 /// libraries): the triplet, but `i386-linux-gnu` for i686.
@@ -108,6 +116,7 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
             .map_err(|e| safefs::io_error(e, "create", &lib))?;
     }
     relativize_links(tmp.path(), tmp.path())?;
+    complete_root(tmp.path(), &plugin.sysroot, &multiarch(&plugin.target))?;
     File::create(tmp.path().join(COMPLETE))
         .map_err(|e| safefs::io_error(e, "write", &tmp.path().join(COMPLETE)))?;
     let staged = tmp.keep();
@@ -237,6 +246,58 @@ fn relativize_links(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Make the export `root` a root a target program can run in: for each
+/// dynamic linker in the sysroot's `lib` (`ld*.so*`), a link at
+/// `usr/lib/NAME` and `usr/lib64/NAME` (with `lib64 -> usr/lib64`), and for
+/// each shared object there (`*.so.*`) a link in `usr/lib/<multiarch>`,
+/// wherever the image has none. What the image has is never replaced.
+fn complete_root(root: &Path, sysroot: &str, multiarch: &str) -> Result<()> {
+    let lib = root.join(sysroot.trim_start_matches('/')).join("lib");
+    let Ok(entries) = std::fs::read_dir(&lib) else {
+        return Ok(());
+    };
+    let real_lib = std::fs::canonicalize(&lib).map_err(|e| safefs::io_error(e, "resolve", &lib))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    let link = |dir: &Path, name: &str| -> Result<()> {
+        let at = dir.join(name);
+        if at.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| safefs::io_error(e, "create", dir))?;
+        let from = std::fs::canonicalize(dir).map_err(|e| safefs::io_error(e, "resolve", dir))?;
+        std::os::unix::fs::symlink(relative(&from, &real_lib.join(name)), &at)
+            .map_err(|e| safefs::io_error(e, "create", &at))
+    };
+    let lib64 = root.join("lib64");
+    for name in &names {
+        if is_dynamic_linker(name) {
+            link(&root.join("usr/lib"), name)?;
+            if lib64.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink("usr/lib64", &lib64)
+                    .map_err(|e| safefs::io_error(e, "create", &lib64))?;
+            }
+            link(&root.join("usr/lib64"), name)?;
+        } else if name.contains(".so.") {
+            link(&root.join("usr/lib").join(multiarch), name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a file name is a dynamic linker's (`ld64.so.1`,
+/// `ld-linux-aarch64.so.1`, `ld.so.1`), not a library of `ld`'s own.
+fn is_dynamic_linker(name: &str) -> bool {
+    name.strip_prefix("ld").is_some_and(|rest| {
+        rest.contains(".so")
+            && (rest.starts_with('-') || rest.starts_with('.') || rest.starts_with("64."))
+    })
+}
+
 /// The relative path from folder `from` to `to` (both absolute, resolved).
 fn relative(from: &Path, to: &Path) -> PathBuf {
     let f: Vec<_> = from.components().collect();
@@ -331,6 +392,50 @@ mod tests {
             )
         );
         assert_eq!(map_answer("libfoo.a\n", x), "libfoo.a\n");
+    }
+
+    #[test]
+    fn the_export_is_completed_as_a_root() {
+        let d = tempfile::tempdir().unwrap();
+        let x = d.path();
+        let lib = x.join("usr/t-linux-gnu/lib");
+        std::fs::create_dir_all(&lib).unwrap();
+        for f in [
+            "ld64.so.1",
+            "libc.so.6",
+            "libc.so",
+            "libc.a",
+            "crt1.o",
+            "libm.so.6",
+        ] {
+            std::fs::write(lib.join(f), f).unwrap();
+        }
+        std::fs::create_dir_all(lib.join("gconv")).unwrap();
+        // What the image has stays.
+        std::fs::create_dir_all(x.join("usr/lib/t-linux-gnu")).unwrap();
+        std::fs::write(x.join("usr/lib/t-linux-gnu/libm.so.6"), "own").unwrap();
+        std::os::unix::fs::symlink("usr/lib", x.join("lib")).unwrap();
+        complete_root(x, "/usr/t-linux-gnu", "t-linux-gnu").unwrap();
+        let read = |p: &str| std::fs::read_to_string(x.join(p)).unwrap();
+        assert_eq!(read("lib/ld64.so.1"), "ld64.so.1");
+        assert_eq!(read("lib64/ld64.so.1"), "ld64.so.1");
+        assert_eq!(read("lib/t-linux-gnu/libc.so.6"), "libc.so.6");
+        assert_eq!(read("usr/lib/t-linux-gnu/libm.so.6"), "own");
+        assert_eq!(
+            std::fs::read_link(x.join("usr/lib/ld64.so.1")).unwrap(),
+            PathBuf::from("../t-linux-gnu/lib/ld64.so.1")
+        );
+        for absent in [
+            "usr/lib/t-linux-gnu/libc.so",
+            "usr/lib/t-linux-gnu/crt1.o",
+            "usr/lib/libc.so.6",
+        ] {
+            assert!(x.join(absent).symlink_metadata().is_err(), "{absent}");
+        }
+        // Done twice, it changes nothing.
+        complete_root(x, "/usr/t-linux-gnu", "t-linux-gnu").unwrap();
+        assert!(is_dynamic_linker("ld-linux-aarch64.so.1") && is_dynamic_linker("ld.so.1"));
+        assert!(!is_dynamic_linker("libc.so.6") && !is_dynamic_linker("ldscript.so"));
     }
 
     #[test]

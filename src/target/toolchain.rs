@@ -182,6 +182,23 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
     }
     let root = p.sysroot.display().to_string();
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH {})", cmake_str(&root));
+    // ctest includes this file's settings before it runs the tests, so a
+    // test that is a script starting target programs itself (through the
+    // host's binfmt_misc handler) has qemu-user find their libraries.
+    let _ = writeln!(
+        s,
+        "set(QEMU_CROSS_CC_CTEST_FILE \"${{CMAKE_BINARY_DIR}}/qemu-cross-cc-ctest.cmake\")"
+    );
+    let _ = writeln!(
+        s,
+        "file(WRITE \"${{QEMU_CROSS_CC_CTEST_FILE}}\" {})",
+        cmake_str(&format!("set(ENV{{{LD_PREFIX}}} {})\n", cmake_str(&root)))
+    );
+    let _ = writeln!(
+        s,
+        "set_property(DIRECTORY \"${{CMAKE_SOURCE_DIR}}\" APPEND PROPERTY TEST_INCLUDE_FILES \
+         \"${{QEMU_CROSS_CC_CTEST_FILE}}\")"
+    );
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)");
     for kind in ["LIBRARY", "INCLUDE", "PACKAGE"] {
         let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH_MODE_{kind} ONLY)");
@@ -252,9 +269,14 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
     Ok(s)
 }
 
-/// Shell assignments (`eval "$(qemu-cross-cc toolchain T --env)"`).
-pub fn env(plugin: &Plugin, p: &Paths) -> String {
-    let mut s = String::new();
+/// The variable that tells qemu-user where the target's root is: for a
+/// program started through the host's binfmt_misc handler, the export.
+pub const LD_PREFIX: &str = "QEMU_LD_PREFIX";
+
+/// The variables of the target's tools: what `--env` exports and what
+/// `exec --host` sets.
+pub fn vars(plugin: &Plugin, p: &Paths) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
     for (var, tool) in [
         ("CC", "gcc"),
         ("CXX", "g++"),
@@ -272,27 +294,27 @@ pub fn env(plugin: &Plugin, p: &Paths) -> String {
         ("CROSS_RUNNER", "run"),
     ] {
         if let Some(path) = p.tool(plugin, tool) {
-            let _ = writeln!(s, "export {var}={}", shell_words::quote(&path));
+            out.push((var, path));
         }
     }
-    let _ = writeln!(s, "export HOST={}", shell_words::quote(&plugin.target));
-    let _ = writeln!(
-        s,
-        "export CROSS_COMPILE={}",
-        shell_words::quote(&format!("{}-", plugin.target))
-    );
-    let _ = writeln!(
-        s,
-        "export CROSS_SYSROOT={}",
-        shell_words::quote(&p.sysroot.display().to_string())
-    );
+    let sysroot = p.sysroot.display().to_string();
+    out.push(("HOST", plugin.target.clone()));
+    out.push(("CROSS_COMPILE", format!("{}-", plugin.target)));
+    out.push(("CROSS_SYSROOT", sysroot.clone()));
+    // Target programs that scripts start (make check, ctest, meson test)
+    // run through binfmt_misc; qemu-user finds their libraries here.
+    out.push((LD_PREFIX, sysroot));
     if let Some(f) = &p.project {
-        let _ = writeln!(
-            s,
-            "export {}={}",
-            crate::target::project::PROJECT_VAR,
-            shell_words::quote(&f.display().to_string())
-        );
+        out.push((crate::target::project::PROJECT_VAR, f.display().to_string()));
+    }
+    out
+}
+
+/// Shell assignments (`eval "$(qemu-cross-cc toolchain T --env)"`).
+pub fn env(plugin: &Plugin, p: &Paths) -> String {
+    let mut s = String::new();
+    for (var, value) in vars(plugin, p) {
+        let _ = writeln!(s, "export {var}={}", shell_words::quote(&value));
     }
     s
 }
@@ -336,5 +358,13 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("export HOST=s390x-linux-gnu"));
+        assert!(e.contains("export QEMU_LD_PREFIX=/c/s390x"), "{e}");
+        assert!(
+            c.contains(
+                "file(WRITE \"${QEMU_CROSS_CC_CTEST_FILE}\" \"set(ENV{QEMU_LD_PREFIX} \\\"/c/s390x\\\")\n\")"
+            ),
+            "{c}"
+        );
+        assert!(c.contains("APPEND PROPERTY TEST_INCLUDE_FILES"), "{c}");
     }
 }

@@ -38,6 +38,12 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         meson_aarch64_host_toolchain_hidden,
         Mode::Shared,
     ),
+    ("projects::one_libc_s390x", one_libc_s390x, Mode::Shared),
+    (
+        "projects::one_libc_aarch64_host_toolchain_hidden",
+        one_libc_aarch64_host_toolchain_hidden,
+        Mode::Shared,
+    ),
     (
         "projects::ccache_hits_and_a_rebuilt_image_misses",
         ccache_hits_and_a_rebuilt_image_misses,
@@ -140,6 +146,15 @@ fn must(o: std::process::Output, what: &str) -> String {
     stdout(&o) + &stderr(&o)
 }
 
+/// The shell words that source the target's env script
+/// (`toolchain TARGET --env`) where they run.
+fn env_script(target: &str) -> String {
+    format!(
+        "eval \"$({} toolchain {target} --env)\"",
+        run().bin.display()
+    )
+}
+
 /// The libtool fixture: configure finds GNU ld through
 /// `-print-prog-name=ld`, builds the shared library, and a second `make`
 /// does nothing (the depfiles name only host files).
@@ -186,18 +201,47 @@ fn libtool_project(t: &T, target: &str, hide: bool, machine: &str) {
             "{dep} lost the project header:\n{text}"
         );
     }
-    // Its test runs through the runner (a libtool wrapper script).
+    // Its tests run through the runner: the program (a libtool wrapper
+    // script) and the script starting it (in the image).
     let check = must(
         sh(
             t,
             &build,
             &path,
             hide,
-            &format!("make check LOG_COMPILER={target}-run"),
+            &format!("make check LOG_COMPILER={target}-run SH_LOG_COMPILER={target}-run"),
         ),
         "make check",
     );
-    assert!(check.contains("# PASS:  1"), "{check}");
+    assert!(check.contains("# PASS:  2"), "{check}");
+    // Plain `make check` (no LOG_COMPILER) after sourcing the env script:
+    // the test and the script's program run through the host's binfmt_misc
+    // handler, qemu-user told where the target's libraries are.
+    let plain = must(
+        sh(
+            t,
+            &build,
+            &path,
+            hide,
+            &format!("{} && make check", env_script(target)),
+        ),
+        "plain make check",
+    );
+    assert!(
+        plain.contains("PASS: greet.sh") && plain.contains("# PASS:  2"),
+        "{plain}"
+    );
+    let host = must(
+        sh(
+            t,
+            &build,
+            &path,
+            hide,
+            &format!("{} exec --host {target} -- make check", run().bin.display()),
+        ),
+        "exec --host make check",
+    );
+    assert!(host.contains("# PASS:  2"), "{host}");
     // A no-op rebuild compiles nothing.
     let again = must(sh(t, &build, &path, hide, "make"), "make again");
     assert!(
@@ -390,7 +434,11 @@ fn cmake_project(t: &T, target: &str, hide: bool, order: &str) {
         sh(t, &build, &path, hide, "ctest --output-on-failure"),
         "ctest",
     );
-    assert!(tests.contains("100% tests passed"), "{tests}");
+    // Plain ctest; its script test starts the programs itself.
+    assert!(
+        tests.contains("100% tests passed, 0 tests failed out of 3"),
+        "{tests}"
+    );
     let o = ok(t
         .program(format!("{target}-run"), ["./squeeze-cli"])
         .current_dir(&build)
@@ -443,8 +491,19 @@ fn meson_project(t: &T, target: &str, hide: bool) {
         again.contains("no work to do"),
         "a no-op ninja rebuilt:\n{again}"
     );
-    let tests = must(sh(t, &builddir, &path, hide, "meson test"), "meson test");
-    assert!(tests.contains("Ok:                 1"), "{tests}");
+    // The script test starts the program itself: with the env script's
+    // environment, as a user's shell has it.
+    let tests = must(
+        sh(
+            t,
+            &builddir,
+            &path,
+            hide,
+            &format!("{} && meson test", env_script(target)),
+        ),
+        "meson test",
+    );
+    assert!(tests.contains("Ok:                 2"), "{tests}");
 }
 
 fn meson_s390x(eng: Eng) {
@@ -455,6 +514,150 @@ fn meson_s390x(eng: Eng) {
 fn meson_aarch64_host_toolchain_hidden(eng: Eng) {
     let t = T::new(eng, "meson-a64", false);
     meson_project(&t, "aarch64-linux-gnu", true);
+}
+
+/// The interpreter and the `libc.so.6` that `LD_TRACE_LOADED_OBJECTS=1`
+/// output names (`libc.so.6 => /lib/T/libc.so.6 (0x...)`, `/lib/ld.so (0x...)`).
+fn traced(trace: &str) -> (String, String) {
+    let libc = trace
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("libc.so.6 => "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no libc in:\n{trace}"));
+    let interp = trace
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with('/'))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no interpreter in:\n{trace}"));
+    (libc.to_string(), interp.to_string())
+}
+
+/// A program linked against a target package (zlib, so the image is the
+/// derived one with Debian's libc6 for the target) runs under every route:
+/// the runner, `exec` in the image (binfmt_misc there), and on the host
+/// (binfmt_misc, `exec --host` and the env script). The dynamic linker and
+/// libc it loads are one: in the image the cross compiler's copy is the
+/// multiarch file, and on the host both resolve into the export.
+fn one_libc(t: &T, target: &str, hide: bool) {
+    t.builtin_plugin(target);
+    let path = t.shims(&[target]);
+    let (src, _) = fixture(t, "cmake");
+    let hide = hide.then_some(target);
+    let bin = run().bin.display().to_string();
+    must(
+        sh(
+            t,
+            &src,
+            &path,
+            hide,
+            &format!(
+                "{target}-gcc -Iinclude -DBYTE_ORDER_NAME='\"any\"' -o prog src/main.c \
+                 src/squeeze.c -lz"
+            ),
+        ),
+        "build",
+    );
+    record_derived(t, target);
+    for (route, script) in [
+        ("runner", format!("{target}-run ./prog")),
+        ("exec", format!("{bin} exec {target} -- ./prog")),
+        // A program's own LD_LIBRARY_PATH (a test's environment) does not
+        // change which libc it loads. [old: stack smashing detected]
+        (
+            "exec, own LD_LIBRARY_PATH",
+            format!("{bin} exec {target} -- env LD_LIBRARY_PATH=/nonexistent ./prog"),
+        ),
+        (
+            "exec --host",
+            format!("{bin} exec --host {target} -- ./prog"),
+        ),
+        ("env script", format!("{} && ./prog", env_script(target))),
+    ] {
+        let o = must(sh(t, &src, &path, hide, &script), route);
+        assert!(o.contains("round trip ok"), "{route}: {o}");
+    }
+    // In the image: the libc and dynamic linker the program loads are the
+    // files the cross compiler links against.
+    let trace = must(
+        sh(
+            t,
+            &src,
+            &path,
+            hide,
+            &format!("{bin} exec {target} -- sh -c 'LD_TRACE_LOADED_OBJECTS=1 ./prog'"),
+        ),
+        "trace in the image",
+    );
+    let (libc, interp) = traced(&trace);
+    let sysroot = format!("/usr/{target}");
+    let name = Path::new(&interp)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    let real = must(
+        sh(
+            t,
+            &src,
+            &path,
+            hide,
+            &format!(
+                "{bin} exec {target} -- readlink -f {libc} {sysroot}/lib/libc.so.6 {interp} \
+                 {sysroot}/lib/{name}"
+            ),
+        ),
+        "readlink in the image",
+    );
+    let real: Vec<&str> = real.lines().collect();
+    assert_eq!(real.len(), 4, "{real:?}");
+    assert_eq!(real[0], real[1], "two libcs in the image: {real:?}");
+    assert_eq!(
+        real[2], real[3],
+        "two dynamic linkers in the image: {real:?}"
+    );
+    // On the host: what qemu-user loads from the export.
+    let export = PathBuf::from(
+        must(
+            sh(t, &src, &path, None, &format!("{bin} sysroot {target}")),
+            "sysroot",
+        )
+        .trim()
+        .to_string(),
+    );
+    let trace = must(
+        sh(
+            t,
+            &src,
+            &path,
+            hide,
+            &format!("{bin} exec --host {target} -- env LD_TRACE_LOADED_OBJECTS=1 ./prog"),
+        ),
+        "trace on the host",
+    );
+    let (libc, interp) = traced(&trace);
+    let at = |p: &str| std::fs::canonicalize(export.join(p.trim_start_matches('/'))).unwrap();
+    assert_eq!(
+        at(&libc),
+        at(&format!("{sysroot}/lib/libc.so.6")),
+        "{trace}"
+    );
+    assert_eq!(at(&interp), at(&format!("{sysroot}/lib/{name}")), "{trace}");
+    let multiarch = export.join("usr/lib").join(target);
+    assert!(
+        at(&libc).starts_with(std::fs::canonicalize(&multiarch).unwrap()),
+        "{trace}"
+    );
+}
+
+fn one_libc_s390x(eng: Eng) {
+    let t = T::new(eng, "libc-s390x", false);
+    one_libc(&t, "s390x-linux-gnu", false);
+}
+
+fn one_libc_aarch64_host_toolchain_hidden(eng: Eng) {
+    let t = T::new(eng, "libc-a64", false);
+    one_libc(&t, "aarch64-linux-gnu", true);
 }
 
 /// `CC="ccache TARGET-gcc"`: a second build in a fresh folder is served

@@ -186,10 +186,15 @@ fn libtool_tree_make_check(eng: Eng) {
         &t,
         &path,
         "make",
-        &["check", "LOG_COMPILER=s390x-linux-gnu-run"],
+        &[
+            "check",
+            "LOG_COMPILER=s390x-linux-gnu-run",
+            "SH_LOG_COMPILER=s390x-linux-gnu-run",
+        ],
     )
     .current_dir(&build));
     assert!(stdout(&o).contains("PASS: greet-test"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("PASS: greet.sh"), "{}", stdout(&o));
     let o = ok(exec_cmd(&t, &path, &["make", "check"]).current_dir(&build));
     assert!(stdout(&o).contains("PASS: greet-test"), "{}", stdout(&o));
     let log = std::fs::read_to_string(build.join("greet-test.log")).unwrap();
