@@ -8,9 +8,10 @@
 #    hard limits) unless an admin's own file is there;
 #  - starts dockerd when no docker daemon answers, and waits for it;
 #  - mounts binfmt_misc and registers the qemu-user handlers that are missing;
-#  - debootstraps a minbase bookworm once (mirror read from the apt sources at
-#    run time) and imports it as debian:12-slim into docker and
-#    docker.io/library/debian:12-slim into podman, where no such image exists;
+#  - debootstraps a minbase bookworm and a minbase bullseye once (mirror read
+#    from the apt sources at run time) and imports them as debian:12-slim and
+#    debian:11-slim into docker and docker.io/library/debian:12-slim and
+#    :11-slim into podman, where no such image exists;
 #  - starts a local registry on 127.0.0.1 (port $QCC_REGISTRY_PORT, 5000);
 #  - creates the unprivileged test user qcc-tester (docker group, subuid and
 #    subgid ranges for rootless podman) with the base image in its storage;
@@ -21,7 +22,6 @@
 set -eu
 
 STATE=/var/lib/qemu-cross-cc-setup
-ROOTFS="$STATE/bookworm-minbase"
 TARBALL="$STATE/bookworm-minbase.tar"
 REGISTRY_PORT="${QCC_REGISTRY_PORT:-5000}"
 TEST_USER=qcc-tester
@@ -128,26 +128,39 @@ mirror() {
     fi
     printf '%s\n' "${QCC_DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
 }
-if [ ! -s "$TARBALL" ]; then
-    m=$(mirror)
-    say "debootstrap bookworm from $m (once)"
-    rm -rf "$ROOTFS"
-    debootstrap --variant=minbase bookworm "$ROOTFS" "$m" >"$STATE/debootstrap.log" 2>&1 ||
-        die "debootstrap failed; see $STATE/debootstrap.log"
-    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
-    tar -C "$ROOTFS" -cf "$TARBALL.tmp" .
-    mv "$TARBALL.tmp" "$TARBALL"
-    rm -rf "$ROOTFS"
-fi
-chmod 644 "$TARBALL"
-if ! docker image inspect debian:12-slim >/dev/null 2>&1; then
-    say "importing debian:12-slim into docker"
-    docker import --change 'CMD ["bash"]' "$TARBALL" debian:12-slim >/dev/null
-fi
-if ! podman image exists docker.io/library/debian:12-slim; then
-    say "importing docker.io/library/debian:12-slim into podman"
-    podman import --change 'CMD ["bash"]' "$TARBALL" docker.io/library/debian:12-slim >/dev/null 2>&1
-fi
+# base_tarball RELEASE: a minbase RELEASE debootstrapped once, as a tarball.
+base_tarball() {
+    rootfs="$STATE/$1-minbase" tarball="$STATE/$1-minbase.tar"
+    if [ ! -s "$tarball" ]; then
+        m=$(mirror)
+        say "debootstrap $1 from $m (once)"
+        rm -rf "$rootfs"
+        debootstrap --variant=minbase "$1" "$rootfs" "$m" >"$STATE/debootstrap-$1.log" 2>&1 ||
+            die "debootstrap $1 failed; see $STATE/debootstrap-$1.log"
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        tar -C "$rootfs" -cf "$tarball.tmp" .
+        mv "$tarball.tmp" "$tarball"
+        rm -rf "$rootfs"
+    fi
+    chmod 644 "$tarball"
+}
+# import_base RELEASE TAG: the tarball as debian:TAG (docker) and
+# docker.io/library/debian:TAG (podman), where no such image exists.
+import_base() {
+    if ! docker image inspect "debian:$2" >/dev/null 2>&1; then
+        say "importing debian:$2 into docker"
+        docker import --change 'CMD ["bash"]' "$STATE/$1-minbase.tar" "debian:$2" >/dev/null
+    fi
+    if ! podman image exists "docker.io/library/debian:$2"; then
+        say "importing docker.io/library/debian:$2 into podman"
+        podman import --change 'CMD ["bash"]' "$STATE/$1-minbase.tar" "docker.io/library/debian:$2" >/dev/null 2>&1
+    fi
+}
+# bookworm for every target; bullseye for the glibc 2.31 floor.
+base_tarball bookworm
+base_tarball bullseye
+import_base bookworm 12-slim
+import_base bullseye 11-slim
 podman run --rm --network none docker.io/library/debian:12-slim true ||
     die "podman cannot run a container; check $conf"
 

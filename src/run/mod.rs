@@ -310,10 +310,13 @@ pub fn run(ctx: &Ctx, plugin: &Plugin, args: Vec<OsString>) -> Result<i32> {
         // Scripts and the programs they start go through the handler.
         give_interpreter(&mut req, &emu);
     }
+    // The host's own architecture (x86_64-linux-gnu on x86-64): the image's
+    // own C library is the target's, so its programs run as they are.
+    let own_arch = std::env::consts::ARCH == plugin.qemu;
     let qemu = match &emu.host_qemu {
-        Some(host) => Some(mount_qemu(&mut req, plugin, host)),
-        None if emu.handler.is_some() || emu.native => None,
-        None => return Err(Emulation::missing(plugin)),
+        Some(host) if !own_arch => Some(mount_qemu(&mut req, plugin, host)),
+        _ if own_arch || emu.handler.is_some() || emu.native => None,
+        _ => return Err(Emulation::missing(plugin)),
     };
     match (program, qemu) {
         (Program::Elf { .. } | Program::InImage, Some(q)) => {

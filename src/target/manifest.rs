@@ -40,6 +40,19 @@ pub struct Manifest {
     pub env: BTreeMap<String, String>,
     /// Extra host folders mounted read-only for every tool.
     pub paths: Vec<String>,
+    /// The version of the image's C library (`2.36`), when known.
+    pub glibc: Option<String>,
+    /// Older C libraries to build against (`2.31`): the same toolchain in
+    /// an image of an older Debian, which a project picks with `glibc`.
+    pub glibc_floors: BTreeMap<String, Floor>,
+}
+
+/// An image for a glibc floor: built from `dockerfile`, tagged `image`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Floor {
+    pub image: String,
+    pub dockerfile: String,
 }
 
 /// The manifest file format (`plugins/<target>.json`) as written. With
@@ -65,6 +78,9 @@ pub(super) struct Written {
     pub(super) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(super) paths: Vec<String>,
+    pub(super) glibc: Option<String>,
+    #[serde(default)]
+    pub(super) glibc_floors: BTreeMap<String, Floor>,
 }
 
 /// The largest manifest read; a bigger one is refused, never truncated.
@@ -121,7 +137,17 @@ impl Manifest {
         if let Some(arch) = &self.debian_arch {
             check_debian_arch(arch).map_err(|w| Invalid("debian_arch", w))?;
         }
-        check_packages(&self.packages).map_err(|w| Invalid("packages", w))
+        check_packages(&self.packages).map_err(|w| Invalid("packages", w))?;
+        if let Some(v) = &self.glibc {
+            check_glibc(v).map_err(|w| Invalid("glibc", w))?;
+        }
+        for (v, floor) in &self.glibc_floors {
+            let at = |why: String| Invalid("glibc_floors", format!("entry {}: {why}", shown(v)));
+            check_glibc(v).map_err(at)?;
+            check_image(&floor.image).map_err(|w| at(format!("`image` {w}")))?;
+            check_dockerfile(&floor.dockerfile).map_err(|w| at(format!("`dockerfile` {w}")))?;
+        }
+        Ok(())
     }
 
     /// The image the tools run in: `image`, or with packages the image
@@ -215,6 +241,23 @@ pub(super) fn check_target(target: &str) -> std::result::Result<(), String> {
          and `_.+-`, at least one `-`, not starting with `.` or `-`, at most {NAME_MAX} characters",
         shown(target)
     ))
+}
+
+/// A glibc version: `MAJOR.MINOR`, such as `2.31`.
+pub(super) fn check_glibc(version: &str) -> std::result::Result<(), String> {
+    let ok = version.split_once('.').is_some_and(|(a, b)| {
+        [a, b]
+            .iter()
+            .all(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|c| c.is_ascii_digit()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "is '{}', not a glibc version such as 2.31",
+            shown(version)
+        ))
+    }
 }
 
 pub(super) fn check_image(image: &str) -> std::result::Result<(), String> {

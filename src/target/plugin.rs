@@ -132,6 +132,8 @@ impl Plugin {
         append_new(&mut paths, w.paths);
         let mut packages = b.map(|m| m.packages.clone()).unwrap_or_default();
         append_new(&mut packages, w.packages);
+        let mut glibc_floors = b.map(|m| m.glibc_floors.clone()).unwrap_or_default();
+        glibc_floors.extend(w.glibc_floors);
         let manifest = Manifest {
             image: pick(w.image, b.map(|m| &m.image), "image")?,
             dockerfile: pick(w.dockerfile, b.map(|m| &m.dockerfile), "dockerfile")?,
@@ -144,6 +146,8 @@ impl Plugin {
             debian_arch: w
                 .debian_arch
                 .or_else(|| b.and_then(|m| m.debian_arch.clone())),
+            glibc: w.glibc.or_else(|| b.and_then(|m| m.glibc.clone())),
+            glibc_floors,
             target: w.target,
             extends: w.extends,
             tools,
@@ -181,6 +185,41 @@ impl Plugin {
     pub fn add_packages(&mut self, packages: &[String]) -> std::result::Result<(), String> {
         check_packages(packages)?;
         append_new(&mut self.manifest.packages, packages.iter().cloned());
+        self.image = self.manifest.run_image()?;
+        Ok(())
+    }
+
+    /// Build against glibc `version` (a project's `glibc`): the manifest's
+    /// own C library, or one of its `glibc_floors`, whose image then
+    /// replaces the target's (packages are derived from it). The error
+    /// completes "`glibc` ...".
+    pub fn set_glibc(&mut self, version: &str) -> std::result::Result<(), String> {
+        if self.manifest.glibc.as_deref() == Some(version) {
+            return Ok(());
+        }
+        let Some(floor) = self.manifest.glibc_floors.get(version).cloned() else {
+            let mut have: Vec<String> = self.manifest.glibc_floors.keys().cloned().collect();
+            if let Some(own) = &self.manifest.glibc {
+                have.push(format!("{own} (its image's, the default)"));
+            }
+            let shown = shown(version);
+            return Err(if have.is_empty() {
+                format!(
+                    "is {shown}, but target {} has only its image's C library; remove `glibc`",
+                    self.target
+                )
+            } else {
+                format!(
+                    "is {shown}, which target {} does not have; it has glibc {}: set `glibc` \
+                     to one of them",
+                    self.target,
+                    have.join(", ")
+                )
+            });
+        };
+        self.manifest.image = floor.image;
+        self.manifest.dockerfile = floor.dockerfile;
+        self.manifest.glibc = Some(version.to_string());
         self.image = self.manifest.run_image()?;
         Ok(())
     }

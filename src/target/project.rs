@@ -8,6 +8,7 @@
 //! packages = ["zlib1g-dev"]        # Debian packages for the target
 //! distcc = "10.0.0.2:3632 10.0.0.3:3632/8,lzo"   # distcc servers (see `distcc`)
 //! ccache = true                    # compiles through ccache in the image (see `compile::ccache`)
+//! glibc = "2.31"                   # build against an older C library (a manifest's `glibc_floors`)
 //! [target.s390x-linux-gnu]         # one target: the same keys, added to [build]'s
 //! packages = ["libssl-dev"]
 //! distcc = "10.0.0.2:3633"         # a target's own servers replace [build]'s
@@ -34,8 +35,7 @@ pub const FILE_NAME: &str = "qemu-cross-cc.toml";
 const CAP: u64 = 1 << 20;
 
 /// What the keys are, for error messages.
-const KEYS: &str =
-    "tables [build] and [target.TARGET], each with paths, passenv, packages, distcc and ccache";
+const KEYS: &str = "tables [build] and [target.TARGET], each with paths, passenv, packages, distcc, ccache and glibc";
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +67,10 @@ pub struct Section {
     /// replaces [build]'s.
     #[serde(default)]
     pub ccache: Option<bool>,
+    /// The glibc to build against (`2.31`: an image of an older Debian);
+    /// a target's own value replaces [build]'s.
+    #[serde(default)]
+    pub glibc: Option<String>,
 }
 
 /// A project file, read and checked.
@@ -169,7 +173,11 @@ impl Project {
     pub fn apply_to(&self, plugin: &Plugin) -> Result<Plugin> {
         let mut p = plugin.clone();
         let file = self.file.display();
+        let mut glibc = None;
         for (key, section) in self.sections(&plugin.target) {
+            if let Some(v) = &section.glibc {
+                glibc = Some((key.clone(), v.clone()));
+            }
             for path in &section.paths {
                 if !Path::new(path).exists() {
                     bail!(
@@ -196,6 +204,10 @@ impl Project {
                     anyhow::anyhow!("bad project file {file}: {key} `packages` {why}")
                 })?;
             }
+        }
+        if let Some((key, version)) = glibc {
+            p.set_glibc(&version)
+                .map_err(|why| anyhow::anyhow!("bad project file {file}: {key} `glibc` {why}"))?;
         }
         Ok(p)
     }
@@ -301,6 +313,9 @@ fn check_section(file: &Path, dir: &Path, key: &str, mut s: Section) -> Result<S
     if let Some(hosts) = &s.distcc {
         crate::target::distcc_hosts::parse(hosts).map_err(|why| bad("distcc", why))?;
     }
+    if let Some(v) = &s.glibc {
+        crate::target::manifest::check_glibc(v).map_err(|why| bad("glibc", why))?;
+    }
     Ok(s)
 }
 
@@ -370,6 +385,25 @@ paths = ["/x"]
         err("[build\n");
         err("[build]\npaths = [\"/a\",\n");
         err("build = 3\n");
+    }
+
+    #[test]
+    fn glibc_values_are_versions() {
+        for bad in ["2", "2.31.1", "two.31", "2.", "", " 2.31"] {
+            let e = err(&format!("[build]\nglibc = \"{bad}\"\n"));
+            assert!(
+                e.contains("`glibc`") && e.contains("not a glibc version"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            parse("[build]\nglibc = \"2.31\"\n")
+                .unwrap()
+                .build
+                .glibc
+                .as_deref(),
+            Some("2.31")
+        );
     }
 
     #[test]
@@ -460,6 +494,51 @@ paths = ["/x"]
                 && e.contains("[build] `packages`")
                 && e.contains("arm64, armel, armhf, i386, mips64el, mipsel, ppc64el, s390x")
                 && !e.contains('\n'),
+            "{e}"
+        );
+
+        // glibc: a floor's image replaces the target's, packages derive
+        // from it; the target's own value replaces [build]'s.
+        let floor = "[build]\nglibc = \"2.36\"\n[target.s390x-linux-gnu]\nglibc = \"2.31\"\n\
+                     packages = [\"zlib1g-dev\"]\n";
+        let p = Project::parse(floor, &file)
+            .unwrap()
+            .apply_to(base)
+            .unwrap();
+        assert_eq!(p.base_image(), "qemu-cross-cc/s390x-linux-gnu-glibc2.31");
+        assert_eq!(p.dockerfile, "cross-s390x-linux-gnu-bullseye.docker");
+        assert_eq!(p.glibc.as_deref(), Some("2.31"));
+        assert!(
+            p.image
+                .starts_with("qemu-cross-cc/s390x-linux-gnu-glibc2.31-lib-"),
+            "{}",
+            p.image
+        );
+        let same = Project::parse("[build]\nglibc = \"2.36\"\n", &file).unwrap();
+        let p = same.apply_to(base).unwrap();
+        assert_eq!(p.base_image(), base.base_image());
+        let e = format!(
+            "{:#}",
+            Project::parse("[build]\nglibc = \"2.28\"\n", &file)
+                .unwrap()
+                .apply_to(base)
+                .unwrap_err()
+        );
+        assert!(
+            e.contains("[build] `glibc` is 2.28")
+                && e.contains("it has glibc 2.31, 2.36 (its image's, the default)")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let e = format!(
+            "{:#}",
+            Project::parse("[build]\nglibc = \"2.31\"\n", &file)
+                .unwrap()
+                .apply_to(riscv)
+                .unwrap_err()
+        );
+        assert!(
+            e.contains("it has glibc 2.36 (its image's, the default)"),
             "{e}"
         );
 

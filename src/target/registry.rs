@@ -349,6 +349,41 @@ mod tests {
     }
 
     #[test]
+    fn glibc_floors_are_checked_and_inherited() {
+        let (_d, reg) = with_files(&[(
+            "s390x-old-linux-gnu.json",
+            serde_json::json!({"target": "s390x-old-linux-gnu", "extends": "s390x-linux-gnu",
+                "glibc_floors": {"2.28": {"image": "me/s390x-buster", "dockerfile": "buster.docker"}}}),
+        )]);
+        let reg = reg.unwrap();
+        let p = reg.get("s390x-old-linux-gnu").unwrap();
+        let floors: Vec<&str> = p.glibc_floors.keys().map(String::as_str).collect();
+        assert_eq!(floors, ["2.28", "2.31"]);
+        assert_eq!(p.glibc.as_deref(), Some("2.36"));
+        for (field, value) in [
+            ("glibc", serde_json::json!("2.x")),
+            (
+                "glibc_floors",
+                serde_json::json!({"2.31": {"image": "Bad Image", "dockerfile": "x.docker"}}),
+            ),
+            (
+                "glibc_floors",
+                serde_json::json!({"2.31": {"image": "i", "dockerfile": "../x.docker"}}),
+            ),
+            (
+                "glibc_floors",
+                serde_json::json!({"new": {"image": "i", "dockerfile": "x.docker"}}),
+            ),
+        ] {
+            let mut v = serde_json::json!({"target": "f-linux-gnu", "extends": "s390x-linux-gnu"});
+            v[field] = value;
+            let (_d, reg) = with_files(&[("f-linux-gnu.json", v)]);
+            let e = one_line(reg.unwrap_err());
+            assert!(e.contains(&format!("field `{field}`")), "{e}");
+        }
+    }
+
+    #[test]
     fn extends_its_own_target_means_the_manifest_it_replaces() {
         let (_d, reg) = with_files(&[(
             "s390x-linux-gnu.json",
@@ -496,12 +531,38 @@ mod tests {
                 "mips64el-linux-gnuabi64",
                 "mipsel-linux-gnu",
                 "powerpc64le-linux-gnu",
-                "s390x-linux-gnu"
+                "s390x-linux-gnu",
+                "x86_64-linux-gnu"
             ]
         );
         assert!(
             reg.iter()
                 .all(|p| p.packages.is_empty() && p.image == p.base_image())
+        );
+        // Every built-in says its C library; the floors' dockerfiles exist.
+        let lib = Library::standard(&[]);
+        for p in reg.iter() {
+            assert_eq!(p.glibc.as_deref(), Some("2.36"), "{}", p.target);
+            for (v, floor) in &p.glibc_floors {
+                let mut q = p.clone();
+                q.set_glibc(v).unwrap();
+                assert_eq!(q.base_image(), floor.image);
+                q.dockerfile(&lib).unwrap();
+                assert!(
+                    q.builtin_dockerfile_checksum(&lib).is_some(),
+                    "{}",
+                    floor.dockerfile
+                );
+            }
+        }
+        let floors: Vec<&str> = reg
+            .iter()
+            .filter(|p| p.glibc_floors.contains_key("2.31"))
+            .map(|p| p.target.as_str())
+            .collect();
+        assert_eq!(
+            floors,
+            ["aarch64-linux-gnu", "s390x-linux-gnu", "x86_64-linux-gnu"]
         );
     }
 

@@ -10,6 +10,7 @@
 mod agent_faults;
 mod core;
 mod distcc;
+mod glibc;
 mod hardening;
 mod leaks;
 mod libraries;
@@ -81,6 +82,7 @@ fn main() {
             .chain(agent_faults::TESTS)
             .chain(hardening::TESTS)
             .chain(libraries::TESTS)
+            .chain(glibc::TESTS)
             .chain(projects::TESTS)
             .chain(leaks::TESTS)
             .chain(runner::TESTS)

@@ -351,6 +351,17 @@ impl T {
             .unwrap()
             .push((self.eng, self.tester, image.clone()));
         m["image"] = serde_json::Value::from(image);
+        // The floors' images are this run's too (`qcc-test-<run>-<target>-glibc2.31`).
+        if let Some(floors) = m["glibc_floors"].as_object_mut() {
+            for (version, floor) in floors.iter_mut() {
+                let image = format!("qcc-test-{}-{target}-glibc{version}", run().id);
+                CREATED
+                    .lock()
+                    .unwrap()
+                    .push((self.eng, self.tester, image.clone()));
+                floor["image"] = serde_json::Value::from(image);
+            }
+        }
         self.write(
             &format!("plugins/{target}.json"),
             serde_json::to_string_pretty(&m).unwrap(),

@@ -176,6 +176,13 @@ pub const TARGETS: &[Target] = &[
         big: true,
         machine: "SPARC V9",
     },
+    Target {
+        name: "x86_64-linux-gnu",
+        qemu: "x86_64",
+        long: 8,
+        big: false,
+        machine: "x86-64",
+    },
 ];
 
 /// Copy the test project to `t.dir/src` and configure + make it in
