@@ -17,14 +17,12 @@
 //! preprocessing run the compiler directly, as ccache itself would.
 
 use std::ffi::OsString;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 
 use crate::call::cmdline::{CmdLine, Mode};
 use crate::call::request::Request;
-use crate::state::safefs;
 use crate::target::plugin::Plugin;
 
 /// The variable that turns the mode on (1) or off (0) for one call; it
@@ -62,36 +60,11 @@ fn folder_name(target: &str, checksum: &str) -> String {
 /// `checksum`: private to the caller (created 0700, or checked), its
 /// symlinks resolved, as it is mounted.
 pub fn folder(target: &str, checksum: &str) -> Result<PathBuf> {
-    folder_in(
+    crate::state::paths::mounted_cache_folder(
         &crate::state::paths::cache_dir()?,
+        "ccache",
         &folder_name(target, checksum),
     )
-}
-
-/// The cache folder `name` below the cache folder `cache`.
-fn folder_in(cache: &Path, name: &str) -> Result<PathBuf> {
-    let var = crate::state::paths::CACHE_VAR;
-    let parent = cache.join("ccache");
-    safefs::private_dir(&parent, var)?;
-    let dir = parent.join(name);
-    safefs::private_dir(&dir, var)?;
-    // The folder was checked by lstat; mount the very folder that was
-    // checked, under its real path.
-    let real = std::fs::canonicalize(&dir).map_err(|e| safefs::io_error(e, "resolve", &dir))?;
-    match (std::fs::symlink_metadata(&dir), std::fs::metadata(&real)) {
-        (Ok(a), Ok(b)) if a.is_dir() && a.dev() == b.dev() && a.ino() == b.ino() => {}
-        _ => bail!(
-            "the ccache folder {} changed while it was checked; run the build again",
-            dir.display()
-        ),
-    }
-    if let Some(why) = crate::call::mounts::refusal(&real) {
-        bail!(
-            "cannot use the ccache folder {}: {why}; set {var} to a folder of your own",
-            real.display()
-        );
-    }
-    Ok(real)
 }
 
 /// Make `req` run its compiler through ccache with the cache in `dir`:
@@ -112,6 +85,8 @@ pub fn wrap(req: &mut Request, dir: PathBuf) {
 mod tests {
     use super::*;
     use crate::call::mounts::MountSet;
+    use std::os::unix::fs::MetadataExt;
+    use std::path::Path;
 
     #[test]
     fn values() {
@@ -142,6 +117,8 @@ mod tests {
     #[test]
     fn folder_is_private_and_never_a_planted_link() {
         let cache = tempfile::tempdir().unwrap();
+        let folder_in =
+            |c: &Path, n: &str| crate::state::paths::mounted_cache_folder(c, "ccache", n);
         let dir = folder_in(cache.path(), "t-abc").unwrap();
         assert_eq!(
             dir,

@@ -64,7 +64,9 @@ pub fn tag(base_name: &str, base: &str, arch: &str, packages: &[String]) -> Resu
 /// links against that too, and whatever runs a program (the runner, `exec`,
 /// qemu-user on the host) finds one dynamic linker and one libc. The cross
 /// compiler's own files (libgcc, libstdc++) and the kernel headers stay.
-pub const ONE_LIBC: &str = r#"s=$1 ma=$2 a=$3 n=0;
+/// A sysroot whose `libc.so.6` is still another file afterwards fails the
+/// build (an image with two C libraries would abort at run time).
+pub const ONE_LIBC: &str = r#"set -f; s=$1 ma=$2 a=$3 n=0;
 for f in $(dpkg-query -L libc6-$a-cross libc6-dev-$a-cross 2>/dev/null); do
 case $f in
 "$s"/lib/*) set -- "/usr/lib/$ma/${f#"$s"/lib/}" ;;
@@ -76,6 +78,9 @@ for t in "$@"; do
 if [ -f "$t" ]; then ln -sfn "$t" "$f" && n=$((n + 1)); break; fi;
 done;
 done;
+if [ -e "$s/lib/libc.so.6" ] && [ "$(readlink -f "$s/lib/libc.so.6")" != "$(readlink -f "/usr/lib/$ma/libc.so.6")" ]; then
+echo "qemu-cross-cc: $s/lib/libc.so.6 is not the Debian C library for $a (the packages libc6-$a-cross and libc6-dev-$a-cross were expected); the image would have two" >&2; exit 1;
+fi;
 echo "qemu-cross-cc: $n files of $s link to the Debian C library for $a""#;
 
 /// The dockerfile of the image derived from `base` (whose dockerfile
@@ -169,6 +174,16 @@ RUN sh -c ";
                 "s390x"
             ]
         );
+    }
+
+    #[test]
+    fn the_script_is_valid_shell() {
+        let script = ONE_LIBC.lines().collect::<Vec<_>>().join(" ");
+        let o = std::process::Command::new("sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! through the compile path (`Request`, sessions, one-shot): same mounts,
 //! user, environment allow-list and `--network none`.
 
+mod wine;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::Read;
@@ -40,6 +42,7 @@ use crate::context::Ctx;
 use crate::error::UsageError;
 use crate::host::binfmt::{self, Handler};
 use crate::host::elf::{dynamic as elf_dynamic, is_dynamic as elf_is_dynamic};
+use crate::target::manifest::RunsWith;
 use crate::target::plugin::{Plugin, RUNNER};
 
 /// Where the host's qemu-user appears inside the container.
@@ -297,6 +300,9 @@ pub fn run(ctx: &Ctx, plugin: &Plugin, args: Vec<OsString>) -> Result<i32> {
     if given == "--help" || given == "-h" {
         println!("usage: {name} {RUN_USAGE}");
         return Ok(0);
+    }
+    if plugin.runs_with == RunsWith::Wine {
+        return wine::run(ctx, plugin, &given, &args[1..]);
     }
     let cwd =
         std::env::current_dir().context("cannot read the current directory (was it removed?)")?;

@@ -91,6 +91,34 @@ pub fn cache_subdir(name: &str) -> Result<PathBuf> {
     private_subdir(&cache_dir()?, name, CACHE_VAR)
 }
 
+/// The folder `name` in the subfolder `sub` (`ccache`, `wine`) of the cache
+/// folder `cache`, made to be mounted read-write into a container: both
+/// private to the caller (created 0700, or checked by lstat: a planted
+/// link is refused, never followed), resolved, the resolved folder the one
+/// checked, and not a folder a container may not get.
+pub fn mounted_cache_folder(cache: &Path, sub: &str, name: &str) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let parent = cache.join(sub);
+    safefs::private_dir(&parent, CACHE_VAR)?;
+    let dir = parent.join(name);
+    safefs::private_dir(&dir, CACHE_VAR)?;
+    let real = std::fs::canonicalize(&dir).map_err(|e| safefs::io_error(e, "resolve", &dir))?;
+    match (std::fs::symlink_metadata(&dir), std::fs::metadata(&real)) {
+        (Ok(a), Ok(b)) if a.is_dir() && a.dev() == b.dev() && a.ino() == b.ino() => {}
+        _ => anyhow::bail!(
+            "the {sub} folder {} changed while it was checked; run the command again",
+            dir.display()
+        ),
+    }
+    if let Some(why) = crate::call::mounts::refusal(&real) {
+        anyhow::bail!(
+            "cannot use the {sub} folder {}: {why}; set {CACHE_VAR} to a folder of your own",
+            real.display()
+        );
+    }
+    Ok(real)
+}
+
 /// A private subfolder of the runtime folder (`sessions`,
 /// `sessions/<id>`), created when missing.
 pub fn runtime_subdir(name: &str) -> Result<PathBuf> {

@@ -25,6 +25,9 @@ pub struct Manifest {
     pub dockerfile: String,
     /// The qemu-user name that runs the target's binaries (`qemu-<name>`).
     pub qemu: String,
+    /// What runs the target's programs: qemu-user (Linux targets) or wine
+    /// (Windows targets).
+    pub runs_with: RunsWith,
     /// Where the target's libraries and headers live inside the image.
     pub sysroot: String,
     /// The target's Debian architecture (`arm64`, `armhf`, `s390x`...), for
@@ -45,6 +48,17 @@ pub struct Manifest {
     /// Older C libraries to build against (`2.31`): the same toolchain in
     /// an image of an older Debian, which a project picks with `glibc`.
     pub glibc_floors: BTreeMap<String, Floor>,
+}
+
+/// What runs a target's programs (the runner, `exec`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RunsWith {
+    /// qemu-user, the host's static one or its binfmt_misc handler.
+    #[default]
+    Qemu,
+    /// wine in the target's image, with a wine prefix of the caller's cache.
+    Wine,
 }
 
 /// An image for a glibc floor: built from `dockerfile`, tagged `image`.
@@ -68,6 +82,7 @@ pub(super) struct Written {
     pub(super) image: Option<String>,
     pub(super) dockerfile: Option<String>,
     pub(super) qemu: Option<String>,
+    pub(super) runs_with: Option<RunsWith>,
     pub(super) sysroot: Option<String>,
     pub(super) debian_arch: Option<String>,
     #[serde(default)]

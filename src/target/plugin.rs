@@ -138,6 +138,10 @@ impl Plugin {
             image: pick(w.image, b.map(|m| &m.image), "image")?,
             dockerfile: pick(w.dockerfile, b.map(|m| &m.dockerfile), "dockerfile")?,
             qemu: pick(w.qemu, b.map(|m| &m.qemu), "qemu")?,
+            runs_with: w
+                .runs_with
+                .or_else(|| b.map(|m| m.runs_with))
+                .unwrap_or_default(),
             sysroot: pick(w.sysroot, b.map(|m| &m.sysroot), "sysroot")?,
             description: w
                 .description

@@ -47,6 +47,8 @@ pub fn exported_paths(plugin: &Plugin) -> Vec<String> {
     vec![
         plugin.sysroot.clone(),
         format!("/usr/lib/gcc-cross/{}", plugin.target),
+        // A compiler of the image's own architecture, or mingw-w64's.
+        format!("/usr/lib/gcc/{}", plugin.target),
         "/usr/include".to_string(),
         format!("/usr/lib/{}", multiarch(&plugin.target)),
     ]
@@ -191,7 +193,13 @@ fn copy_one(engine: &Engine, id: &str, path: &str, dest: &Path) -> Result<()> {
     let cp_out = cp.wait_with_output()?;
     if !cp_out.status.success() {
         let err = String::from_utf8_lossy(&cp_out.stderr);
-        if err.contains("no such file") || err.contains("not found") || err.contains("No such") {
+        // Engines word a missing path differently ("No such file or
+        // directory", docker 20.10's "Could not find the file").
+        let lower = err.to_lowercase();
+        if ["no such file", "not found", "could not find"]
+            .iter()
+            .any(|w| lower.contains(w))
+        {
             return Ok(());
         }
         bail!("exporting {path} from the image failed: {}", err.trim());
@@ -252,11 +260,28 @@ fn relativize_links(root: &Path, dir: &Path) -> Result<()> {
 /// each shared object there (`*.so.*`) a link in `usr/lib/<multiarch>`,
 /// wherever the image has none. What the image has is never replaced.
 fn complete_root(root: &Path, sysroot: &str, multiarch: &str) -> Result<()> {
-    let lib = root.join(sysroot.trim_start_matches('/')).join("lib");
-    let Ok(entries) = std::fs::read_dir(&lib) else {
-        return Ok(());
+    let real_root =
+        std::fs::canonicalize(root).map_err(|e| safefs::io_error(e, "resolve", root))?;
+    // A folder of the image that is a link leading out of the export is
+    // never written through.
+    let inside = |p: &Path| -> Result<PathBuf> {
+        let real = std::fs::canonicalize(p).map_err(|e| safefs::io_error(e, "resolve", p))?;
+        if !real.starts_with(&real_root) {
+            bail!(
+                "cannot complete the exported sysroot: {} leads out of it, to {}",
+                p.display(),
+                real.display()
+            );
+        }
+        Ok(real)
     };
-    let real_lib = std::fs::canonicalize(&lib).map_err(|e| safefs::io_error(e, "resolve", &lib))?;
+    let lib = root.join(sysroot.trim_start_matches('/')).join("lib");
+    let entries = match std::fs::read_dir(&lib) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(safefs::io_error(e, "read", &lib)),
+    };
+    let real_lib = inside(&lib)?;
     let mut names: Vec<String> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
@@ -268,8 +293,16 @@ fn complete_root(root: &Path, sysroot: &str, multiarch: &str) -> Result<()> {
         if at.symlink_metadata().is_ok() {
             return Ok(());
         }
-        std::fs::create_dir_all(dir).map_err(|e| safefs::io_error(e, "create", dir))?;
-        let from = std::fs::canonicalize(dir).map_err(|e| safefs::io_error(e, "resolve", dir))?;
+        // Each folder on the way is checked before anything is made in it.
+        let mut made = root.to_path_buf();
+        for part in dir.strip_prefix(root).unwrap_or(dir).components() {
+            made.push(part);
+            if made.symlink_metadata().is_err() {
+                std::fs::create_dir(&made).map_err(|e| safefs::io_error(e, "create", &made))?;
+            }
+            inside(&made)?;
+        }
+        let from = inside(dir)?;
         std::os::unix::fs::symlink(relative(&from, &real_lib.join(name)), &at)
             .map_err(|e| safefs::io_error(e, "create", &at))
     };
@@ -433,7 +466,35 @@ mod tests {
             assert!(x.join(absent).symlink_metadata().is_err(), "{absent}");
         }
         // Done twice, it changes nothing.
+        let listing = || {
+            let mut all = Vec::new();
+            let mut todo = vec![x.to_path_buf()];
+            while let Some(d) = todo.pop() {
+                for e in std::fs::read_dir(&d).unwrap().flatten() {
+                    let p = e.path();
+                    let link = std::fs::read_link(&p).ok();
+                    if e.file_type().unwrap().is_dir() {
+                        todo.push(p.clone());
+                    }
+                    all.push((p, link));
+                }
+            }
+            all.sort();
+            all
+        };
+        let before = listing();
         complete_root(x, "/usr/t-linux-gnu", "t-linux-gnu").unwrap();
+        assert_eq!(listing(), before);
+        // A folder of the image that leads out of the export is refused.
+        let out = tempfile::tempdir().unwrap();
+        std::fs::remove_dir_all(x.join("usr/lib/t-linux-gnu")).unwrap();
+        std::os::unix::fs::symlink(out.path(), x.join("usr/lib/t-linux-gnu")).unwrap();
+        let e = format!(
+            "{:#}",
+            complete_root(x, "/usr/t-linux-gnu", "t-linux-gnu").unwrap_err()
+        );
+        assert!(e.contains("leads out of it"), "{e}");
+        assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
         assert!(is_dynamic_linker("ld-linux-aarch64.so.1") && is_dynamic_linker("ld.so.1"));
         assert!(!is_dynamic_linker("libc.so.6") && !is_dynamic_linker("ldscript.so"));
     }

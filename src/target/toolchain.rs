@@ -51,6 +51,22 @@ pub fn machine(target: &str) -> Result<Machine> {
     })
 }
 
+/// What CMake and Meson call the target's operating system, from its
+/// triplet: `*-mingw32` is Windows, the rest Linux.
+pub fn system(target: &str) -> (&'static str, &'static str) {
+    if target.ends_with("-mingw32") {
+        ("Windows", "windows")
+    } else {
+        ("Linux", "linux")
+    }
+}
+
+/// Whether qemu-user runs the target's programs (and so reads
+/// `QEMU_LD_PREFIX`).
+fn under_qemu(plugin: &Plugin) -> bool {
+    plugin.runs_with == crate::target::manifest::RunsWith::Qemu
+}
+
 /// The host paths a toolchain file names.
 pub struct Paths {
     /// The folder holding the target's links.
@@ -123,13 +139,16 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
         "# CMake toolchain file for {} (qemu-cross-cc toolchain {} --cmake)",
         plugin.target, plugin.target
     );
-    let _ = writeln!(s, "set(CMAKE_SYSTEM_NAME Linux)");
+    let (system, _) = system(&plugin.target);
+    let _ = writeln!(s, "set(CMAKE_SYSTEM_NAME {system})");
     let _ = writeln!(s, "set(CMAKE_SYSTEM_PROCESSOR {})", cmake_str(m.cpu));
-    let _ = writeln!(
-        s,
-        "set(CMAKE_LIBRARY_ARCHITECTURE {})",
-        cmake_str(&crate::target::sysroot::multiarch(&plugin.target))
-    );
+    if system == "Linux" {
+        let _ = writeln!(
+            s,
+            "set(CMAKE_LIBRARY_ARCHITECTURE {})",
+            cmake_str(&crate::target::sysroot::multiarch(&plugin.target))
+        );
+    }
     for (var, tool) in [
         ("CMAKE_C_COMPILER", "gcc"),
         ("CMAKE_CXX_COMPILER", "g++"),
@@ -140,6 +159,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
         ("CMAKE_OBJCOPY", "objcopy"),
         ("CMAKE_OBJDUMP", "objdump"),
         ("PKG_CONFIG_EXECUTABLE", "pkg-config"),
+        ("CMAKE_RC_COMPILER", "windres"),
         ("CMAKE_CROSSCOMPILING_EMULATOR", "run"),
     ] {
         if let Some(path) = p.tool(plugin, tool) {
@@ -182,6 +202,9 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
     }
     let root = p.sysroot.display().to_string();
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH {})", cmake_str(&root));
+    if !under_qemu(plugin) {
+        return Ok(s);
+    }
     // ctest includes this file's settings before it runs the tests, so a
     // test that is a script starting target programs itself (through the
     // host's binfmt_misc handler) has qemu-user find their libraries.
@@ -238,6 +261,7 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         ("objcopy", "objcopy"),
         ("ranlib", "ranlib"),
         ("pkgconfig", "pkg-config"),
+        ("windres", "windres"),
         ("exe_wrapper", "run"),
     ] {
         if let Some(path) = p.tool(plugin, tool) {
@@ -258,7 +282,7 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         meson_str(&p.sysroot.display().to_string())
     );
     let _ = writeln!(s, "\n[host_machine]");
-    let _ = writeln!(s, "system = 'linux'");
+    let _ = writeln!(s, "system = {}", meson_str(system(&plugin.target).1));
     let _ = writeln!(s, "cpu_family = {}", meson_str(m.cpu_family));
     let _ = writeln!(s, "cpu = {}", meson_str(m.cpu));
     let _ = writeln!(
@@ -291,6 +315,7 @@ pub fn vars(plugin: &Plugin, p: &Paths) -> Vec<(&'static str, String)> {
         ("OBJDUMP", "objdump"),
         ("READELF", "readelf"),
         ("PKG_CONFIG", "pkg-config"),
+        ("WINDRES", "windres"),
         ("CROSS_RUNNER", "run"),
     ] {
         if let Some(path) = p.tool(plugin, tool) {
@@ -303,7 +328,9 @@ pub fn vars(plugin: &Plugin, p: &Paths) -> Vec<(&'static str, String)> {
     out.push(("CROSS_SYSROOT", sysroot.clone()));
     // Target programs that scripts start (make check, ctest, meson test)
     // run through binfmt_misc; qemu-user finds their libraries here.
-    out.push((LD_PREFIX, sysroot));
+    if under_qemu(plugin) {
+        out.push((LD_PREFIX, sysroot));
+    }
     if let Some(f) = &p.project {
         out.push((crate::target::project::PROJECT_VAR, f.display().to_string()));
     }
@@ -366,5 +393,24 @@ mod tests {
             "{c}"
         );
         assert!(c.contains("APPEND PROPERTY TEST_INCLUDE_FILES"), "{c}");
+        assert!(c.contains("set(CMAKE_SYSTEM_NAME Linux)") && m.contains("system = 'linux'"));
+
+        // Windows: its system, windres, no qemu-user prefix.
+        let w = reg.get("x86_64-w64-mingw32").unwrap();
+        let c = cmake(w, &paths()).unwrap();
+        assert!(c.contains("set(CMAKE_SYSTEM_NAME Windows)"), "{c}");
+        assert!(c.contains("CMAKE_RC_COMPILER \"/opt/x bin/x86_64-w64-mingw32-windres\""));
+        assert!(c.contains("CMAKE_CROSSCOMPILING_EMULATOR \"/opt/x bin/x86_64-w64-mingw32-run\""));
+        assert!(!c.contains("QEMU_LD_PREFIX") && !c.contains("CMAKE_LIBRARY_ARCHITECTURE"));
+        let m = meson(w, &paths()).unwrap();
+        assert!(
+            m.contains("system = 'windows'") && m.contains("windres = "),
+            "{m}"
+        );
+        let e = env(w, &paths());
+        assert!(
+            !e.contains("QEMU_LD_PREFIX") && e.contains("export WINDRES="),
+            "{e}"
+        );
     }
 }

@@ -21,6 +21,7 @@ mod sessions;
 mod sudo_docker;
 mod support;
 mod targets;
+mod windows;
 
 use std::sync::RwLock;
 
@@ -83,6 +84,7 @@ fn main() {
             .chain(hardening::TESTS)
             .chain(libraries::TESTS)
             .chain(glibc::TESTS)
+            .chain(windows::TESTS)
             .chain(projects::TESTS)
             .chain(leaks::TESTS)
             .chain(runner::TESTS)

@@ -4,9 +4,8 @@
 //! host toolchain), for a plain program, a libtool build tree with
 //! `make check`, as the unprivileged user, and the known qemu-user limits.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use crate::support::*;
 use crate::{Mode, TestFn};
@@ -53,20 +52,6 @@ int main(int argc, char **argv)
     return 3;
 }
 "#;
-
-/// Run `cmd` with `input` on its stdin.
-fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input).unwrap();
-    drop(stdin);
-    child.wait_with_output().unwrap()
-}
 
 /// A program of `t`'s work folder, run with the shims first on PATH.
 fn tool(t: &T, path: &str, program: &str, args: &[&str]) -> Command {

@@ -352,7 +352,7 @@ impl T {
             .push((self.eng, self.tester, image.clone()));
         m["image"] = serde_json::Value::from(image);
         // The floors' images are this run's too (`qcc-test-<run>-<target>-glibc2.31`).
-        if let Some(floors) = m["glibc_floors"].as_object_mut() {
+        if let Some(floors) = m.get_mut("glibc_floors").and_then(|f| f.as_object_mut()) {
             for (version, floor) in floors.iter_mut() {
                 let image = format!("qcc-test-{}-{target}-glibc{version}", run().id);
                 CREATED
@@ -859,4 +859,18 @@ pub fn podman_service(t: &T) -> (Background, String) {
         .env("CONTAINER_HOST", &host)));
     assert_eq!(remote.trim(), "true", "podman is not in remote mode");
     (service, host)
+}
+
+/// Run `cmd` with `input` on its stdin.
+pub fn with_stdin(mut cmd: Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, input).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
 }
