@@ -24,6 +24,7 @@
 //! through the compile path (`Request`, sessions, one-shot): same mounts,
 //! user, environment allow-list and `--network none`.
 
+mod board;
 mod wine;
 
 use std::ffi::{OsStr, OsString};
@@ -304,6 +305,38 @@ pub fn run(ctx: &Ctx, plugin: &Plugin, args: Vec<OsString>) -> Result<i32> {
     if plugin.runs_with == RunsWith::Wine {
         return wine::run(ctx, plugin, &given, &args[1..]);
     }
+    let mut args = args;
+    if plugin.runs_with == RunsWith::Semihosting {
+        let asked = given == "--board";
+        let board = match &plugin.board {
+            Some(b) if asked || b.default => b,
+            None if asked => {
+                return Err(usage(format!(
+                    "target {} has no board; its programs run under qemu-user: drop --board",
+                    plugin.target
+                )));
+            }
+            // qemu-user's own semihosting.
+            _ => return run_under_qemu(ctx, plugin, args),
+        };
+        if asked {
+            args.remove(0);
+        }
+        let Some(program) = args.first().cloned() else {
+            return Err(usage(format!(
+                "{name} --board needs a program: {name} --board PROGRAM [ARGS...]"
+            )));
+        };
+        return board::run(ctx, plugin, board, &program, &args[1..]);
+    }
+    run_under_qemu(ctx, plugin, args)
+}
+
+/// The runner for a Linux target's program, or a bare-metal one under
+/// qemu-user's semihosting; `args` has the program first.
+fn run_under_qemu(ctx: &Ctx, plugin: &Plugin, args: Vec<OsString>) -> Result<i32> {
+    let name = format!("{}-{RUNNER}", plugin.target);
+    let given = args[0].clone();
     let cwd =
         std::env::current_dir().context("cannot read the current directory (was it removed?)")?;
     let program = classify(&given, &mounts::normalize(Path::new(&given), &cwd))?;

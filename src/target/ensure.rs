@@ -83,7 +83,7 @@ impl Plan {
                     &base_checksum,
                     arch,
                     &plugin.sysroot,
-                    &crate::target::sysroot::multiarch(&plugin.target),
+                    &crate::target::sysroot::multiarch(plugin),
                     &plugin.packages,
                 );
                 let checksum = dockerfile::checksum(&text, &base_library)

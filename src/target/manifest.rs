@@ -28,6 +28,10 @@ pub struct Manifest {
     /// What runs the target's programs: qemu-user (Linux targets) or wine
     /// (Windows targets).
     pub runs_with: RunsWith,
+    /// The board for `runs_with: semihosting`.
+    pub board: Option<Board>,
+    /// What the toolchain files add to compiles and links.
+    pub flags: Flags,
     /// Where the target's libraries and headers live inside the image.
     pub sysroot: String,
     /// The target's Debian architecture (`arm64`, `armhf`, `s390x`...), for
@@ -59,6 +63,56 @@ pub enum RunsWith {
     Qemu,
     /// wine in the target's image, with a wine prefix of the caller's cache.
     Wine,
+    /// Bare-metal programs with semihosting: the host's qemu-user, or the
+    /// manifest's `board` under qemu-system in the image.
+    Semihosting,
+}
+
+/// A board of qemu-system that runs a bare-metal target's programs linked
+/// for it, with semihosting (`<target>-run --board`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Board {
+    /// The qemu-system program in the image (`qemu-system-arm`).
+    pub system: String,
+    /// Its `-M` machine (`mps2-an385`, `virt`).
+    pub machine: String,
+    /// Its `-cpu`, when the machine's default is not the one.
+    #[serde(default)]
+    pub cpu: Option<String>,
+    /// How the program is loaded: `kernel` (`-kernel PROG`, with `-bios
+    /// none` where the board would start firmware first) or `loader`
+    /// (`-device loader,file=PROG`, the ELF's own entry).
+    pub load: BoardLoad,
+    /// More qemu-system arguments (`-bios none`: no firmware before the
+    /// program).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Whether the runner uses the board without `--board` (a target whose
+    /// programs qemu-user cannot run).
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// How a board loads the program.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BoardLoad {
+    Kernel,
+    Loader,
+}
+
+/// Flags the toolchain files add for programs that run under the runner
+/// (a bare-metal target's C library and semihosting): `compile` for
+/// compiles and links (as CMake's compiler flags go to both), `link` for
+/// links only.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Flags {
+    #[serde(default)]
+    pub compile: Vec<String>,
+    #[serde(default)]
+    pub link: Vec<String>,
 }
 
 /// An image for a glibc floor: built from `dockerfile`, tagged `image`.
@@ -83,6 +137,8 @@ pub(super) struct Written {
     pub(super) dockerfile: Option<String>,
     pub(super) qemu: Option<String>,
     pub(super) runs_with: Option<RunsWith>,
+    pub(super) board: Option<Board>,
+    pub(super) flags: Option<Flags>,
     pub(super) sysroot: Option<String>,
     pub(super) debian_arch: Option<String>,
     #[serde(default)]
@@ -153,6 +209,45 @@ impl Manifest {
             check_debian_arch(arch).map_err(|w| Invalid("debian_arch", w))?;
         }
         check_packages(&self.packages).map_err(|w| Invalid("packages", w))?;
+        if let Some(b) = &self.board {
+            for (what, v) in [
+                ("system", Some(&b.system)),
+                ("machine", Some(&b.machine)),
+                ("cpu", b.cpu.as_ref()),
+            ] {
+                if let Some(v) = v {
+                    let fine = !v.is_empty()
+                        && !v.starts_with('-')
+                        && v.bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+                    if !fine {
+                        return Err(Invalid(
+                            "board",
+                            format!(
+                                "has {what} '{}'; it must be a name of letters, digits and `-_.`, \
+                                 not starting with `-` (such as qemu-system-arm, mps2-an385)",
+                                shown(v)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        let board_args = self.board.iter().flat_map(|b| &b.args);
+        for f in self
+            .flags
+            .compile
+            .iter()
+            .chain(&self.flags.link)
+            .chain(board_args)
+        {
+            if f.is_empty() || f.contains('\0') {
+                return Err(Invalid(
+                    "flags",
+                    "has an empty flag or one with a NUL".into(),
+                ));
+            }
+        }
         if let Some(v) = &self.glibc {
             check_glibc(v).map_err(|w| Invalid("glibc", w))?;
         }

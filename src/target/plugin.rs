@@ -142,6 +142,11 @@ impl Plugin {
                 .runs_with
                 .or_else(|| b.map(|m| m.runs_with))
                 .unwrap_or_default(),
+            board: w.board.or_else(|| b.and_then(|m| m.board.clone())),
+            flags: w
+                .flags
+                .or_else(|| b.map(|m| m.flags.clone()))
+                .unwrap_or_default(),
             sysroot: pick(w.sysroot, b.map(|m| &m.sysroot), "sysroot")?,
             description: w
                 .description

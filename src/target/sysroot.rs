@@ -34,11 +34,28 @@ use crate::target::plugin::Plugin;
 const COMPLETE: &str = ".qemu-cross-cc-complete-2";
 
 /// Debian's multiarch name of a target (the folder of its packages'
-/// libraries): the triplet, but `i386-linux-gnu` for i686.
-pub fn multiarch(target: &str) -> String {
-    match target.strip_prefix("i686-") {
-        Some(rest) => format!("i386-{rest}"),
-        None => target.to_string(),
+/// libraries, `/usr/lib/<multiarch>`): from its Debian architecture when
+/// the manifest has one (a user target `s390x-zlib-linux-gnu` that extends
+/// s390x-linux-gnu is still `s390x-linux-gnu`), else from its triplet
+/// (`i386-linux-gnu` for i686).
+pub fn multiarch(plugin: &Plugin) -> String {
+    let known = match plugin.debian_arch.as_deref() {
+        Some("amd64") => Some("x86_64-linux-gnu"),
+        Some("arm64") => Some("aarch64-linux-gnu"),
+        Some("armel") => Some("arm-linux-gnueabi"),
+        Some("armhf") => Some("arm-linux-gnueabihf"),
+        Some("i386") => Some("i386-linux-gnu"),
+        Some("mips64el") => Some("mips64el-linux-gnuabi64"),
+        Some("mipsel") => Some("mipsel-linux-gnu"),
+        Some("ppc64el") => Some("powerpc64le-linux-gnu"),
+        Some("s390x") => Some("s390x-linux-gnu"),
+        Some("riscv64") => Some("riscv64-linux-gnu"),
+        _ => None,
+    };
+    match (known, plugin.target.strip_prefix("i686-")) {
+        (Some(m), _) => m.to_string(),
+        (None, Some(rest)) => format!("i386-{rest}"),
+        (None, None) => plugin.target.clone(),
     }
 }
 
@@ -50,7 +67,7 @@ pub fn exported_paths(plugin: &Plugin) -> Vec<String> {
         // A compiler of the image's own architecture, or mingw-w64's.
         format!("/usr/lib/gcc/{}", plugin.target),
         "/usr/include".to_string(),
-        format!("/usr/lib/{}", multiarch(&plugin.target)),
+        format!("/usr/lib/{}", multiarch(plugin)),
     ]
 }
 
@@ -118,7 +135,7 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
             .map_err(|e| safefs::io_error(e, "create", &lib))?;
     }
     relativize_links(tmp.path(), tmp.path())?;
-    complete_root(tmp.path(), &plugin.sysroot, &multiarch(&plugin.target))?;
+    complete_root(tmp.path(), &plugin.sysroot, &multiarch(plugin))?;
     File::create(tmp.path().join(COMPLETE))
         .map_err(|e| safefs::io_error(e, "write", &tmp.path().join(COMPLETE)))?;
     let staged = tmp.keep();
@@ -425,6 +442,21 @@ mod tests {
             )
         );
         assert_eq!(map_answer("libfoo.a\n", x), "libfoo.a\n");
+    }
+
+    #[test]
+    fn multiarch_names_come_from_the_debian_architecture() {
+        let reg = crate::target::plugin::Registry::load().unwrap();
+        let m = |t: &str| multiarch(reg.get(t).unwrap());
+        assert_eq!(m("i686-linux-gnu"), "i386-linux-gnu");
+        assert_eq!(m("arm-linux-gnueabihf"), "arm-linux-gnueabihf");
+        assert_eq!(m("mips64el-linux-gnuabi64"), "mips64el-linux-gnuabi64");
+        assert_eq!(m("x86_64-linux-gnu"), "x86_64-linux-gnu");
+        assert_eq!(m("sparc64-linux-gnu"), "sparc64-linux-gnu");
+        // A user target named otherwise keeps its architecture's.
+        let mut p = reg.get("s390x-linux-gnu").unwrap().clone();
+        p.manifest.target = "s390x-zlib-linux-gnu".into();
+        assert_eq!(multiarch(&p), "s390x-linux-gnu");
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub fn machine(target: &str) -> Result<Machine> {
 pub fn system(target: &str) -> (&'static str, &'static str) {
     if target.ends_with("-mingw32") {
         ("Windows", "windows")
+    } else if target.contains("-none-") || target.ends_with("-elf") || target.ends_with("-eabi") {
+        // Bare metal: no operating system.
+        ("Generic", "none")
     } else {
         ("Linux", "linux")
     }
@@ -146,7 +149,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
         let _ = writeln!(
             s,
             "set(CMAKE_LIBRARY_ARCHITECTURE {})",
-            cmake_str(&crate::target::sysroot::multiarch(&plugin.target))
+            cmake_str(&crate::target::sysroot::multiarch(plugin))
         );
     }
     for (var, tool) in [
@@ -199,6 +202,25 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
                 let _ = writeln!(s, "set(CMAKE_{lang}_{kind}_LAUNCHER {launcher})");
             }
         }
+    }
+    // What programs need to link and run under the runner (a bare-metal
+    // target's C library and semihosting).
+    let words = |v: &[String]| cmake_str(&v.join(" "));
+    if !plugin.flags.compile.is_empty() {
+        for lang in ["C", "CXX", "ASM"] {
+            let _ = writeln!(
+                s,
+                "set(CMAKE_{lang}_FLAGS_INIT {})",
+                words(&plugin.flags.compile)
+            );
+        }
+    }
+    if !plugin.flags.link.is_empty() {
+        let _ = writeln!(
+            s,
+            "set(CMAKE_EXE_LINKER_FLAGS_INIT {})",
+            words(&plugin.flags.link)
+        );
     }
     let root = p.sysroot.display().to_string();
     let _ = writeln!(s, "set(CMAKE_FIND_ROOT_PATH {})", cmake_str(&root));
@@ -273,6 +295,25 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
                     let _ = writeln!(s, "{key} = {}", meson_str(&path));
                 }
             }
+        }
+    }
+    let list = |v: &[String]| {
+        let items: Vec<String> = v.iter().map(|f| meson_str(f)).collect();
+        format!("[{}]", items.join(", "))
+    };
+    if !plugin.flags.compile.is_empty() || !plugin.flags.link.is_empty() {
+        let _ = writeln!(s, "\n[built-in options]");
+        for lang in ["c", "cpp"] {
+            let _ = writeln!(s, "{lang}_args = {}", list(&plugin.flags.compile));
+            // Meson does not pass a language's args to its links.
+            let link: Vec<String> = plugin
+                .flags
+                .compile
+                .iter()
+                .chain(&plugin.flags.link)
+                .cloned()
+                .collect();
+            let _ = writeln!(s, "{lang}_link_args = {}", list(&link));
         }
     }
     let _ = writeln!(s, "\n[properties]");
@@ -411,6 +452,20 @@ mod tests {
         assert!(
             !e.contains("QEMU_LD_PREFIX") && e.contains("export WINDRES="),
             "{e}"
+        );
+
+        // Bare metal: Generic / none, and the flags programs need.
+        let b = reg.get("arm-none-eabi").unwrap();
+        let c = cmake(b, &paths()).unwrap();
+        assert!(c.contains("set(CMAKE_SYSTEM_NAME Generic)"), "{c}");
+        assert!(
+            c.contains("set(CMAKE_EXE_LINKER_FLAGS_INIT \"--specs=rdimon.specs\")"),
+            "{c}"
+        );
+        let m = meson(reg.get("riscv64-unknown-elf").unwrap(), &paths()).unwrap();
+        assert!(
+            m.contains("system = 'none'") && m.contains("c_link_args = ['--specs=picolibc.specs'"),
+            "{m}"
         );
     }
 }

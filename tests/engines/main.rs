@@ -8,6 +8,7 @@
 //! images once and remove everything it created at the end.
 
 mod agent_faults;
+mod baremetal;
 mod core;
 mod distcc;
 mod glibc;
@@ -85,6 +86,7 @@ fn main() {
             .chain(libraries::TESTS)
             .chain(glibc::TESTS)
             .chain(windows::TESTS)
+            .chain(baremetal::TESTS)
             .chain(projects::TESTS)
             .chain(leaks::TESTS)
             .chain(runner::TESTS)
