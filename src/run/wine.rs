@@ -17,7 +17,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use nix::fcntl::{Flock, FlockArg};
 
 use crate::call::mounts;
 use crate::call::request::{self, Request};
@@ -84,16 +83,7 @@ fn prefix(ctx: &Ctx, plugin: &Plugin, checksum: &str) -> Result<PathBuf> {
     if dir.join(READY).exists() {
         return Ok(dir);
     }
-    let lock = paths::cache_subdir("locks")?.join(format!("wine-{name}.lock"));
-    let file = safefs::open_private(
-        &lock,
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true),
-    )?;
-    let _held = Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", lock.display()))?;
+    let _held = paths::cache_lock(&format!("wine-{name}"))?;
     if dir.join(READY).exists() {
         return Ok(dir);
     }

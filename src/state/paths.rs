@@ -91,6 +91,21 @@ pub fn cache_subdir(name: &str) -> Result<PathBuf> {
     private_subdir(&cache_dir()?, name, CACHE_VAR)
 }
 
+/// An exclusive lock on `<cache>/locks/<name>.lock` (the file created
+/// private, or checked to be the caller's), held while the value lives.
+pub fn cache_lock(name: &str) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = cache_subdir("locks")?.join(format!("{name}.lock"));
+    let file = safefs::open_private(
+        &path,
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true),
+    )?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+}
+
 /// The folder `name` in the subfolder `sub` (`ccache`, `wine`) of the cache
 /// folder `cache`, made to be mounted read-write into a container: both
 /// private to the caller (created 0700, or checked by lstat: a planted

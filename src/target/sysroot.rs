@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 
 use crate::engine::Engine;
 use crate::state::safefs;
@@ -146,17 +146,7 @@ pub fn export(engine: &Engine, plugin: &Plugin, image: &str, checksum: &str) -> 
 }
 
 fn lock(image: &str) -> Result<Flock<File>> {
-    let path =
-        crate::state::paths::cache_subdir("locks")?.join(format!("sysroot-{}.lock", stem(image)));
-    let file = safefs::open_private(
-        &path,
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true),
-    )?;
-    Flock::lock(file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+    crate::state::paths::cache_lock(&format!("sysroot-{}", stem(image)))
 }
 
 /// Copy `paths` out of a container of `image` (created, never started) into
