@@ -99,6 +99,10 @@ fn run(ctx: &Ctx, args: &[OsString]) -> Result<i32> {
                 host = true;
                 rest = &rest[1..];
             }
+            Some(a) if a.starts_with("--links=") => {
+                links = Some(a["--links=".len()..].into());
+                rest = &rest[1..];
+            }
             Some("--links") => {
                 let Some(dir) = rest.get(1) else {
                     return Err(usage(

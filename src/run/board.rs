@@ -55,12 +55,12 @@ fn limit() -> Result<u64> {
     }
 }
 
-/// One `arg=` of `-semihosting-config`: commas doubled, as qemu's option
-/// syntax wants.
-fn semihosting_arg(arg: &OsStr) -> OsString {
-    let mut out = Vec::with_capacity(arg.len() + 4);
-    out.extend_from_slice(b",arg=");
-    for b in arg.as_bytes() {
+/// `value` after `key` in a qemu option list: commas doubled, as qemu's
+/// option syntax wants.
+fn option_value(key: &str, value: &OsStr) -> OsString {
+    let mut out = Vec::with_capacity(key.len() + value.len() + 4);
+    out.extend_from_slice(key.as_bytes());
+    for b in value.as_bytes() {
         out.push(*b);
         if *b == b',' {
             out.push(b',');
@@ -97,17 +97,15 @@ fn command(board: &Board, program: &OsStr, args: &[OsString]) -> Vec<OsString> {
     );
     c.extend(board.args.iter().map(OsString::from));
     let mut config = OsString::from("enable=on,target=native,chardev=semihosting");
-    config.push(semihosting_arg(program));
+    config.push(option_value(",arg=", program));
     for a in args {
-        config.push(semihosting_arg(a));
+        config.push(option_value(",arg=", a));
     }
     c.extend(["-semihosting-config".into(), config]);
     match board.load {
         BoardLoad::Kernel => c.extend(["-kernel".into(), program.to_os_string()]),
         BoardLoad::Loader => {
-            let mut dev = OsString::from("loader,file=");
-            dev.push(program);
-            c.extend(["-device".into(), dev]);
+            c.extend(["-device".into(), option_value("loader,file=", program)]);
         }
     }
     c
@@ -202,16 +200,16 @@ mod tests {
             args: vec!["-bios".into(), "none".into()],
             default: true,
         };
-        let c = command(&rv, OsStr::new("/w/b"), &[]);
+        let c = command(&rv, OsStr::new("/w/b,c"), &[]);
         assert_eq!(
             strs(&c)[11..],
             [
                 "-bios",
                 "none",
                 "-semihosting-config",
-                "enable=on,target=native,chardev=semihosting,arg=/w/b",
+                "enable=on,target=native,chardev=semihosting,arg=/w/b,,c",
                 "-device",
-                "loader,file=/w/b"
+                "loader,file=/w/b,,c"
             ]
         );
     }

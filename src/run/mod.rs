@@ -49,8 +49,7 @@ use crate::target::plugin::{Plugin, RUNNER};
 /// Where the host's qemu-user appears inside the container.
 const QEMU_DIR: &str = "/.qemu-cross-cc";
 
-/// The variable that tells qemu-user where the target's libraries are.
-const LD_PREFIX: &str = "QEMU_LD_PREFIX";
+use crate::target::toolchain::LD_PREFIX;
 
 /// What `libtool --mode=execute` sets to source a wrapper script without
 /// running it: the wrapper then only sets `progdir`, `program` and
@@ -351,7 +350,7 @@ fn run_under_qemu(ctx: &Ctx, plugin: &Plugin, args: Vec<OsString>) -> Result<i32
     }
     // The host's own architecture (x86_64-linux-gnu on x86-64): the image's
     // own C library is the target's, so its programs run as they are.
-    let own_arch = std::env::consts::ARCH == plugin.qemu;
+    let own_arch = plugin.runs_with == RunsWith::Qemu && std::env::consts::ARCH == plugin.qemu;
     let qemu = match &emu.host_qemu {
         Some(host) if !own_arch => Some(mount_qemu(&mut req, plugin, host)),
         _ if own_arch || emu.handler.is_some() || emu.native => None,
@@ -436,6 +435,14 @@ pub fn host_exec(
     if let Some(why) = known_limit(plugin, &emu, None) {
         bail!(why);
     }
+    if emu.native && std::env::consts::ARCH != plugin.qemu {
+        bail!(
+            "{t} programs run natively on this host, without qemu-user, so they cannot use \
+             the exported sysroot as their root; run single programs with {t}-{RUNNER} or the \
+             command in the image with qemu-cross-cc exec {t} -- ...",
+            t = plugin.target
+        );
+    }
     if emu.handler.is_none() && !emu.native {
         bail!(
             "cannot run {} programs from a host command: this host has no binfmt_misc handler \
@@ -464,7 +471,15 @@ pub fn host_exec(
     let path = std::env::join_paths(dirs).context("a folder on PATH holds a ':'")?;
     cmd.env("PATH", path);
     let err = cmd.exec();
-    bail!("cannot run {}: {err}", Path::new(program).display())
+    let shown = Path::new(program).display();
+    if err.kind() == std::io::ErrorKind::NotFound {
+        bail!(
+            "cannot run {shown}: not found on PATH (the links folder {} first); install it or \
+             give its path",
+            paths.links.display()
+        );
+    }
+    bail!("cannot run {shown}: {err}")
 }
 
 #[cfg(test)]

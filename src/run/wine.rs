@@ -88,7 +88,7 @@ fn prefix(ctx: &Ctx, plugin: &Plugin, checksum: &str) -> Result<PathBuf> {
         return Ok(dir);
     }
     // wineserver -w: the registry is written before the container ends.
-    let script = "wineboot --init >/dev/null 2>&1; wineserver -w";
+    let script = "wineboot --init >/dev/null 2>&1; s=$?; wineserver -w; exit $s";
     let mut req = request(
         plugin,
         &dir,

@@ -233,6 +233,14 @@ impl Manifest {
                 }
             }
         }
+        if self.board.is_some() && self.runs_with != RunsWith::Semihosting {
+            return Err(Invalid(
+                "board",
+                "is for targets whose programs run with semihosting; set `runs_with` to \
+                 \"semihosting\" or remove `board`"
+                    .into(),
+            ));
+        }
         let board_args = self.board.iter().flat_map(|b| &b.args);
         for f in self
             .flags
@@ -241,10 +249,12 @@ impl Manifest {
             .chain(&self.flags.link)
             .chain(board_args)
         {
-            if f.is_empty() || f.contains('\0') {
+            if f.is_empty() || f.contains('\0') || f.contains(char::is_whitespace) {
                 return Err(Invalid(
                     "flags",
-                    "has an empty flag or one with a NUL".into(),
+                    "(or `board` `args`) has an empty word, or one with a space or NUL; give \
+                     each word as its own entry"
+                        .into(),
                 ));
             }
         }

@@ -1,6 +1,7 @@
 //! A loaded plugin: a target's manifest with where it came from, the image
 //! its tools run in, and what the project file added.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -29,6 +30,9 @@ pub struct Plugin {
     /// The manifest file that named the dockerfile (an extending manifest
     /// inherits its base's); None for a built-in one.
     dockerfile_from: Option<PathBuf>,
+    /// For each glibc floor, the manifest file that named it (None: a
+    /// built-in), where its dockerfile is looked for first.
+    floors_from: BTreeMap<String, Option<PathBuf>>,
 }
 
 impl std::ops::Deref for Plugin {
@@ -132,8 +136,21 @@ impl Plugin {
         append_new(&mut paths, w.paths);
         let mut packages = b.map(|m| m.packages.clone()).unwrap_or_default();
         append_new(&mut packages, w.packages);
-        let mut glibc_floors = b.map(|m| m.glibc_floors.clone()).unwrap_or_default();
+        // A manifest with an image or dockerfile of its own has its own C
+        // library: the base's floors and version are not its.
+        let own_image = w.image.is_some() || w.dockerfile.is_some();
+        let inherited = base.filter(|_| !own_image);
+        let mut glibc_floors = inherited
+            .map(|p| p.manifest.glibc_floors.clone())
+            .unwrap_or_default();
+        let mut floors_from = inherited.map(|p| p.floors_from.clone()).unwrap_or_default();
+        for v in w.glibc_floors.keys() {
+            floors_from.insert(v.clone(), file.clone());
+        }
         glibc_floors.extend(w.glibc_floors);
+        let glibc = w
+            .glibc
+            .or_else(|| inherited.and_then(|p| p.manifest.glibc.clone()));
         let manifest = Manifest {
             image: pick(w.image, b.map(|m| &m.image), "image")?,
             dockerfile: pick(w.dockerfile, b.map(|m| &m.dockerfile), "dockerfile")?,
@@ -155,7 +172,7 @@ impl Plugin {
             debian_arch: w
                 .debian_arch
                 .or_else(|| b.and_then(|m| m.debian_arch.clone())),
-            glibc: w.glibc.or_else(|| b.and_then(|m| m.glibc.clone())),
+            glibc,
             glibc_floors,
             target: w.target,
             extends: w.extends,
@@ -173,6 +190,7 @@ impl Plugin {
             file,
             image,
             dockerfile_from,
+            floors_from,
             distcc_hosts: None,
             ccache: false,
         })
@@ -228,6 +246,7 @@ impl Plugin {
         };
         self.manifest.image = floor.image;
         self.manifest.dockerfile = floor.dockerfile;
+        self.dockerfile_from = self.floors_from.get(version).cloned().flatten();
         self.manifest.glibc = Some(version.to_string());
         self.image = self.manifest.run_image()?;
         Ok(())

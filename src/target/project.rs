@@ -175,7 +175,10 @@ impl Project {
         let file = self.file.display();
         let mut glibc = None;
         for (key, section) in self.sections(&plugin.target) {
-            if let Some(v) = &section.glibc {
+            // [build]'s glibc is for the targets that have a glibc (not the
+            // Windows and bare-metal ones); a target's own is always read.
+            let applies = key != "[build]" || plugin.glibc.is_some();
+            if let Some(v) = section.glibc.as_ref().filter(|_| applies) {
                 glibc = Some((key.clone(), v.clone()));
             }
             for path in &section.paths {
@@ -541,6 +544,17 @@ paths = ["/x"]
             e.contains("it has glibc 2.36 (its image's, the default)"),
             "{e}"
         );
+
+        // [build]'s glibc skips targets without a glibc; their own is read.
+        let win =
+            crate::target::plugin::Registry::load_matching(|t| t == "x86_64-w64-mingw32").unwrap();
+        let win = win.get("x86_64-w64-mingw32").unwrap();
+        let build = Project::parse("[build]\nglibc = \"2.31\"\n", &file).unwrap();
+        assert_eq!(build.apply_to(win).unwrap().base_image(), win.base_image());
+        let own = "[target.x86_64-w64-mingw32]\nglibc = \"2.31\"\n";
+        let own = Project::parse(own, &file).unwrap();
+        let e = format!("{:#}", own.apply_to(win).unwrap_err());
+        assert!(e.contains("has only its image's C library"), "{e}");
 
         // A missing folder is named with its key.
         let gone = Project::parse("[build]\npaths = [\"gone\"]\n", &file).unwrap();

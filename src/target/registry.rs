@@ -360,6 +360,29 @@ mod tests {
         let floors: Vec<&str> = p.glibc_floors.keys().map(String::as_str).collect();
         assert_eq!(floors, ["2.28", "2.31"]);
         assert_eq!(p.glibc.as_deref(), Some("2.36"));
+        // A user floor's dockerfile is looked for next to its manifest; a
+        // built-in floor's among the built-ins.
+        std::fs::write(_d.path().join("buster.docker"), "FROM scratch\n").unwrap();
+        let lib = Library::of_dirs(Vec::new());
+        let mut user = p.clone();
+        user.set_glibc("2.28").unwrap();
+        assert_eq!(user.dockerfile(&lib).unwrap().text, "FROM scratch\n");
+        let mut builtin = p.clone();
+        builtin.set_glibc("2.31").unwrap();
+        assert!(
+            builtin
+                .builtin_dockerfile_checksum(&Library::standard(&[]))
+                .is_some()
+        );
+        // A manifest with its own image has its own C library: no floors.
+        let (_e, reg) = with_files(&[(
+            "s390x-mine-linux-gnu.json",
+            serde_json::json!({"target": "s390x-mine-linux-gnu", "extends": "s390x-linux-gnu",
+                "image": "me/s390x", "dockerfile": "mine.docker"}),
+        )]);
+        let reg = reg.unwrap();
+        let mine = reg.get("s390x-mine-linux-gnu").unwrap();
+        assert!(mine.glibc_floors.is_empty() && mine.glibc.is_none());
         for (field, value) in [
             ("glibc", serde_json::json!("2.x")),
             (
@@ -374,6 +397,11 @@ mod tests {
                 "glibc_floors",
                 serde_json::json!({"new": {"image": "i", "dockerfile": "x.docker"}}),
             ),
+            (
+                "board",
+                serde_json::json!({"system": "qemu-system-arm", "machine": "virt", "load": "kernel"}),
+            ),
+            ("flags", serde_json::json!({"link": ["-Wl,a b"]})),
         ] {
             let mut v = serde_json::json!({"target": "f-linux-gnu", "extends": "s390x-linux-gnu"});
             v[field] = value;

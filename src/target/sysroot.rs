@@ -50,12 +50,20 @@ pub fn multiarch(plugin: &Plugin) -> String {
         Some("ppc64el") => Some("powerpc64le-linux-gnu"),
         Some("s390x") => Some("s390x-linux-gnu"),
         Some("riscv64") => Some("riscv64-linux-gnu"),
+        Some("alpha") => Some("alpha-linux-gnu"),
+        Some("hppa") => Some("hppa-linux-gnu"),
+        Some("m68k") => Some("m68k-linux-gnu"),
+        Some("mips") => Some("mips-linux-gnu"),
+        Some("powerpc") => Some("powerpc-linux-gnu"),
+        Some("ppc64") => Some("powerpc64-linux-gnu"),
+        Some("sh4") => Some("sh4-linux-gnu"),
+        Some("sparc64") => Some("sparc64-linux-gnu"),
         _ => None,
     };
     match (known, plugin.target.strip_prefix("i686-")) {
         (Some(m), _) => m.to_string(),
-        (None, Some(rest)) => format!("i386-{rest}"),
-        (None, None) => plugin.target.clone(),
+        (None, Some(rest)) if rest.starts_with("linux-") => format!("i386-{rest}"),
+        _ => plugin.target.clone(),
     }
 }
 
@@ -443,6 +451,12 @@ mod tests {
         assert_eq!(m("mips64el-linux-gnuabi64"), "mips64el-linux-gnuabi64");
         assert_eq!(m("x86_64-linux-gnu"), "x86_64-linux-gnu");
         assert_eq!(m("sparc64-linux-gnu"), "sparc64-linux-gnu");
+        assert_eq!(m("i686-w64-mingw32"), "i686-w64-mingw32");
+        // Every Linux built-in: its table entry is its own triplet (i686: i386).
+        for p in reg.iter().filter(|p| p.debian_arch.is_some()) {
+            let want = p.target.replacen("i686-", "i386-", 1);
+            assert_eq!(multiarch(p), want, "{}", p.target);
+        }
         // A user target named otherwise keeps its architecture's.
         let mut p = reg.get("s390x-linux-gnu").unwrap().clone();
         p.manifest.target = "s390x-zlib-linux-gnu".into();

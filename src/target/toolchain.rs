@@ -51,16 +51,14 @@ pub fn machine(target: &str) -> Result<Machine> {
     })
 }
 
-/// What CMake and Meson call the target's operating system, from its
-/// triplet: `*-mingw32` is Windows, the rest Linux.
-pub fn system(target: &str) -> (&'static str, &'static str) {
-    if target.ends_with("-mingw32") {
-        ("Windows", "windows")
-    } else if target.contains("-none-") || target.ends_with("-elf") || target.ends_with("-eabi") {
-        // Bare metal: no operating system.
-        ("Generic", "none")
-    } else {
-        ("Linux", "linux")
+/// What CMake and Meson call the target's operating system, from what
+/// runs its programs: wine (Windows), semihosting (bare metal, no system)
+/// or qemu-user (Linux).
+pub fn system(plugin: &Plugin) -> (&'static str, &'static str) {
+    match plugin.runs_with {
+        crate::target::manifest::RunsWith::Wine => ("Windows", "windows"),
+        crate::target::manifest::RunsWith::Semihosting => ("Generic", "none"),
+        crate::target::manifest::RunsWith::Qemu => ("Linux", "linux"),
     }
 }
 
@@ -142,7 +140,7 @@ pub fn cmake(plugin: &Plugin, p: &Paths) -> Result<String> {
         "# CMake toolchain file for {} (qemu-cross-cc toolchain {} --cmake)",
         plugin.target, plugin.target
     );
-    let (system, _) = system(&plugin.target);
+    let (system, _) = system(plugin);
     let _ = writeln!(s, "set(CMAKE_SYSTEM_NAME {system})");
     let _ = writeln!(s, "set(CMAKE_SYSTEM_PROCESSOR {})", cmake_str(m.cpu));
     if system == "Linux" {
@@ -323,7 +321,7 @@ pub fn meson(plugin: &Plugin, p: &Paths) -> Result<String> {
         meson_str(&p.sysroot.display().to_string())
     );
     let _ = writeln!(s, "\n[host_machine]");
-    let _ = writeln!(s, "system = {}", meson_str(system(&plugin.target).1));
+    let _ = writeln!(s, "system = {}", meson_str(system(plugin).1));
     let _ = writeln!(s, "cpu_family = {}", meson_str(m.cpu_family));
     let _ = writeln!(s, "cpu = {}", meson_str(m.cpu));
     let _ = writeln!(

@@ -161,7 +161,8 @@ fn arm_none_eabi(eng: Eng) {
         (Some(3), "hello from bare metal, last argument 'fail'\n"),
         "{err}"
     );
-    let (code, out, _) = b.run(&["--board", "./hello-mps2.elf", "b,c"], None);
+    assert_eq!(err, "");
+    let (code, out, err) = b.run(&["--board", "./hello-mps2.elf", "b,c"], None);
     assert_eq!(
         (code, out.as_str()),
         (Some(0), "hello from bare metal, last argument 'b,c'\n")
