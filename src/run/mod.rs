@@ -45,11 +45,10 @@ use crate::host::binfmt::{self, Handler};
 use crate::host::elf::{dynamic as elf_dynamic, is_dynamic as elf_is_dynamic};
 use crate::target::manifest::RunsWith;
 use crate::target::plugin::{Plugin, RUNNER};
+use crate::target::toolchain::LD_PREFIX;
 
 /// Where the host's qemu-user appears inside the container.
 const QEMU_DIR: &str = "/.qemu-cross-cc";
-
-use crate::target::toolchain::LD_PREFIX;
 
 /// What `libtool --mode=execute` sets to source a wrapper script without
 /// running it: the wrapper then only sets `progdir`, `program` and
