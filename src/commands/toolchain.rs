@@ -50,11 +50,7 @@ pub fn text(
     kind: &str,
     links: Option<&std::path::Path>,
 ) -> Result<String> {
-    let paths = Paths {
-        links: toolchain::find_links(plugin, links)?,
-        sysroot: crate::target::sysroot::ensure_exported(ctx, plugin)?,
-        project: crate::target::project::current()?,
-    };
+    let paths = Paths::of(ctx, plugin, links)?;
     match kind {
         "cmake" => toolchain::cmake(plugin, &paths),
         "meson" => toolchain::meson(plugin, &paths),

@@ -17,7 +17,6 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 
 use crate::call::mounts;
-use crate::call::request;
 use crate::compile;
 use crate::context::Ctx;
 use crate::target::manifest::{Board, BoardLoad};
@@ -123,18 +122,7 @@ pub fn run(
     let cwd =
         std::env::current_dir().context("cannot read the current directory (was it removed?)")?;
     let path = mounts::normalize(Path::new(given), &cwd);
-    let meta = std::fs::metadata(&path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot run {}: {e}; build it first or give its path",
-            Path::new(given).display()
-        )
-    })?;
-    if !meta.is_file() {
-        bail!(
-            "cannot run {}: it is not a regular file",
-            Path::new(given).display()
-        );
-    }
+    super::regular_file(given, &path)?;
     let program = path.into_os_string();
     let mut sh_args: Vec<OsString> = vec![
         "-c".into(),
@@ -146,8 +134,7 @@ pub fn run(
     let scanned: Vec<OsString> = std::iter::once(program.clone())
         .chain(args.iter().cloned())
         .collect();
-    let cmd = request::command_line(&scanned)?;
-    let req = compile::plugin_request(plugin, "/bin/sh".into(), sh_args, &cmd)?;
+    let req = super::image_request(plugin, "/bin/sh".into(), sh_args, &scanned)?;
     compile::run_plugin_tool(ctx, plugin, &req)
 }
 

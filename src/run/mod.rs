@@ -250,16 +250,40 @@ fn set_ld_prefix(req: &mut Request, plugin: &Plugin) {
 }
 
 /// A request for `program args` in the target's image, from the current
-/// directory, the paths of the program and its arguments mounted as for a
-/// compile (a program of `../bin` or of another tree is visible).
+/// directory, the paths of `scanned` (the program and its arguments as the
+/// caller gave them) mounted as for a compile (a program of `../bin` or of
+/// another tree is visible).
+fn image_request(
+    plugin: &Plugin,
+    program: OsString,
+    args: Vec<OsString>,
+    scanned: &[OsString],
+) -> Result<Request> {
+    let cmd = request::command_line(scanned)?;
+    compile::plugin_request(plugin, program, args, &cmd)
+}
+
+/// `program args` in the target's image (see `image_request`), with
+/// `QEMU_LD_PREFIX` set.
 fn request(plugin: &Plugin, program: OsString, args: Vec<OsString>) -> Result<Request> {
     let scanned: Vec<OsString> = std::iter::once(program.clone())
         .chain(args.iter().cloned())
         .collect();
-    let cmd = request::command_line(&scanned)?;
-    let mut req = compile::plugin_request(plugin, program, args, &cmd)?;
+    let mut req = image_request(plugin, program, args, &scanned)?;
     set_ld_prefix(&mut req, plugin);
     Ok(req)
+}
+
+/// The program the caller named, which must be a regular file (`given` names
+/// it in messages).
+fn regular_file(given: &OsStr, path: &Path) -> Result<()> {
+    let shown = Path::new(given).display();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot run {shown}: {e}; build it first or give its path"))?;
+    if !meta.is_file() {
+        bail!("cannot run {shown}: it is not a regular file");
+    }
+    Ok(())
 }
 
 /// Mount the host's qemu at its fixed place; returns that path.
@@ -455,11 +479,7 @@ pub fn host_exec(
     let Some((program, args)) = command.split_first() else {
         bail!("exec needs a command");
     };
-    let paths = crate::target::toolchain::Paths {
-        links: crate::target::toolchain::find_links(plugin, links)?,
-        sysroot: crate::target::sysroot::ensure_exported(ctx, plugin)?,
-        project: crate::target::project::current()?,
-    };
+    let paths = crate::target::toolchain::Paths::of(ctx, plugin, links)?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
     for (var, value) in crate::target::toolchain::vars(plugin, &paths) {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::call::mounts;
-use crate::call::request::{self, Request};
+use crate::call::request::Request;
 use crate::compile;
 use crate::context::Ctx;
 use crate::state::{paths, safefs};
@@ -41,12 +41,8 @@ fn wine_env(prefix: &Path, env: &mut Vec<(String, OsString)>) {
 
 /// Whether the file at `path` is a Windows program (an `MZ` header).
 fn is_windows_program(given: &OsStr, path: &Path) -> Result<()> {
+    super::regular_file(given, path)?;
     let shown = Path::new(given).display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| anyhow::anyhow!("cannot run {shown}: {e}; build it first or give its path"))?;
-    if !meta.is_file() {
-        bail!("cannot run {shown}: it is not a regular file");
-    }
     let mut head = Vec::with_capacity(2);
     File::open(path)
         .and_then(|f| f.take(2).read_to_end(&mut head))
@@ -68,8 +64,7 @@ fn request(
     let scanned: Vec<OsString> = std::iter::once(program.clone())
         .chain(args.iter().cloned())
         .collect();
-    let cmd = request::command_line(&scanned)?;
-    let mut req = compile::plugin_request(plugin, program, args, &cmd)?;
+    let mut req = super::image_request(plugin, program, args, &scanned)?;
     wine_env(prefix, &mut req.env);
     req.mounts.add(prefix.to_path_buf(), true);
     Ok(req)

@@ -79,6 +79,17 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// The paths for `plugin`: its links (in `links`, else found on PATH),
+    /// its exported sysroot (made first if needed) and the current project
+    /// file.
+    pub fn of(ctx: &crate::context::Ctx, plugin: &Plugin, links: Option<&Path>) -> Result<Paths> {
+        Ok(Paths {
+            links: find_links(plugin, links)?,
+            sysroot: crate::target::sysroot::ensure_exported(ctx, plugin)?,
+            project: crate::target::project::current()?,
+        })
+    }
+
     fn tool(&self, plugin: &Plugin, tool: &str) -> Option<String> {
         (plugin.tools.contains_key(tool) || tool == "run")
             .then(|| self.links.join(format!("{}-{tool}", plugin.target)))
