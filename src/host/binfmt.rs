@@ -93,7 +93,7 @@ fn parse_entry(text: &str, executable: &str, binary: &str) -> Binfmt {
             enabled: true,
         };
     }
-    let interp = Regex::new(r"interpreter (\S+)\n").expect("valid regex");
+    let interp = Regex::new(r"interpreter ([^ \t\n]+)\n").expect("valid regex");
     let interpreter = interp.captures(text).map(|c| c[1].to_string());
     if let Some(i) = &interpreter {
         if i != executable {
@@ -109,7 +109,7 @@ fn parse_entry(text: &str, executable: &str, binary: &str) -> Binfmt {
 /// The shared libraries `ldd` reports for an executable (absolute paths
 /// only; the vDSO has no file).
 pub fn so_libs(executable: &str) -> Vec<String> {
-    let re = Regex::new(r"(?:\S+ => )?(\S*) \(:?0x[0-9a-f]+\)").expect("valid regex");
+    let re = Regex::new(r"(?:[^ \t\n]+ => )?([^ \t\n]*) \(:?0x[0-9a-f]+\)").expect("valid regex");
     let out = std::process::Command::new("ldd").arg(executable).output();
     match out {
         Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
