@@ -8,11 +8,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +26,9 @@ use nix::unistd::{ForkResult, Pid, fork};
 
 use super::protocol::{self, Reply, Request, Run, Status};
 
-/// The most connections served at once (each has a thread, and a second
-/// one while its program runs); more get `Busy` and run elsewhere.
+/// The most connections served at once (each by a taker thread, with a
+/// second thread while its program runs); more get `Busy` and run
+/// elsewhere.
 const MAX_CONNECTIONS: usize = 256;
 
 /// How long a connection may take to send its request: a caller sends it
@@ -144,21 +146,95 @@ pub fn main(args: &[OsString]) -> Result<i32> {
             .spawn(move || watch(&st, limit))
             .context("agent: cannot start its idle watch")?;
     }
-    let me = nix::unistd::getuid().as_raw();
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        if !peer_allowed(&conn, me) {
-            continue;
+    let (takers, wanted) = Takers::new(listener, nix::unistd::getuid().as_raw());
+    take_calls(&takers, wanted, &state)
+}
+
+/// Start a taker, then another each time one takes the last waiting place
+/// (see `take_connections`). The senders live as long as `takers`: this
+/// waits until the idle watch ends the process.
+fn take_calls(takers: &Arc<Takers>, wanted: Receiver<()>, state: &Arc<Agent>) -> Result<i32> {
+    start_taker(takers, state).context("agent: cannot start a thread to take calls")?;
+    for () in wanted.iter() {
+        if let Err(e) = start_taker(takers, state) {
+            // The next caller waits for a taker to finish its call; the
+            // one that takes it asks again.
+            crate::diag::debug(format!("agent: cannot start a thread to take calls: {e}"));
         }
-        accept(conn, &state);
     }
     Ok(0)
 }
 
-/// Serve a connection in a thread of its own, within the limits: at most
-/// `MAX_CONNECTIONS` at once (a caller beyond them is told `Busy` and runs
-/// its program elsewhere), each with a time limit for sending its request.
-fn accept(conn: UnixStream, state: &Arc<Agent>) {
+/// Threads waiting in accept(2) beyond which one that served its call ends
+/// instead of waiting again.
+const SPARE_TAKERS: usize = 4;
+
+/// The threads that take the calls: each waits for a connection, serves it
+/// and waits again, so that a call starts no thread before its program.
+struct Takers {
+    listener: UnixListener,
+    /// Takers waiting for a connection.
+    waiting: AtomicUsize,
+    /// Asks the agent's main thread for another taker.
+    more: Sender<()>,
+    /// The agent's user (see `peer_allowed`).
+    me: u32,
+}
+
+impl Takers {
+    /// The takers of `listener`'s connections, and the requests for more.
+    fn new(listener: UnixListener, me: u32) -> (Arc<Takers>, Receiver<()>) {
+        let (more, wanted) = std::sync::mpsc::channel();
+        let takers = Takers {
+            listener,
+            waiting: AtomicUsize::new(0),
+            more,
+            me,
+        };
+        (Arc::new(takers), wanted)
+    }
+}
+
+fn start_taker(takers: &Arc<Takers>, state: &Arc<Agent>) -> std::io::Result<()> {
+    let (takers, state) = (takers.clone(), state.clone());
+    std::thread::Builder::new()
+        .name("taker".into())
+        .spawn(move || take_connections(&takers, &state))
+        .map(drop)
+}
+
+/// Take connections and serve them, one at a time. The taker that leaves
+/// nobody waiting asks for another before it serves, so that the next
+/// caller finds one (the main thread starts it meanwhile); one that finds
+/// enough others waiting after its call ends.
+fn take_connections(takers: &Takers, state: &Arc<Agent>) {
+    loop {
+        // Counted and compared at once: never more than the spare ones wait.
+        if takers.waiting.fetch_add(1, Ordering::SeqCst) >= SPARE_TAKERS {
+            takers.waiting.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let got = takers.listener.accept();
+        if takers.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Only fails once the main thread is gone, at exit.
+            let _ = takers.more.send(());
+        }
+        match got {
+            Ok((conn, _)) => {
+                if peer_allowed(&conn, takers.me) {
+                    accept(conn, state);
+                }
+            }
+            // Out of descriptors, say: not a busy loop meanwhile.
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// Serve a connection within the limits: at most `MAX_CONNECTIONS` at once
+/// (a caller beyond them is told `Busy` and runs its program elsewhere),
+/// each with a time limit for sending its request.
+fn accept(conn: UnixStream, state: &Agent) {
     let timed = conn
         .set_read_timeout(Some(REQUEST_TIMEOUT))
         .and_then(|()| conn.set_write_timeout(Some(REQUEST_TIMEOUT)));
@@ -168,18 +244,10 @@ fn accept(conn: UnixStream, state: &Arc<Agent>) {
         let _ = protocol::send(&conn, &Reply::Busy, &[]);
         return;
     }
-    let st = state.clone();
-    let spawned = std::thread::Builder::new().spawn(move || {
-        if let Err(e) = serve(conn, &st) {
-            crate::diag::debug(format!("agent: {e:#}"));
-        }
-        st.connections.fetch_sub(1, Ordering::SeqCst);
-    });
-    if spawned.is_err() {
-        // The closure (and with it the connection) was dropped: the caller
-        // sees the connection closed and runs elsewhere.
-        state.connections.fetch_sub(1, Ordering::SeqCst);
+    if let Err(e) = serve(conn, state) {
+        crate::diag::debug(format!("agent: {e:#}"));
     }
+    state.connections.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Every 20 ms: exit once draining (asked to, idle too long, or the socket
@@ -629,6 +697,60 @@ mod tests {
             .unwrap()
             .unwrap()
             .0
+    }
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !done() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A call starts no thread: takers wait for the calls, the one that
+    /// takes the last waiting place has another started, and those beyond
+    /// the spare ones end after their call.
+    #[test]
+    fn takers_serve_calls_at_once_and_do_not_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let listener = protocol::bind(&socket).unwrap();
+        let st = state(socket.clone());
+        let (takers, wanted) = Takers::new(listener, nix::unistd::getuid().as_raw());
+        {
+            let (takers, st) = (takers.clone(), st.clone());
+            std::thread::spawn(move || take_calls(&takers, wanted, &st));
+        }
+        let status = || {
+            let c = UnixStream::connect(&socket).unwrap();
+            matches!(ask(&c, &Request::Status), Reply::Status(_))
+        };
+        for _ in 0..20 {
+            assert!(status());
+        }
+        wait_until("a spare taker", || {
+            takers.waiting.load(Ordering::SeqCst) >= 1
+        });
+        let spare = takers.waiting.load(Ordering::SeqCst);
+        assert!(spare <= SPARE_TAKERS, "{spare} takers wait");
+        // Eight silent callers hold eight takers; another is still served.
+        let held: Vec<UnixStream> = (0..8)
+            .map(|_| UnixStream::connect(&socket).unwrap())
+            .collect();
+        wait_until("eight connections served", || {
+            st.connections.load(Ordering::SeqCst) == 8
+        });
+        assert!(status());
+        drop(held);
+        wait_until("the connections ended", || {
+            st.connections.load(Ordering::SeqCst) == 0
+        });
+        wait_until("the spare takers back", || {
+            takers.waiting.load(Ordering::SeqCst) == SPARE_TAKERS
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(takers.waiting.load(Ordering::SeqCst), SPARE_TAKERS);
+        assert!(status());
     }
 
     #[test]
