@@ -24,7 +24,8 @@ mod support;
 mod targets;
 mod windows;
 
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -55,15 +56,53 @@ fn run_caught(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), Failed> {
     })
 }
 
+/// Each finished test: its name, the time it waited for the gate, the time
+/// it ran. Printed at the end (the slowest first) to show where a run's
+/// time goes.
+static TIMES: Mutex<Vec<(String, Duration, Duration)>> = Mutex::new(Vec::new());
+
+/// Run `f` under the gate, and record how long it waited and ran.
+fn timed(name: String, mode: Mode, f: impl FnOnce()) {
+    let asked = Instant::now();
+    let _guard = match mode {
+        Mode::Shared => Guard::Read(GATE.read().unwrap_or_else(|e| e.into_inner())),
+        Mode::Exclusive => Guard::Write(GATE.write().unwrap_or_else(|e| e.into_inner())),
+    };
+    let started = Instant::now();
+    f();
+    let record = (name, started - asked, started.elapsed());
+    TIMES.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+}
+
+/// The slowest tests and the sums, on stderr (after libtest's summary).
+fn report_times(wall: Duration) {
+    let mut times = std::mem::take(&mut *TIMES.lock().unwrap_or_else(|e| e.into_inner()));
+    if times.is_empty() {
+        return;
+    }
+    times.sort_by_key(|t| std::cmp::Reverse(t.2));
+    let ran: Duration = times.iter().map(|t| t.2).sum();
+    let waited: Duration = times.iter().map(|t| t.1).sum();
+    eprintln!(
+        "engine tests: {} passed or failed in {:.0} s of wall time, {:.0} s of test time, {:.0} s waiting for an exclusive test; the slowest:",
+        times.len(),
+        wall.as_secs_f64(),
+        ran.as_secs_f64(),
+        waited.as_secs_f64()
+    );
+    for (name, wait, run) in times.iter().take(25) {
+        eprintln!(
+            "  {:7.1} s  {name} (waited {:.1} s)",
+            run.as_secs_f64(),
+            wait.as_secs_f64()
+        );
+    }
+}
+
 fn trial(eng: Eng, name: &'static str, f: TestFn, mode: Mode) -> Trial {
-    Trial::test(format!("{eng}::{name}"), move || {
-        run_caught(|| {
-            let _guard = match mode {
-                Mode::Shared => Guard::Read(GATE.read().unwrap_or_else(|e| e.into_inner())),
-                Mode::Exclusive => Guard::Write(GATE.write().unwrap_or_else(|e| e.into_inner())),
-            };
-            f(eng)
-        })
+    let full = format!("{eng}::{name}");
+    Trial::test(full.clone(), move || {
+        run_caught(|| timed(full, mode, || f(eng)))
     })
 }
 
@@ -112,15 +151,14 @@ fn main() {
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {
         for eng in Eng::ALL {
-            trials.push(Trial::test(
-                format!("{eng}::target::{}", target.name),
-                move || {
-                    run_caught(|| {
-                        let _g = GATE.read().unwrap_or_else(|e| e.into_inner());
-                        targets::target_builds_and_runs(eng, &targets::TARGETS[i]);
+            let full = format!("{eng}::target::{}", target.name);
+            trials.push(Trial::test(full.clone(), move || {
+                run_caught(|| {
+                    timed(full, Mode::Shared, || {
+                        targets::target_builds_and_runs(eng, &targets::TARGETS[i])
                     })
-                },
-            ));
+                })
+            }));
         }
     }
     // Make sure the run exists before tests start in parallel (listing the
@@ -129,8 +167,10 @@ fn main() {
         let _ = support::run();
         let _ = T::new(Eng::Docker, "start", false);
     }
+    let wall = Instant::now();
     let conclusion = libtest_mimic::run(&args, trials);
     if !args.list {
+        report_times(wall.elapsed());
         support::cleanup();
     }
     conclusion.exit();
