@@ -16,7 +16,7 @@
 //!   (`common/kernel.rs`).
 //!
 //! Environment: QCC_BENCH_RUNS (trivial compiles per mode, default 40),
-//! QCC_BENCH_BUILDS (configure+make runs per mode, default 5),
+//! QCC_BENCH_BUILDS (configure+make runs per mode, or GNU hello rounds, default 5),
 //! QCC_BENCH_FIRST (first-call pairs, default 10), QCC_BENCH_KERNEL (`1`
 //! adds the kernel, `only` runs it alone), QCC_BENCH_KERNEL_PAIRS (default 3).
 
@@ -667,43 +667,64 @@ fn breakdown(b: &Bench, engine: &str, runs: usize) {
 }
 
 /// A real autoconf package: GNU hello 2.10 (Debian's orig tarball, fetched
-/// from the host's Debian mirror into target/bench-cache on first use), configured
-/// and built out of tree in a fresh build folder each run.
-fn gnu_hello(root: &Path, b: &Bench, builds: usize) {
+/// from the host's Debian mirror into target/bench-cache on first use),
+/// configured and built out of tree in a fresh build folder each run. Each
+/// round runs native, docker and podman once, in an order that turns, so that
+/// a ratio compares builds made close together.
+fn gnu_hello(root: &Path, b: &Bench, rounds: usize) {
     let Some(src) = common::gnu_hello_source() else {
         return;
     };
     let tree = root.join("hello");
-    let once = |path_env: &str, extra: &[(&str, &str)]| -> Duration {
-        let mut env = vec![("PATH", path_env)];
-        env.extend_from_slice(extra);
-        configure_and_make(&src, &tree, "aarch64-linux-gnu", &env)
-    };
     let sys_path = std::env::var("PATH").unwrap();
     let shim_path = format!("{}:{sys_path}", b.shims.display());
-    println!("GNU hello 2.10: configure + make -j4, fresh build folder each run ({builds} runs):");
-    let native = median((0..builds).map(|_| once(&sys_path, &[])).collect());
-    println!("  {:<44} {:>9.0} ms", "host native cross gcc", ms(native));
-    for engine in ["docker", "podman"] {
-        let rt = root.join(format!("runtime-{engine}")).display().to_string();
-        let d = median(
-            (0..builds)
-                .map(|_| {
-                    once(
-                        &shim_path,
-                        &[
-                            ("QEMU_CROSS_CC_ENGINE", engine),
-                            ("QEMU_CROSS_CC_RUNTIME_DIR", &rt),
-                        ],
-                    )
-                })
-                .collect(),
-        );
+    let runtime = |engine: &str| root.join(format!("runtime-{engine}")).display().to_string();
+    let (rt_docker, rt_podman) = (runtime("docker"), runtime("podman"));
+    let modes: [(&str, Vec<(&str, &str)>); 3] = [
+        ("host native cross gcc", vec![("PATH", &sys_path)]),
+        (
+            "shims, docker, sessions",
+            vec![
+                ("PATH", &shim_path),
+                ("QEMU_CROSS_CC_ENGINE", "docker"),
+                ("QEMU_CROSS_CC_RUNTIME_DIR", &rt_docker),
+            ],
+        ),
+        (
+            "shims, podman, sessions",
+            vec![
+                ("PATH", &shim_path),
+                ("QEMU_CROSS_CC_ENGINE", "podman"),
+                ("QEMU_CROSS_CC_RUNTIME_DIR", &rt_podman),
+            ],
+        ),
+    ];
+    println!(
+        "GNU hello 2.10: configure + make -j4, fresh build folder each run, \
+         {rounds} rounds of native, docker, podman in turn:"
+    );
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); modes.len()];
+    for round in 0..rounds {
+        for k in 0..modes.len() {
+            let m = (k + round) % modes.len();
+            times[m].push(configure_and_make(&src, &tree, TARGET, &modes[m].1));
+        }
+    }
+    let native = median(times[0].clone());
+    println!("  {:<44} {:>9.0} ms", modes[0].0, ms(native));
+    for (m, (name, _)) in modes.iter().enumerate().skip(1) {
+        let mut ratios: Vec<f64> = times[m]
+            .iter()
+            .zip(&times[0])
+            .map(|(s, n)| s.as_secs_f64() / n.as_secs_f64())
+            .collect();
+        let each: Vec<String> = ratios.iter().map(|r| format!("{r:.3}")).collect();
+        ratios.sort_by(f64::total_cmp);
         println!(
-            "  {:<44} {:>9.0} ms  {:>6.2}x native",
-            format!("shims, {engine}, sessions"),
-            ms(d),
-            d.as_secs_f64() / native.as_secs_f64()
+            "  {name:<44} {:>9.0} ms  {:>6.3}x native (median of the rounds' ratios: {})",
+            ms(median(times[m].clone())),
+            ratios[ratios.len() / 2],
+            each.join(" ")
         );
     }
 }

@@ -114,6 +114,10 @@ enum Guard<'a> {
 
 fn main() {
     let args = Arguments::from_args();
+    // The tests that must run alone go first, while nothing else runs: one
+    // queued behind a long test would hold every other thread idle until
+    // that test ends (a waiting writer blocks new readers).
+    let mut exclusive = Vec::new();
     let mut trials = Vec::new();
     for eng in Eng::ALL {
         for (name, f, mode) in core::TESTS
@@ -132,7 +136,12 @@ fn main() {
             .chain(distcc::TESTS)
             .chain(remote::TESTS)
         {
-            trials.push(trial(eng, name, *f, *mode));
+            let list = if *mode == Mode::Exclusive {
+                &mut exclusive
+            } else {
+                &mut trials
+            };
+            list.push(trial(eng, name, *f, *mode));
         }
     }
     // The subset through sudo docker.
@@ -146,7 +155,12 @@ fn main() {
         .chain(from(sessions::TESTS, sudo_docker::FROM_SESSIONS))
         .chain(sudo_docker::TESTS)
     {
-        trials.push(trial(Eng::SudoDocker, name, *f, *mode));
+        let list = if *mode == Mode::Exclusive {
+            &mut exclusive
+        } else {
+            &mut trials
+        };
+        list.push(trial(Eng::SudoDocker, name, *f, *mode));
     }
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {
@@ -168,7 +182,8 @@ fn main() {
         let _ = T::new(Eng::Docker, "start", false);
     }
     let wall = Instant::now();
-    let conclusion = libtest_mimic::run(&args, trials);
+    exclusive.append(&mut trials);
+    let conclusion = libtest_mimic::run(&args, exclusive);
     if !args.list {
         report_times(wall.elapsed());
         support::cleanup();
