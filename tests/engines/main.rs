@@ -61,6 +61,24 @@ fn run_caught(f: impl FnOnce() + std::panic::UnwindSafe) -> Result<(), Failed> {
 /// time goes.
 static TIMES: Mutex<Vec<(String, Duration, Duration)>> = Mutex::new(Vec::new());
 
+/// One test's times, recorded when it ends, by failing too.
+struct Timing {
+    name: String,
+    waited: Duration,
+    started: Instant,
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        let record = (
+            std::mem::take(&mut self.name),
+            self.waited,
+            self.started.elapsed(),
+        );
+        TIMES.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+    }
+}
+
 /// Run `f` under the gate, and record how long it waited and ran.
 fn timed(name: String, mode: Mode, f: impl FnOnce()) {
     let asked = Instant::now();
@@ -68,10 +86,12 @@ fn timed(name: String, mode: Mode, f: impl FnOnce()) {
         Mode::Shared => Guard::Read(GATE.read().unwrap_or_else(|e| e.into_inner())),
         Mode::Exclusive => Guard::Write(GATE.write().unwrap_or_else(|e| e.into_inner())),
     };
-    let started = Instant::now();
+    let _timing = Timing {
+        name,
+        waited: asked.elapsed(),
+        started: Instant::now(),
+    };
     f();
-    let record = (name, started - asked, started.elapsed());
-    TIMES.lock().unwrap_or_else(|e| e.into_inner()).push(record);
 }
 
 /// The slowest tests and the sums, on stderr (after libtest's summary).
@@ -84,7 +104,7 @@ fn report_times(wall: Duration) {
     let ran: Duration = times.iter().map(|t| t.2).sum();
     let waited: Duration = times.iter().map(|t| t.1).sum();
     eprintln!(
-        "engine tests: {} passed or failed in {:.0} s of wall time, {:.0} s of test time, {:.0} s waiting for an exclusive test; the slowest:",
+        "engine tests: {} ran in {:.0} s of wall time, {:.0} s of test time, {:.0} s of it waiting for a test that runs alone; the slowest:",
         times.len(),
         wall.as_secs_f64(),
         ran.as_secs_f64(),
@@ -114,10 +134,6 @@ enum Guard<'a> {
 
 fn main() {
     let args = Arguments::from_args();
-    // The tests that must run alone go first, while nothing else runs: one
-    // queued behind a long test would hold every other thread idle until
-    // that test ends (a waiting writer blocks new readers).
-    let mut exclusive = Vec::new();
     let mut trials = Vec::new();
     for eng in Eng::ALL {
         for (name, f, mode) in core::TESTS
@@ -136,12 +152,7 @@ fn main() {
             .chain(distcc::TESTS)
             .chain(remote::TESTS)
         {
-            let list = if *mode == Mode::Exclusive {
-                &mut exclusive
-            } else {
-                &mut trials
-            };
-            list.push(trial(eng, name, *f, *mode));
+            trials.push((*mode, trial(eng, name, *f, *mode)));
         }
     }
     // The subset through sudo docker.
@@ -155,24 +166,20 @@ fn main() {
         .chain(from(sessions::TESTS, sudo_docker::FROM_SESSIONS))
         .chain(sudo_docker::TESTS)
     {
-        let list = if *mode == Mode::Exclusive {
-            &mut exclusive
-        } else {
-            &mut trials
-        };
-        list.push(trial(Eng::SudoDocker, name, *f, *mode));
+        trials.push((*mode, trial(Eng::SudoDocker, name, *f, *mode)));
     }
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {
         for eng in Eng::ALL {
             let full = format!("{eng}::target::{}", target.name);
-            trials.push(Trial::test(full.clone(), move || {
+            let test = Trial::test(full.clone(), move || {
                 run_caught(|| {
                     timed(full, Mode::Shared, || {
                         targets::target_builds_and_runs(eng, &targets::TARGETS[i])
                     })
                 })
-            }));
+            });
+            trials.push((Mode::Shared, test));
         }
     }
     // Make sure the run exists before tests start in parallel (listing the
@@ -181,9 +188,15 @@ fn main() {
         let _ = support::run();
         let _ = T::new(Eng::Docker, "start", false);
     }
+    // The tests that must run alone go first, while nothing else runs: one
+    // queued behind a long test would hold every other thread idle until
+    // that test ends (a waiting writer blocks new readers).
+    let (alone, shared): (Vec<_>, Vec<_>) = trials
+        .into_iter()
+        .partition(|(mode, _)| *mode == Mode::Exclusive);
+    let trials = alone.into_iter().chain(shared).map(|(_, t)| t).collect();
     let wall = Instant::now();
-    exclusive.append(&mut trials);
-    let conclusion = libtest_mimic::run(&args, exclusive);
+    let conclusion = libtest_mimic::run(&args, trials);
     if !args.list {
         report_times(wall.elapsed());
         support::cleanup();
