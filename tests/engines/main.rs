@@ -104,7 +104,7 @@ fn report_times(wall: Duration) {
     let ran: Duration = times.iter().map(|t| t.2).sum();
     let waited: Duration = times.iter().map(|t| t.1).sum();
     eprintln!(
-        "engine tests: {} ran in {:.0} s of wall time, {:.0} s of test time, {:.0} s of it waiting for a test that runs alone; the slowest:",
+        "engine tests: {} ran in {:.0} s of wall time, {:.0} s of test time, {:.0} s waiting for a test that runs alone; the slowest:",
         times.len(),
         wall.as_secs_f64(),
         ran.as_secs_f64(),
