@@ -86,7 +86,7 @@ fn main() {
         return;
     }
     let runs = env_num("QCC_BENCH_RUNS", 40);
-    let builds = env_num("QCC_BENCH_BUILDS", 5);
+    let builds = env_num("QCC_BENCH_BUILDS", 5).max(1);
     let first_runs = env_num("QCC_BENCH_FIRST", 10).max(1);
     let kernel_mode = KernelMode::from_env();
     let kernel_pairs = env_num("QCC_BENCH_KERNEL_PAIRS", 3).max(1);

@@ -119,11 +119,15 @@ fn report_times(wall: Duration) {
     }
 }
 
-fn trial(eng: Eng, name: &'static str, f: TestFn, mode: Mode) -> Trial {
-    let full = format!("{eng}::{name}");
-    Trial::test(full.clone(), move || {
-        run_caught(|| timed(full, mode, || f(eng)))
-    })
+/// A test named `name`, run under the gate as `mode` says and timed; with
+/// its mode, for the ordering.
+fn trial(
+    name: String,
+    mode: Mode,
+    f: impl FnOnce() + Send + std::panic::UnwindSafe + 'static,
+) -> (Mode, Trial) {
+    let test = Trial::test(name.clone(), move || run_caught(|| timed(name, mode, f)));
+    (mode, test)
 }
 
 #[allow(dead_code)]
@@ -152,7 +156,8 @@ fn main() {
             .chain(distcc::TESTS)
             .chain(remote::TESTS)
         {
-            trials.push((*mode, trial(eng, name, *f, *mode)));
+            let f = *f;
+            trials.push(trial(format!("{eng}::{name}"), *mode, move || f(eng)));
         }
     }
     // The subset through sudo docker.
@@ -166,20 +171,17 @@ fn main() {
         .chain(from(sessions::TESTS, sudo_docker::FROM_SESSIONS))
         .chain(sudo_docker::TESTS)
     {
-        trials.push((*mode, trial(Eng::SudoDocker, name, *f, *mode)));
+        let (eng, f) = (Eng::SudoDocker, *f);
+        trials.push(trial(format!("{eng}::{name}"), *mode, move || f(eng)));
     }
     // The slow per-target builds, interleaved by engine.
     for (i, target) in targets::TARGETS.iter().enumerate() {
         for eng in Eng::ALL {
-            let full = format!("{eng}::target::{}", target.name);
-            let test = Trial::test(full.clone(), move || {
-                run_caught(|| {
-                    timed(full, Mode::Shared, || {
-                        targets::target_builds_and_runs(eng, &targets::TARGETS[i])
-                    })
-                })
-            });
-            trials.push((Mode::Shared, test));
+            trials.push(trial(
+                format!("{eng}::target::{}", target.name),
+                Mode::Shared,
+                move || targets::target_builds_and_runs(eng, &targets::TARGETS[i]),
+            ));
         }
     }
     // Make sure the run exists before tests start in parallel (listing the
