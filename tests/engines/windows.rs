@@ -98,7 +98,23 @@ fn windows(eng: Eng, target: &str, file_says: &str) {
         file.display(),
         src.display()
     )));
-    let o = ok(&mut sh("ctest --output-on-failure"));
+    // Under a loaded CI machine one ctest run of `hello` printed nothing at
+    // all (no output, no error, a normal run time), which is what a wine
+    // client does when its wineserver goes away under it; it has not been
+    // reproduced by hand (65 runs, with and without load). ctest may try a
+    // failing test twice more; wine's own error messages stay on (`err`) so
+    // that a failing attempt shows why, and an attempt that needed a retry
+    // is printed in the test log.
+    let o = ok(sh("ctest --output-on-failure --repeat until-pass:3")
+        .env("WINEDEBUG", "fixme-all")
+        .env("QEMU_CROSS_CC_PASSENV", "WINEDEBUG"));
+    if stdout(&o).contains("***Failed") {
+        eprintln!(
+            "{}::windows ctest needed a retry:\n{}",
+            eng.name(),
+            stdout(&o)
+        );
+    }
     assert!(
         stdout(&o).contains("100% tests passed, 0 tests failed out of 2"),
         "{}",
