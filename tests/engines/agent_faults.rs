@@ -217,7 +217,7 @@ fn tmp_listing(t: &T, container: &str) -> String {
 
 /// A call killed with SIGKILL (its compiler killed by the agent) leaves no
 /// temporary files in the container: each call has its own TMPDIR, removed
-/// when it ends.
+/// when it ends, on the session's tmpfs, where a script it writes can run.
 fn killed_call_leaves_no_temp_files(eng: Eng) {
     let (t, path) = setup(eng, "agent-tmp");
     let container = container_of(&start_session(&t, &path));
@@ -228,6 +228,14 @@ fn killed_call_leaves_no_temp_files(eng: Eng) {
     assert!(lines[0].starts_with("/tmp/"), "{lines:?}");
     assert!(lines[1].starts_with(&format!("{}/", lines[0])), "{lines:?}");
     assert_eq!(tmp_listing(&t, &container), before);
+    // On a tmpfs of the session's own, where a script the call writes runs.
+    let fs = ok(t.engine(["exec", &container, "stat", "-f", "-c", "%T", "/tmp"]));
+    assert_eq!(stdout(&fs).trim(), "tmpfs");
+    let run_own = "printf '#!/bin/sh\\necho ran\\n' >\"$TMPDIR/x\" && chmod +x \"$TMPDIR/x\" && \"$TMPDIR/x\"";
+    assert_eq!(
+        stdout(&ok(tool(&t, &path, "sh", &["-c", run_own]))).trim(),
+        "ran"
+    );
 
     let script = "mktemp -t qcc-marker.XXXXXX && gcc -x c -c - -o /dev/null </dev/null && \
                   exec sleep 60";
