@@ -86,8 +86,7 @@ fn try_one(rec: &Record, req: &Request, checksum: &str, choice: Choice, exe: &st
         return Tried::No;
     }
     if !rec.mounts_current() {
-        // A folder made again: the session that replaces this one ends it
-        // once started (see `start_and_run`).
+        stop(rec);
         return Tried::No;
     }
     match call(rec, req) {
