@@ -86,7 +86,8 @@ fn try_one(rec: &Record, req: &Request, checksum: &str, choice: Choice, exe: &st
         return Tried::No;
     }
     if !rec.mounts_current() {
-        stop(rec);
+        // A folder made again: the session that replaces this one ends it
+        // once started (see `start_and_run`).
         return Tried::No;
     }
     match call(rec, req) {

@@ -146,6 +146,12 @@ pub fn sessions_dir() -> Result<PathBuf> {
     crate::state::paths::runtime_subdir("sessions")
 }
 
+/// The container of session `id` (a record naming another is refused, so
+/// a record read from the runtime folder names only its own container).
+pub(super) fn container_name(id: &str) -> String {
+    format!("qemu-cross-cc-session-{id}")
+}
+
 /// A record is named by its folder: a short hex id.
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
@@ -225,11 +231,11 @@ fn read_record(file: &Path, id: &str) -> Option<Record> {
 const RECORD_CAP: u64 = 1 << 20;
 
 /// A record's bytes as the record of session `id`: None when they do not
-/// parse or name another session.
+/// parse or name another session or another container.
 fn parse_record(bytes: &[u8], id: &str) -> Option<Record> {
     serde_json::from_slice::<Record>(bytes)
         .ok()
-        .filter(|rec| rec.id == id)
+        .filter(|rec| rec.id == id && rec.container == container_name(id))
 }
 
 /// How long a session folder may stay without its record: a start takes
@@ -357,7 +363,7 @@ mod tests {
             mounts: Vec::new(),
             uid: 1,
             gid: 2,
-            container: format!("qemu-cross-cc-session-{id}"),
+            container: container_name(id),
             created: 0,
             exe: "1-2-3".into(),
         }
@@ -416,6 +422,22 @@ mod tests {
         std::fs::remove_file(dir.join(key_link_name(&k))).unwrap();
         std::fs::write(dir.join(key_link_name(&k)), "00aa").unwrap();
         assert!(keyed_in(dir, &k).is_none());
+    }
+
+    #[test]
+    fn a_record_names_only_its_own_container() {
+        let rec = record("00aa");
+        let bytes = serde_json::to_vec(&rec).unwrap();
+        assert!(parse_record(&bytes, "00aa").is_some());
+        assert!(parse_record(&bytes, "00bb").is_none());
+        // Another container in its place (whose network a new session
+        // would join, or which `stop` would remove): refused.
+        for other in ["someone-elses", "qemu-cross-cc-session-00bb", ""] {
+            let mut planted = rec.clone();
+            planted.container = other.into();
+            let bytes = serde_json::to_vec(&planted).unwrap();
+            assert!(parse_record(&bytes, "00aa").is_none(), "{other}");
+        }
     }
 
     #[test]

@@ -15,14 +15,14 @@ use crate::call::argpaths::is_broad;
 use crate::call::mounts::{self, MountSet};
 use crate::call::request::Request;
 use crate::engine::labels;
-use crate::engine::{Choice, Engine};
+use crate::engine::{Choice, Engine, Flavor};
 use crate::signals;
 
 use super::client::{CallError, Live, call, run_in_live, stop};
 use super::protocol;
 use super::record::{
-    MountRecord, Record, exe_path_and_identity, forget, identity, is_static_elf, records,
-    sessions_dir, set_key_link,
+    MountRecord, Record, container_name, exe_path_and_identity, forget, identity, is_static_elf,
+    records, sessions_dir, set_key_link,
 };
 use super::{
     AGENT_COMMAND, AGENT_PATH, RUNTIME_LABEL, SESSION_LABEL, TARGET_LABEL, idle_seconds,
@@ -108,13 +108,24 @@ pub fn start_and_run(
         }
     }
     // Sessions of the same tree that did not cover this call: the new one
-    // covers what they did too, and replaces them.
-    let superseded: Vec<Record> = records()
-        .into_iter()
-        .filter(|r| {
-            r.compatible(&req.image, checksum, choice, &exe) && r.root == root && r.mounts_current()
-        })
-        .collect();
+    // covers what they did too, and replaces them. Sessions that would have
+    // served it but for a folder made again (`rm -rf build`) end too; they
+    // run until now so that the new one can join their network (below).
+    let all = records();
+    let mut superseded: Vec<&Record> = Vec::new();
+    let mut stale: Vec<&Record> = Vec::new();
+    for r in all
+        .iter()
+        .filter(|r| r.compatible(&req.image, checksum, choice, &exe))
+    {
+        if !r.mounts_current() {
+            if r.mount_set().covers_set(&req.mounts) {
+                stale.push(r);
+            }
+        } else if r.root == root {
+            superseded.push(r);
+        }
+    }
     for r in &superseded {
         for m in &r.mounts {
             set.add_alias(m.path.clone(), m.source.clone(), m.writable);
@@ -144,13 +155,14 @@ pub fn start_and_run(
         mounts,
         uid: crate::host::user::uid(),
         gid: crate::host::user::gid(),
-        container: format!("qemu-cross-cc-session-{id}"),
+        container: container_name(&id),
         created: crate::host::unix_now(),
         exe,
     };
     // From here on, a failure removes the container it started: a session
     // nobody can find must not idle on.
-    let started = start_container(engine, &rec, &exe_path, &set).and_then(|()| {
+    let donor = network_donor(engine, &all);
+    let started = start_container(engine, &rec, &exe_path, &set, donor.as_deref()).and_then(|()| {
         crate::state::safefs::write_private(
             &sdir.join("record.json"),
             &serde_json::to_vec_pretty(&rec)?,
@@ -166,7 +178,7 @@ pub fn start_and_run(
         crate::diag::debug(format!("{e:#}"));
     }
     drop(_lock);
-    for r in &superseded {
+    for r in superseded.into_iter().chain(stale) {
         stop(r);
     }
     match call(&rec, req) {
@@ -180,7 +192,32 @@ pub fn start_and_run(
     }
 }
 
-fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) -> Result<()> {
+/// A running session container of this engine whose network namespace a
+/// new session joins instead of making its own: docker takes ~80 ms of a
+/// ~190 ms start to make one (docs/performance.md), podman nothing worth
+/// saving. Every session has no network but a loopback, so the joined one
+/// has none either; it is shared only among this user's sessions (records
+/// of this runtime folder), and its name comes from the record's id, never
+/// from the record's text. An agent that takes a connection is running.
+fn network_donor(engine: &Engine, records: &[Record]) -> Option<String> {
+    if engine.flavor() != Flavor::Docker {
+        return None;
+    }
+    records
+        .iter()
+        .filter(|r| r.engine == engine.kind())
+        .take(3)
+        .find(|r| protocol::connect_within(&r.socket(), Duration::from_millis(50)).is_ok())
+        .map(|r| container_name(&r.id))
+}
+
+fn start_container(
+    engine: &Engine,
+    rec: &Record,
+    exe: &Path,
+    set: &MountSet,
+    donor: Option<&str>,
+) -> Result<()> {
     // A signal before the session is up removes its container.
     let _removed_on_signal = crate::engine::container::removed_on_signal(engine, &rec.id);
     let sdir = rec.dir();
@@ -210,6 +247,7 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         format!("{RUNTIME_LABEL}={}", runtime_label()).into(),
     ]);
     args.extend(engine.user_args().into_iter().map(OsString::from));
+    let network_at = args.len() + 1;
     args.extend([
         "--network".into(),
         "none".into(),
@@ -241,11 +279,33 @@ fn start_container(engine: &Engine, rec: &Record, exe: &Path, set: &MountSet) ->
         args.push("--mount".into());
         args.push(m.path.clone().into_os_string());
     }
-    let out = engine
-        .command(&args)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot start a session container")?;
+    let run = |args: &[OsString]| {
+        engine
+            .command(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("cannot start a session container")
+    };
+    let mut out = None;
+    if let Some(d) = donor {
+        let mut joined = args.clone();
+        joined[network_at] = format!("container:{d}").into();
+        let o = run(&joined)?;
+        if o.status.success() {
+            out = Some(o);
+        } else {
+            // The donor ended meanwhile: a network of its own after all.
+            crate::diag::debug(format!(
+                "cannot join the network of {d}: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            engine.remove_containers(std::slice::from_ref(&rec.container));
+        }
+    }
+    let out = match out {
+        Some(o) => o,
+        None => run(&args)?,
+    };
     if !out.status.success() {
         bail!(
             "starting a session container failed: {}",

@@ -1,7 +1,7 @@
 //! Warm toolchain sessions: same results as one-shot, one session per build,
 //! recovery from a killed container, Ctrl-C, idle timeout, `clean`.
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -43,6 +43,16 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
     (
         "recreated_build_dir_gets_new_session",
         recreated_build_dir_gets_new_session,
+        Mode::Shared,
+    ),
+    (
+        "replacing_session_joins_the_old_network",
+        replacing_session_joins_the_old_network,
+        Mode::Shared,
+    ),
+    (
+        "network_join_falls_back_when_the_donor_is_gone",
+        network_join_falls_back_when_the_donor_is_gone,
         Mode::Shared,
     ),
     (
@@ -346,7 +356,128 @@ fn recreated_build_dir_gets_new_session(eng: Eng) {
         assert_eq!(stderr(&o), "");
         assert!(build.join("a.o").exists(), "round {round}");
     }
-    assert_eq!(t.sessions().len(), 1);
+    assert_eq!(recorded(&t).len(), 1);
+}
+
+/// The sessions with a record (a replaced one's container may still be
+/// ending, listed as orphaned).
+fn recorded(t: &T) -> Vec<serde_json::Value> {
+    t.sessions()
+        .into_iter()
+        .filter(|s| s["orphaned"] != serde_json::Value::Bool(true))
+        .collect()
+}
+
+fn network_mode(t: &T, container: &str) -> String {
+    let o = ok(t.engine(["inspect", "-f", "{{.HostConfig.NetworkMode}}", container]));
+    stdout(&o).trim().to_string()
+}
+
+fn container_id(t: &T, container: &str) -> String {
+    let o = ok(t.engine(["inspect", "-f", "{{.Id}}", container]));
+    stdout(&o).trim().to_string()
+}
+
+/// The network interfaces a call sees, through the session of `build`.
+fn interfaces(t: &T, path: &str, build: &Path) -> String {
+    let o = ok(t
+        .program(
+            format!("{CHEAP}-sh"),
+            ["-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"],
+        )
+        .current_dir(build)
+        .env("PATH", path));
+    stdout(&o)
+}
+
+/// The session that replaces one whose build folder was made again joins
+/// the old one's network namespace with docker (whose own takes ~80 ms to
+/// make), then ends it; the network is a loopback only, and outlives the
+/// container that made it. Podman makes its own (no cost worth saving).
+fn replacing_session_joins_the_old_network(eng: Eng) {
+    let t = T::new(eng, "sess-netns", false);
+    t.cheap_plugin(CHEAP);
+    let path = t.shims(&[CHEAP]);
+    let build = t.dir.join("tree/build");
+    let mut containers: Vec<(String, String)> = Vec::new();
+    for round in 0..3 {
+        let _ = std::fs::remove_dir_all(&build);
+        std::fs::create_dir_all(&build).unwrap();
+        assert_eq!(interfaces(&t, &path, &build), "lo\n", "round {round}");
+        let s = recorded(&t);
+        assert_eq!(s.len(), 1, "the replaced session ended: {s:?}");
+        let name = s[0]["container"].as_str().unwrap().to_string();
+        let mode = network_mode(&t, &name);
+        match containers.last() {
+            Some((_, donor)) if eng == Eng::Docker => {
+                assert_eq!(mode, format!("container:{donor}"), "round {round}");
+            }
+            _ => assert_eq!(mode, "none", "round {round}"),
+        }
+        containers.push((name.clone(), container_id(&t, &name)));
+    }
+    for (old, _) in &containers[..2] {
+        wait_until("the replaced containers to end", 30, || {
+            !container_alive(&t, old)
+        });
+    }
+    // The last one's network outlived both containers before it.
+    assert_eq!(interfaces(&t, &path, &build), "lo\n");
+}
+
+/// A donor that ends between the look and the start (here: docker told
+/// of a container that is gone): the session makes a network of its own,
+/// and the container the failed start made is gone.
+fn network_join_falls_back_when_the_donor_is_gone(eng: Eng) {
+    let t = T::new(eng, "sess-netns-gone", false);
+    t.cheap_plugin(CHEAP);
+    let shims = t.shims(&[CHEAP]);
+    let fake = t.dir.join("fakebin");
+    std::fs::create_dir_all(&fake).unwrap();
+    let tried = t.dir.join("join-tried");
+    let prog = eng.prog()[0];
+    let wrapper = fake.join(prog);
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh
+n=$#
+for a do
+  case $a in container:*) a=container:{gone}; : > {f};; esac
+  \
+             set -- \"$@\" \"$a\"
+done
+shift $n
+exec {real} \"$@\"
+",
+            gone = t.name,
+            f = tried.display(),
+            real = crate::core::which(prog)
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{shims}", fake.display());
+    let build = t.dir.join("tree/build");
+    for round in 0..2 {
+        let _ = std::fs::remove_dir_all(&build);
+        std::fs::create_dir_all(&build).unwrap();
+        std::fs::write(build.join("a.c"), "int a;\n").unwrap();
+        let o = ok(t
+            .program(format!("{CHEAP}-gcc"), ["-c", "a.c"])
+            .current_dir(&build)
+            .env("PATH", &path));
+        assert_eq!(stderr(&o), "", "round {round}");
+        assert!(build.join("a.o").exists(), "round {round}");
+    }
+    assert_eq!(tried.exists(), eng == Eng::Docker);
+    let s = recorded(&t);
+    assert_eq!(s.len(), 1, "{s:?}");
+    let name = s[0]["container"].as_str().unwrap();
+    assert_eq!(network_mode(&t, name), "none");
+    let o = ok(t.engine(["ps", "-a", "-q", "--filter", &format!("name={name}")]));
+    assert_eq!(stdout(&o).split_whitespace().count(), 1, "one container");
+    assert_eq!(interfaces(&t, &shims, &build), "lo\n");
 }
 
 /// A session started by another build of the tool (whose agent may speak
