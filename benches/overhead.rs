@@ -7,7 +7,8 @@
 //!   shim one-shot (QEMU_CROSS_CC_SESSION=0), through the shim with a warm
 //!   session, and the raw engine baselines (`run --rm`, `exec`);
 //! - the first call with the image present and no session, paired in turn
-//!   with `run --rm` of the same compile with the same mount;
+//!   with `run --rm` of the same compile with the same mount, and the first
+//!   call in a build folder removed and made again (its old session up);
 //! - a configure-style workload: the test project's out-of-tree configure
 //!   (many tiny probes) and `make -j4`, native against the shims, and GNU
 //!   hello 2.10;
@@ -272,6 +273,25 @@ fn main() {
         );
         let first = median(first_pairs.iter().map(|p| p.1).collect());
         let paired_run = median(first_pairs.iter().map(|p| p.0).collect());
+        // The first call of a rebuild in a build folder removed and made
+        // again (`rm -rf build`): the old session is still up, cannot see
+        // the new folder, and is replaced.
+        let remade = root.join("remade/build");
+        let remade_call = || {
+            let _ = std::fs::remove_dir_all(&remade);
+            std::fs::create_dir_all(&remade).unwrap();
+            std::fs::copy(root.join("work/t.c"), remade.join("t.c")).unwrap();
+            time(
+                b.shim(engine, true)
+                    .args(["-c", "t.c", "-o", "t.o"])
+                    .current_dir(&remade),
+            )
+        };
+        remade_call();
+        let (remade_pairs, remade_diff) =
+            paired(first_runs, || time(&mut raw_run_cmd()), remade_call);
+        let remade_first = median(remade_pairs.iter().map(|p| p.1).collect());
+        let remade_run = median(remade_pairs.iter().map(|p| p.0).collect());
         // The warm session again, for the breakdown below.
         time(b.shim(engine, true).args(["-c", "t.c", "-o", "t.o"]));
         for (what, d) in [
@@ -305,6 +325,15 @@ fn main() {
             ms(paired_run),
             first.as_secs_f64() / paired_run.as_secs_f64(),
             first_diff
+        );
+        println!(
+            "  first call in a remade build folder (old session up) vs {engine} run --rm, \
+             {first_runs} pairs in turn: {:.1} ms vs {:.1} ms, {:.3}x, median of the pairs' \
+             differences {:+.1} ms",
+            ms(remade_first),
+            ms(remade_run),
+            remade_first.as_secs_f64() / remade_run.as_secs_f64(),
+            remade_diff
         );
         first_medians.push((engine, first_diff));
         println!(
