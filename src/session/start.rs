@@ -211,6 +211,33 @@ fn network_donor(engine: &Engine, records: &[Record]) -> Option<String> {
         .map(|r| container_name(&r.id))
 }
 
+/// The files docker would otherwise take from the donor for a container
+/// that joins its network (`/etc/hosts`, `/etc/resolv.conf`,
+/// `/etc/hostname`): the donor's own, or, when the donor itself joined, the
+/// files of the container that made the network. A start that races the
+/// removal of that container's folder fails, so a joining session brings
+/// its own (a loopback network: localhost only, no name server), written
+/// in its new private folder (mounted like that folder) and read-only.
+fn own_network_files(sdir: &Path, container: &str, z: &str) -> Result<Vec<OsString>> {
+    let files: [(&str, String); 3] = [
+        (
+            "hosts",
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into(),
+        ),
+        ("resolv.conf", String::new()),
+        ("hostname", format!("{container}\n")),
+    ];
+    let mut args = Vec::new();
+    for (name, text) in files {
+        let path = sdir.join(name);
+        crate::state::safefs::write_private(&path, text.as_bytes())?;
+        let mut vol = OsString::from(path.as_os_str());
+        vol.push(format!(":/etc/{name}:ro{z}"));
+        args.extend(["-v".into(), vol]);
+    }
+    Ok(args)
+}
+
 fn start_container(
     engine: &Engine,
     rec: &Record,
@@ -290,6 +317,10 @@ fn start_container(
     if let Some(d) = donor {
         let mut joined = args.clone();
         joined[network_at] = format!("container:{d}").into();
+        joined.splice(
+            network_at + 1..network_at + 1,
+            own_network_files(&sdir, &rec.container, z)?,
+        );
         let o = run(&joined)?;
         if o.status.success() {
             out = Some(o);

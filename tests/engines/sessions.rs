@@ -393,7 +393,8 @@ fn interfaces(t: &T, path: &str, build: &Path) -> String {
 /// The session that replaces one whose build folder was made again joins
 /// the old one's network namespace with docker (whose own takes ~80 ms to
 /// make), then ends it; the network is a loopback only, and outlives the
-/// container that made it. Podman makes its own (no cost worth saving).
+/// container that made it. A joined session has its own `/etc/hosts`,
+/// `/etc/resolv.conf` and `/etc/hostname`. Podman makes its own (no cost worth saving).
 fn replacing_session_joins_the_old_network(eng: Eng) {
     let t = T::new(eng, "sess-netns", false);
     t.cheap_plugin(CHEAP);
@@ -411,6 +412,28 @@ fn replacing_session_joins_the_old_network(eng: Eng) {
         match containers.last() {
             Some((_, donor)) if eng == Eng::Docker => {
                 assert_eq!(mode, format!("container:{donor}"), "round {round}");
+                // Its own name files, not those of the container that made
+                // the network (whose removal a start could race).
+                let id = name.trim_start_matches("qemu-cross-cc-session-");
+                for (field, file) in [
+                    ("HostsPath", "hosts"),
+                    ("ResolvConfPath", "resolv.conf"),
+                    ("HostnamePath", "hostname"),
+                ] {
+                    let o = ok(t.engine(["inspect", "-f", &format!("{{{{.{field}}}}}"), &name]));
+                    assert!(
+                        stdout(&o)
+                            .trim()
+                            .ends_with(&format!("/sessions/{id}/{file}")),
+                        "round {round}: {field} {}",
+                        stdout(&o)
+                    );
+                }
+                let o = ok(t
+                    .program(format!("{CHEAP}-sh"), ["-c", "cat /etc/hosts"])
+                    .current_dir(&build)
+                    .env("PATH", &path));
+                assert!(stdout(&o).contains("localhost"), "{}", stdout(&o));
             }
             _ => assert_eq!(mode, "none", "round {round}"),
         }
