@@ -171,6 +171,10 @@ pub fn start_and_run(
     if let Err(e) = started {
         engine.remove_containers(std::slice::from_ref(&rec.container));
         forget(&rec);
+        // They serve no call either way (see `client::try_one`).
+        for r in stale {
+            stop(r);
+        }
         return Err(e);
     }
     // Only a hint: without it, calls find the session by its record.
