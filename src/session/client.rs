@@ -213,30 +213,82 @@ fn unresponsive(rec: &Record) -> CallError {
 /// from it. When its container is paused, stopped or gone, forget it (so
 /// that other callers stop trying it) and remove the container. One that is
 /// running is only slow (a loaded machine): its calls in progress must not
-/// be killed, so it is kept. Returns whether it was kept.
+/// be killed, so it is kept; so is one whose state the engine cannot tell
+/// (podman fails an inspect now and then while other commands change its
+/// store): only the engine's word that it is not running retires it.
+/// Returns whether it was kept.
 fn give_up(rec: &Record) -> bool {
     let engine = rec.engine();
-    let state = engine
-        .output([
-            "container",
-            "inspect",
-            "--format",
-            "{{.State.Status}}",
-            &rec.container,
-        ])
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_lowercase());
-    if state.as_deref() == Some("running") {
-        crate::diag::debug(format!(
-            "session {} is slow to answer; not used for this call",
-            rec.id
-        ));
-        return true;
+    let mut state = ContainerState::Unknown(String::new());
+    for attempt in 0..3 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let out = engine
+            .output([
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.Status}}",
+                &rec.container,
+            ])
+            .ok();
+        state = container_state(out.as_ref());
+        if !matches!(state, ContainerState::Unknown(_)) {
+            break;
+        }
     }
-    forget(rec);
-    engine.remove_containers(std::slice::from_ref(&rec.container));
-    false
+    match state {
+        ContainerState::Running => {
+            crate::diag::debug(format!(
+                "session {} is slow to answer; not used for this call",
+                rec.id
+            ));
+            true
+        }
+        ContainerState::Unknown(why) => {
+            crate::diag::debug(format!(
+                "session {} is slow to answer and the engine cannot tell whether it runs ({why}); \
+                 not used for this call",
+                rec.id
+            ));
+            true
+        }
+        ContainerState::NotRunning => {
+            forget(rec);
+            engine.remove_containers(std::slice::from_ref(&rec.container));
+            false
+        }
+    }
+}
+
+/// What the engine's `container inspect` of a session says.
+#[derive(Debug, PartialEq)]
+enum ContainerState {
+    Running,
+    /// Paused, stopped, exited, or no such container.
+    NotRunning,
+    /// The inspect failed for another reason (the engine could not be run,
+    /// a store locked for a moment): what it printed.
+    Unknown(String),
+}
+
+fn container_state(out: Option<&std::process::Output>) -> ContainerState {
+    let Some(out) = out else {
+        return ContainerState::Unknown("the engine could not be run".into());
+    };
+    if out.status.success() {
+        return match String::from_utf8_lossy(&out.stdout).trim() {
+            s if s.eq_ignore_ascii_case("running") => ContainerState::Running,
+            _ => ContainerState::NotRunning,
+        };
+    }
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    if err.contains("no such container") || err.contains("no such object") {
+        ContainerState::NotRunning
+    } else {
+        ContainerState::Unknown(err.trim().lines().next().unwrap_or("").to_string())
+    }
 }
 
 /// Ask the agent to run `req`; forwards SIGINT/SIGTERM/SIGHUP to the program
@@ -373,5 +425,50 @@ pub fn forget_all(engine: &Engine) {
         if rec.engine == engine.kind() {
             forget(&rec);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{ExitStatus, Output};
+
+    fn out(code: i32, stdout: &str, stderr: &str) -> Output {
+        Output {
+            status: ExitStatus::from_raw(code << 8),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_engines_word_retires_a_session() {
+        use ContainerState::*;
+        assert_eq!(container_state(Some(&out(0, "running\n", ""))), Running);
+        for status in ["paused\n", "exited\n", "created\n", "stopping\n", ""] {
+            assert_eq!(container_state(Some(&out(0, status, ""))), NotRunning);
+        }
+        // docker 20.10 and podman 4.3 on a container that is gone.
+        let gone = [
+            "Error response from daemon: No such container: qemu-cross-cc-session-00aa\n",
+            "Error: No such object: qemu-cross-cc-session-00aa\n",
+            "Error: inspecting object: no such container qemu-cross-cc-session-00aa\n",
+        ];
+        for err in gone {
+            assert_eq!(container_state(Some(&out(1, "", err))), NotRunning, "{err}");
+        }
+        // Failures that say nothing of the container: kept.
+        assert!(matches!(container_state(None), Unknown(_)));
+        let locked = out(125, "", "Error: database is locked\nmore\n");
+        assert_eq!(
+            container_state(Some(&locked)),
+            Unknown("error: database is locked".into())
+        );
+        let down = "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.\n";
+        assert!(matches!(
+            container_state(Some(&out(1, "", down))),
+            Unknown(_)
+        ));
     }
 }

@@ -36,6 +36,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         Mode::Shared,
     ),
     (
+        "slow_session_is_kept_when_the_engine_cannot_tell",
+        slow_session_is_kept_when_the_engine_cannot_tell,
+        Mode::Shared,
+    ),
+    (
         "frozen_agent_with_a_full_backlog_is_given_up",
         frozen_agent_with_a_full_backlog_is_given_up,
         Mode::Shared,
@@ -421,7 +426,39 @@ fn slow_source() -> String {
 /// times out runs one-shot and leaves the session alone, and the first one
 /// ends with status 0 and a correct object.
 fn slow_session_keeps_its_calls(eng: Eng) {
-    let (t, path) = setup(eng, "agent-slow");
+    slow_session(eng, "agent-slow", false);
+}
+
+/// The same, when the engine's inspect of the session's container fails
+/// (here: an engine that says its store is locked, as podman does now and
+/// then under load): a state it cannot tell retires nothing.
+fn slow_session_is_kept_when_the_engine_cannot_tell(eng: Eng) {
+    slow_session(eng, "agent-slow-unknown", true);
+}
+
+fn slow_session(eng: Eng, name: &str, inspect_fails: bool) {
+    let (t, shims) = setup(eng, name);
+    let tried = t.dir.join("inspect-tried");
+    let path = if inspect_fails {
+        let fake = t.dir.join("fakebin");
+        std::fs::create_dir_all(&fake).unwrap();
+        let prog = eng.prog()[0];
+        let wrapper = fake.join(prog);
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\ncase \"$1 $2\" in 'container inspect') : > {f}; \
+                 echo 'Error: database is locked' >&2; exit 125;; esac\nexec {real} \"$@\"\n",
+                f = tried.display(),
+                real = crate::core::which(prog)
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        format!("{}:{shims}", fake.display())
+    } else {
+        shims
+    };
     let container = container_of(&start_session(&t, &path));
     t.write("work/big.c", slow_source());
     let first = tool(&t, &path, "gcc", &["-O2", "-c", "big.c", "-o", "first.o"])
@@ -434,23 +471,41 @@ fn slow_session_keeps_its_calls(eng: Eng) {
         || own_sessions(&t)[0]["active"].as_u64() == Some(1),
     );
     let stopped = Stopped::new(agent_pid(&t, &container));
-    let continued = std::thread::spawn(move || {
-        // Longer than a run request's answer limit plus the shutdown request's: a
-        // caller that took the slow session for a dead one would have
-        // removed its container by then.
-        std::thread::sleep(Duration::from_secs(4));
-        drop(stopped);
-    });
-    let second = ok(
-        tool(&t, &path, "gcc", &["-O2", "-c", "big.c", "-o", "second.o"])
-            .env("QEMU_CROSS_CC_DEBUG", "1"),
+    let since = Instant::now();
+    let mut second = tool(&t, &path, "gcc", &["-O2", "-c", "big.c", "-o", "second.o"])
+        .env("QEMU_CROSS_CC_DEBUG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stopped until the second compile has ended (however long a loaded
+    // machine takes to start it), and for longer than a run request's
+    // answer limit plus the shutdown request's: a caller that took the slow
+    // session for a dead one would have removed its container by then. Its
+    // exit, not its output's end: the descriptors it sent with its request
+    // stay open in the stopped agent's queue until the agent takes them.
+    eventually(
+        "the second compile to end",
+        Duration::from_secs(300),
+        || second.try_wait().unwrap().is_some(),
     );
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(since.elapsed()));
+    drop(stopped);
+    let second = second.wait_with_output().unwrap();
+    assert!(second.status.success(), "{}", stderr(&second));
     assert!(
         stderr(&second).contains("slow to answer"),
         "the second compile did not find the session slow: {}",
         stderr(&second)
     );
-    continued.join().unwrap();
+    if inspect_fails {
+        assert!(tried.exists(), "the engine was not asked");
+        assert!(
+            stderr(&second).contains("database is locked"),
+            "{}",
+            stderr(&second)
+        );
+    }
     let first = first.wait_with_output().unwrap();
     assert_eq!(
         first.status.code(),
