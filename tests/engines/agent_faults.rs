@@ -440,22 +440,12 @@ fn slow_session(eng: Eng, name: &str, inspect_fails: bool) {
     let (t, shims) = setup(eng, name);
     let tried = t.dir.join("inspect-tried");
     let path = if inspect_fails {
-        let fake = t.dir.join("fakebin");
-        std::fs::create_dir_all(&fake).unwrap();
-        let prog = eng.prog()[0];
-        let wrapper = fake.join(prog);
-        std::fs::write(
-            &wrapper,
-            format!(
-                "#!/bin/sh\ncase \"$1 $2\" in 'container inspect') : > {f}; \
-                 echo 'Error: database is locked' >&2; exit 125;; esac\nexec {real} \"$@\"\n",
-                f = tried.display(),
-                real = crate::core::which(prog)
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-        format!("{}:{shims}", fake.display())
+        let fail = format!(
+            "case \"$1 $2\" in 'container inspect') : > {f}; \
+             echo 'Error: database is locked' >&2; exit 125;; esac",
+            f = tried.display()
+        );
+        t.wrapped_engine(eng.prog()[0], &fail, &shims)
     } else {
         shims
     };

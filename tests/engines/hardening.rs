@@ -298,25 +298,13 @@ fn auto_engine_survives_a_failed_probe(eng: Eng) {
     let mut t = T::new(eng, "auto-stick", false);
     let image = t.cheap_plugin(CHEAP);
     let path = t.shims(&[CHEAP]);
-    let fake = t.dir.join("fakebin");
-    std::fs::create_dir_all(&fake).unwrap();
     let flag = t.dir.join("fail-version");
-    let real =
-        String::from_utf8(ok(Command::new("sh").args(["-c", "command -v podman"])).stdout).unwrap();
-    let wrapper = fake.join("podman");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = version ] && [ -e {f} ]; then\n  \
-             [ \"$(cat {f})\" = once ] && rm -f {f}\n  echo 'Error: cannot lock' >&2; exit 125\nfi\n\
-             exec {real} \"$@\"\n",
-            f = flag.display(),
-            real = real.trim()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{path}", fake.display());
+    let fail = format!(
+        "if [ \"$1\" = version ] && [ -e {f} ]; then\n  \
+         [ \"$(cat {f})\" = once ] && rm -f {f}\n  echo 'Error: cannot lock' >&2; exit 125\nfi",
+        f = flag.display()
+    );
+    let path = t.wrapped_engine("podman", &fail, &path);
     t.env.push(("QEMU_CROSS_CC_ENGINE".into(), "auto".into()));
     t.env.push(("QEMU_CROSS_CC_ENGINE_TTL".into(), "0".into()));
     t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));

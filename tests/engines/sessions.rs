@@ -1,7 +1,7 @@
 //! Warm toolchain sessions: same results as one-shot, one session per build,
 //! recovery from a killed container, Ctrl-C, idle timeout, `clean`.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -455,32 +455,18 @@ fn network_join_falls_back_when_the_donor_is_gone(eng: Eng) {
     let t = T::new(eng, "sess-netns-gone", false);
     t.cheap_plugin(CHEAP);
     let shims = t.shims(&[CHEAP]);
-    let fake = t.dir.join("fakebin");
-    std::fs::create_dir_all(&fake).unwrap();
     let tried = t.dir.join("join-tried");
-    let prog = eng.prog()[0];
-    let wrapper = fake.join(prog);
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh
-n=$#
+    let rewrite = format!(
+        "n=$#
 for a do
   case $a in container:*) a=container:{gone}; : > {f};; esac
-  \
-             set -- \"$@\" \"$a\"
+  set -- \"$@\" \"$a\"
 done
-shift $n
-exec {real} \"$@\"
-",
-            gone = t.name,
-            f = tried.display(),
-            real = crate::core::which(prog)
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{shims}", fake.display());
+shift $n",
+        gone = t.name,
+        f = tried.display()
+    );
+    let path = t.wrapped_engine(eng.prog()[0], &rewrite, &shims);
     let build = t.dir.join("tree/build");
     for round in 0..2 {
         let _ = std::fs::remove_dir_all(&build);

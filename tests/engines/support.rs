@@ -369,6 +369,23 @@ impl T {
         m
     }
 
+    /// A fault-injecting `prog` in this test's `fakebin` folder: a shell
+    /// script that runs `before` and then the real `prog` with its
+    /// arguments (as `before` left them). Returns `path` with it first.
+    pub fn wrapped_engine(&self, prog: &str, before: &str, path: &str) -> String {
+        let fake = self.dir.join("fakebin");
+        std::fs::create_dir_all(&fake).unwrap();
+        let wrapper = fake.join(prog);
+        let real = crate::core::which(prog);
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\n{before}\nexec {real} \"$@\"\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        format!("{}:{path}", fake.display())
+    }
+
     /// Links for `targets` in this test's `bin` folder; returns a PATH
     /// with them first.
     pub fn shims(&self, targets: &[&str]) -> String {
