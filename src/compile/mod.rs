@@ -67,8 +67,10 @@ fn env_file(env: &[(String, OsString)]) -> Result<tempfile::NamedTempFile> {
 }
 
 /// Run the request: in a live session when one serves it (no engine call at
-/// all), else prepare the image, start a session and run there, else run
-/// one-shot. `prepare` ensures the image and returns its id.
+/// all), else start a session while the image is checked, else prepare the
+/// image, start a session and run there, else run one-shot. `prepare`
+/// ensures the image and returns its id; `checksum` is the one it must
+/// carry (any, when empty).
 fn run_with_sessions(
     ctx: &Ctx,
     req: &Request,
@@ -92,7 +94,8 @@ fn run_with_sessions(
         // An image an earlier session ran: start a new session straight away.
         if let Some((engine, id)) = session::known_image(&req.image, checksum, ctx.choice) {
             engine.require_local()?;
-            match session::start_and_run(&engine, req, checksum, &id, target, ctx.choice) {
+            let image = session::Image::Ready(id);
+            match session::start_and_run(&engine, req, checksum, image, target, ctx.choice) {
                 Ok(Some(code)) => return Ok(code),
                 // No session can serve this call (see below): one-shot.
                 Ok(None) => sessions = false,
@@ -101,9 +104,22 @@ fn run_with_sessions(
         }
     }
     let engine = ctx.local_engine()?;
+    if sessions {
+        // The usual case of a build's first call: the image is up to date.
+        // Its check runs while the session starts, instead of before.
+        if let Some(check) = engine.start_image_check(&req.image) {
+            let image = session::Image::Checking(check);
+            match session::start_and_run(engine, req, checksum, image, target, ctx.choice) {
+                Ok(Some(code)) => return Ok(code),
+                Ok(None) => sessions = false,
+                Err(e) => debug(format!("no session before the image is ensured ({e:#})")),
+            }
+        }
+    }
     let image_id = prepare(engine)?;
     if let (true, Some(id)) = (sessions, image_id) {
-        match session::start_and_run(engine, req, checksum, &id, target, ctx.choice) {
+        let image = session::Image::Ready(id);
+        match session::start_and_run(engine, req, checksum, image, target, ctx.choice) {
             Ok(Some(code)) => return Ok(code),
             Ok(None) => debug("no session serves this call; running one-shot"),
             Err(e) => debug(format!("no session ({e:#}); running one-shot")),

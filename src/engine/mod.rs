@@ -161,6 +161,54 @@ fn first_line(s: &str) -> String {
     message_line(s, false)
 }
 
+/// The `image inspect` format of an image's id and labels.
+const ID_AND_LABELS: &str = "{{.Id}} {{json .Config.Labels}}";
+
+/// The id and dockerfile checksum label ("" when unlabelled) in the output
+/// of an inspect with `ID_AND_LABELS`.
+fn id_and_checksum(stdout: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(stdout);
+    let (id, labels) = text.trim().split_once(' ').unwrap_or((text.trim(), "null"));
+    let labels: serde_json::Value = serde_json::from_str(labels).unwrap_or_default();
+    let checksum = labels[labels::DOCKERFILE_CHECKSUM]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    (id.to_string(), checksum)
+}
+
+/// An image inspect running in the background (`Engine::start_image_check`).
+/// Dropped unread, it is killed and reaped.
+pub struct ImageCheck(Child);
+
+impl ImageCheck {
+    /// The image's id when the inspect says it carries `checksum` (any
+    /// image when `checksum` is empty); None when it is missing or stale,
+    /// or the inspect failed for any reason (the caller then asks the
+    /// engine the usual way, which retries and reports).
+    pub fn finish(mut self, checksum: &str) -> Option<String> {
+        use std::io::Read;
+        let mut stdout = Vec::new();
+        // An id and the labels: a few kilobytes, far below the bound.
+        let read = self.0.stdout.take()?.take(1 << 20).read_to_end(&mut stdout);
+        let ok = self.0.wait().is_ok_and(|s| s.success());
+        if read.is_err() || !ok {
+            return None;
+        }
+        let (id, have) = id_and_checksum(&stdout);
+        (!id.is_empty() && (checksum.is_empty() || have == checksum)).then_some(id)
+    }
+}
+
+impl Drop for ImageCheck {
+    fn drop(&mut self) {
+        if self.0.try_wait().is_ok_and(|s| s.is_none()) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 impl Engine {
     /// An engine of a known kind, not probed (used for sessions whose
     /// engine was probed before).
@@ -334,17 +382,23 @@ impl Engine {
     /// The image's id and dockerfile checksum label ("" when unlabelled),
     /// in one engine call; None when the image does not exist.
     pub fn image_id_and_checksum(&self, tag: &str) -> Result<Option<(String, String)>> {
-        let Some(out) = self.inspect_output(tag, "{{.Id}} {{json .Config.Labels}}")? else {
+        let Some(out) = self.inspect_output(tag, ID_AND_LABELS)? else {
             return Ok(None);
         };
-        let text = String::from_utf8_lossy(&out.stdout);
-        let (id, labels) = text.trim().split_once(' ').unwrap_or((text.trim(), "null"));
-        let labels: serde_json::Value = serde_json::from_str(labels).unwrap_or_default();
-        let checksum = labels[labels::DOCKERFILE_CHECKSUM]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        Ok(Some((id.to_string(), checksum)))
+        Ok(Some(id_and_checksum(&out.stdout)))
+    }
+
+    /// `image_id_and_checksum`, asked in the background: the caller starts a
+    /// container of the image meanwhile and checks it once that runs (see
+    /// `ImageCheck`). None when the engine cannot be started.
+    pub fn start_image_check(&self, tag: &str) -> Option<ImageCheck> {
+        self.command(["image", "inspect", "--format", ID_AND_LABELS, tag])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+            .map(ImageCheck)
     }
 
     /// The image's dockerfile checksum label ("" when unlabelled), None when

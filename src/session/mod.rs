@@ -70,4 +70,4 @@ fn idle_seconds() -> u64 {
 
 pub use client::{Health, Live, forget_all, known_image, run_in_live, status, stop};
 pub use record::{Record, forget, records};
-pub use start::start_and_run;
+pub use start::{Image, start_and_run};

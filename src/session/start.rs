@@ -15,7 +15,7 @@ use crate::call::argpaths::is_broad;
 use crate::call::mounts::{self, MountSet};
 use crate::call::request::Request;
 use crate::engine::labels;
-use crate::engine::{Choice, Engine, Flavor};
+use crate::engine::{Choice, Engine, Flavor, ImageCheck};
 use crate::signals;
 
 use super::client::{CallError, Live, call, run_in_live, stop};
@@ -55,6 +55,29 @@ fn build_root(cwd: &Path) -> PathBuf {
     root
 }
 
+/// The image a session starts from.
+pub enum Image {
+    /// Known to be up to date: its id.
+    Ready(String),
+    /// Checked while the container starts (an `image inspect` started just
+    /// before): the start never pulls, and when the check finds the image
+    /// missing or stale the container is removed and nothing is recorded,
+    /// so that the caller ensures the image the usual way. This saves the
+    /// first call of a build one engine call's time.
+    Checking(ImageCheck),
+}
+
+impl Image {
+    fn id(self, checksum: &str) -> Result<String> {
+        match self {
+            Image::Ready(id) => Ok(id),
+            Image::Checking(check) => check
+                .finish(checksum)
+                .context("the image is missing or not up to date"),
+        }
+    }
+}
+
 /// Start a session for `req` (unless one appeared meanwhile) and run the
 /// request in it. None when no session can serve it: sessions cannot work
 /// here (the binary is not static), or the one that serves it is slow to
@@ -63,7 +86,7 @@ pub fn start_and_run(
     engine: &Engine,
     req: &Request,
     checksum: &str,
-    image_id: &str,
+    image: Image,
     target: Option<&str>,
     choice: Choice,
 ) -> Result<Option<i32>> {
@@ -144,11 +167,12 @@ pub fn start_and_run(
             born,
         });
     }
-    let rec = Record {
+    let mut rec = Record {
         id: id.clone(),
         engine: engine.kind(),
         image: req.image.clone(),
-        image_id: image_id.to_string(),
+        // Known once the container runs (below).
+        image_id: String::new(),
         checksum: checksum.to_string(),
         target: target.map(String::from),
         root,
@@ -162,12 +186,15 @@ pub fn start_and_run(
     // From here on, a failure removes the container it started: a session
     // nobody can find must not idle on.
     let donor = network_donor(engine, &all);
-    let started = start_container(engine, &rec, &exe_path, &set, donor.as_deref()).and_then(|()| {
-        crate::state::safefs::write_private(
-            &sdir.join("record.json"),
-            &serde_json::to_vec_pretty(&rec)?,
-        )
-    });
+    let pull_never = matches!(image, Image::Checking(_));
+    let started = start_container(engine, &rec, &exe_path, &set, donor.as_deref(), pull_never)
+        .and_then(|()| {
+            rec.image_id = image.id(checksum)?;
+            crate::state::safefs::write_private(
+                &sdir.join("record.json"),
+                &serde_json::to_vec_pretty(&rec)?,
+            )
+        });
     if let Err(e) = started {
         engine.remove_containers(std::slice::from_ref(&rec.container));
         forget(&rec);
@@ -248,6 +275,7 @@ fn start_container(
     exe: &Path,
     set: &MountSet,
     donor: Option<&str>,
+    pull_never: bool,
 ) -> Result<()> {
     // A signal before the session is up removes its container.
     let _removed_on_signal = crate::engine::container::removed_on_signal(engine, &rec.id);
@@ -291,6 +319,11 @@ fn start_container(
         "--entrypoint".into(),
         AGENT_PATH.into(),
     ]);
+    if pull_never {
+        // Not yet known to be here: a missing image must fail the start,
+        // never be fetched from a registry.
+        args.extend(["--pull".into(), "never".into()]);
+    }
     let mut exe_vol = OsString::from(exe.as_os_str());
     exe_vol.push(format!(":{AGENT_PATH}:ro"));
     args.extend(["-v".into(), exe_vol]);

@@ -480,7 +480,18 @@ fn fetch_from_local_registry(eng: Eng) {
     let df = dockerfile(&t, "small.docker", SMALL);
     let label = t.run_label();
     ok(t.qcc(["build", "--quiet", "-t", &src, "-f", &df, "--label", &label]));
-    push(&t, &src, &format!("{reg}/{tag}"));
+    let remote = format!("{reg}/{tag}");
+    push(&t, &src, &remote);
+    // A compile never pulls (the session it starts while the image is
+    // checked runs `--pull never`): an image only a registry has is missing.
+    t.record_image(&remote);
+    let o = fails(t.qcc(["cc", "-i", &remote, "--", "-c", "x.c"]));
+    let line = one_error_line(&o);
+    assert!(
+        line.contains(&format!("image {remote} does not exist")),
+        "{line}"
+    );
+    assert!(!t.image_exists(&remote), "the compile pulled {remote}");
     ok(t.qcc(["fetch", "--quiet", &tag, &reg]));
     assert!(t.image_exists(&tag));
     assert_eq!(t.image_id(&tag), t.image_id(&src));

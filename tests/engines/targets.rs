@@ -547,6 +547,14 @@ fn stale_dockerfile_rebuilds(eng: Eng) {
         "",
         "the old session's container still runs"
     );
+    // The session the call first started from the stale image while it
+    // was checked (`session::Image::Checking`) is gone too: the one left
+    // runs the rebuilt image.
+    let runtime = t.dir.join("runtime");
+    let left = t.containers_with(&format!("com.qemu-cross-cc.runtime={}", runtime.display()));
+    assert_eq!(left.len(), 1, "{left:?}");
+    let o = ok(t.engine(["inspect", "--format", "{{.Image}}", &left[0]]));
+    assert_eq!(stdout(&o).trim(), t.image_id(&image));
 }
 
 fn image_build_failure_is_reported(eng: Eng) {
