@@ -273,6 +273,24 @@ fn main() {
         );
         let first = median(first_pairs.iter().map(|p| p.1).collect());
         let paired_run = median(first_pairs.iter().map(|p| p.0).collect());
+        // The same, with what the program remembers of the engine expired
+        // (`QEMU_CROSS_CC_ENGINE_TTL=0`), as for a build's first call after
+        // more than a minute without one: the engine is asked again whether
+        // it answers and where it runs containers, and swept.
+        let (expired_pairs, expired_diff) = paired(
+            first_runs,
+            || time(&mut raw_run_cmd()),
+            || {
+                b.stop_sessions(engine);
+                time(
+                    b.shim(engine, true)
+                        .args(["-c", "t.c", "-o", "t.o"])
+                        .env("QEMU_CROSS_CC_ENGINE_TTL", "0"),
+                )
+            },
+        );
+        let expired = median(expired_pairs.iter().map(|p| p.1).collect());
+        let expired_run = median(expired_pairs.iter().map(|p| p.0).collect());
         // The first call of a rebuild in a build folder removed and made
         // again (`rm -rf build`): the old session is still up, cannot see
         // the new folder, and is replaced.
@@ -325,6 +343,15 @@ fn main() {
             ms(paired_run),
             first.as_secs_f64() / paired_run.as_secs_f64(),
             first_diff
+        );
+        println!(
+            "  first call with the engine's facts expired (a build after a minute's pause) vs \
+             {engine} run --rm, {first_runs} pairs in turn: {:.1} ms vs {:.1} ms, {:.3}x, median \
+             of the pairs' differences {:+.1} ms",
+            ms(expired),
+            ms(expired_run),
+            expired.as_secs_f64() / expired_run.as_secs_f64(),
+            expired_diff
         );
         println!(
             "  first call in a remade build folder (old session up) vs {engine} run --rm, \
