@@ -394,10 +394,43 @@ fn agent_forks_before_any_thread(eng: Eng) {
 struct Stopped(i32);
 
 impl Stopped {
+    /// Stops the process and waits until every one of its threads is
+    /// stopped: `kill -STOP` returns before they all are, and a thread still
+    /// running could accept the next request, answer it, and only then stop,
+    /// which is not the "agent stopped before the request" this sets up.
     fn new(pid: i32) -> Stopped {
         ok(Command::new("kill").args(["-STOP", &pid.to_string()]));
-        Stopped(pid)
+        let stopped = Stopped(pid);
+        eventually(
+            "the agent's threads to stop",
+            Duration::from_secs(60),
+            || all_threads_stopped(pid),
+        );
+        stopped
     }
+}
+
+/// Whether every thread of `pid` is in state T (stopped) or t (traced).
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // The state is the first field after the command, which is in
+        // parentheses and may itself hold spaces or parentheses.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        if !matches!(rest.trim_start().chars().next(), Some('T' | 't')) {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 impl Drop for Stopped {
