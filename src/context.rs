@@ -25,19 +25,14 @@ impl Ctx {
         }
     }
 
-    /// The engine, probed once (and remembered briefly across calls). The
-    /// first call in a while also removes containers that killed callers
-    /// left in state Created.
+    /// The engine, probed once (and remembered briefly across calls; see
+    /// `Engine::detect_cached`, which also sweeps orphaned containers now
+    /// and then).
     pub fn engine(&self) -> Result<&Engine> {
         if let Some(e) = self.engine.get() {
             return Ok(e);
         }
         let e = Engine::detect_cached(self.choice)?;
-        if e.sweep_due() {
-            if let Err(err) = crate::engine::orphans::sweep_created(&e) {
-                crate::diag::debug(format!("sweeping orphaned containers: {err:#}"));
-            }
-        }
         Ok(self.engine.get_or_init(|| e))
     }
 

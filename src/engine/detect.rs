@@ -2,14 +2,14 @@
 //! order, probed with a time limit, remembered for a while (see `facts`),
 //! and asked where it runs its containers (see `endpoint`).
 
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::endpoint::{self, Endpoint, RemoteEngine};
-use super::{Choice, Engine, Flavor, Kind, NoEngine, facts, first_line};
+use super::pending::Pending;
+use super::{Choice, Engine, Flavor, Kind, NoEngine, facts, first_line, orphans};
 
 /// How long `ENGINE version` may take before the engine counts as hung.
-fn probe_timeout() -> Duration {
+pub(super) fn probe_timeout() -> Duration {
     std::env::var("QEMU_CROSS_CC_ENGINE_TIMEOUT")
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
@@ -22,67 +22,35 @@ fn probe_timeout() -> Duration {
 /// discarded.
 const ANSWER_CAP: u64 = 1 << 16;
 
-/// Read at most `ANSWER_CAP` bytes of `from` in a thread, discarding the
-/// rest (the writer never blocks on a full pipe).
-fn read_capped(
-    from: Option<impl std::io::Read + Send + 'static>,
-) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut s = Vec::new();
-        if let Some(mut r) = from {
-            let _ = r.by_ref().take(ANSWER_CAP).read_to_end(&mut s);
-            let _ = std::io::copy(&mut r, &mut std::io::sink());
-        }
-        String::from_utf8_lossy(&s).into_owned()
-    })
+/// How docker says where it runs containers: the endpoint that
+/// `DOCKER_HOST`, `DOCKER_CONTEXT` or the config's current context selects
+/// (no daemon call).
+const CONTEXT_HOST: [&str; 4] = [
+    "context",
+    "inspect",
+    "--format",
+    "{{.Endpoints.docker.Host}}",
+];
+
+/// `ENGINE ARGS...`, started in the background.
+fn start_ask(kind: Kind, args: &[&str]) -> std::io::Result<Pending> {
+    Pending::start(Engine::new(kind).command(args), ANSWER_CAP)
 }
 
-/// Run `cmd` to completion, killing it after `timeout`. Returns its
-/// status, stdout and stderr (each cut at `ANSWER_CAP`).
-fn run_with_timeout(
-    mut cmd: Command,
-    timeout: Duration,
-) -> std::io::Result<(ExitStatus, String, String)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    let stdout = read_capped(child.stdout.take());
-    let stderr = read_capped(child.stderr.take());
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("no answer within {}s", timeout.as_secs_f64()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Ok((
-        status,
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    ))
+/// The stdout of a started `ask` when it succeeds within `timeout`, else
+/// why not.
+fn answer(started: std::io::Result<Pending>, timeout: Duration) -> Result<String, String> {
+    match started.and_then(|p| p.wait(timeout)) {
+        Ok(a) if a.status.success() => Ok(String::from_utf8_lossy(&a.stdout).into_owned()),
+        Ok(a) => Err(first_line(&String::from_utf8_lossy(&a.stderr))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("not installed".to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `ENGINE ARGS...` with the probe's timeout: its stdout, or why not.
 fn ask(kind: Kind, args: &[&str], timeout: Duration) -> Result<String, String> {
-    let prog = kind.prog();
-    let mut cmd = Command::new(prog[0]);
-    cmd.args(&prog[1..]).args(args);
-    match run_with_timeout(cmd, timeout) {
-        Ok((status, stdout, _)) if status.success() => Ok(stdout),
-        Ok((_, _, stderr)) => Err(first_line(&stderr)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err("not installed".to_string()),
-        Err(e) => Err(e.to_string()),
-    }
+    answer(start_ask(kind, args), timeout)
 }
 
 /// Ask `kind` for its version; the reason when it does not answer. podman's
@@ -166,39 +134,37 @@ impl Engine {
             let timeout = probe_timeout();
             let asked = match self.flavor() {
                 Flavor::Podman => probe(self.kind, timeout).map(|at| at.unwrap_or(Endpoint::Local)),
-                Flavor::Docker => ask(
-                    self.kind,
-                    &[
-                        "context",
-                        "inspect",
-                        "--format",
-                        "{{.Endpoints.docker.Host}}",
-                    ],
-                    timeout,
-                )
-                .map(|host| endpoint::docker(&host)),
-            };
-            match asked {
-                Ok(at) => {
-                    facts::set_endpoint(self.kind, &at);
-                    at
+                Flavor::Docker => {
+                    ask(self.kind, &CONTEXT_HOST, timeout).map(|host| endpoint::docker(&host))
                 }
-                // A docker client without contexts (before 19.03) had
-                // only DOCKER_HOST; through sudo, which drops it unless
-                // its policy keeps it, nothing can be said.
-                Err(why) => {
-                    crate::diag::debug(format!(
-                        "{} cannot say where it runs containers: {why}",
-                        self.kind.name()
-                    ));
-                    if self.kind == Kind::Docker {
-                        endpoint::docker_from_env(|v| std::env::var(v).ok())
-                    } else {
-                        Endpoint::Local
-                    }
+            };
+            self.settle_endpoint(asked)
+        })
+    }
+
+    /// Where its containers run, from what the client said (remembered),
+    /// or from the environment when it could not say.
+    fn settle_endpoint(&self, asked: Result<Endpoint, String>) -> Endpoint {
+        match asked {
+            Ok(at) => {
+                facts::set_endpoint(self.kind, &at);
+                at
+            }
+            // A docker client without contexts (before 19.03) had only
+            // DOCKER_HOST; through sudo, which drops it unless its policy
+            // keeps it, nothing can be said.
+            Err(why) => {
+                crate::diag::debug(format!(
+                    "{} cannot say where it runs containers: {why}",
+                    self.kind.name()
+                ));
+                if self.kind == Kind::Docker {
+                    endpoint::docker_from_env(|v| std::env::var(v).ok())
+                } else {
+                    Endpoint::Local
                 }
             }
-        })
+        }
     }
 
     /// Refuse an engine that runs containers on another machine: what is
@@ -238,8 +204,22 @@ impl Engine {
     /// when its minute is over, with retries: a slow or briefly failing
     /// `podman version` does not move a build to docker. Only an engine that
     /// keeps failing is replaced, and the change is recorded for `probe`,
-    /// `sessions` and `QEMU_CROSS_CC_DEBUG`.
+    /// `sessions` and `QEMU_CROSS_CC_DEBUG`. The first call in a while also
+    /// removes containers that killed callers left in state Created (see
+    /// `orphans`).
     pub fn detect_cached(choice: Choice) -> Result<Engine, NoEngine> {
+        let (e, sweep) = Engine::detect_remembered(choice)?;
+        if let Some(sweep) = sweep.or_else(|| orphans::Sweep::start_if_due(&e)) {
+            if let Err(err) = sweep.finish(&e, probe_timeout()) {
+                crate::diag::debug(format!("sweeping orphaned containers: {err:#}"));
+            }
+        }
+        Ok(e)
+    }
+
+    /// `detect_cached` but for the sweep, and the sweep when it was started
+    /// alongside the probe.
+    fn detect_remembered(choice: Choice) -> Result<(Engine, Option<orphans::Sweep>), NoEngine> {
         let key = detect_key(choice);
         let remembered = facts::get_detected(&key);
         let mut failed = None;
@@ -249,12 +229,31 @@ impl Engine {
                 if let Some(at) = endpoint {
                     let _ = e.endpoint.set(at);
                 }
-                return Ok(e);
+                return Ok((e, None));
             }
+            // What the first call after a pause needs next is asked of
+            // docker while the probe runs: where it runs containers, and
+            // the list of the orphan sweep, as a rule due again by now
+            // (killed unread when the probe fails). Not of podman: its
+            // probe says where it runs containers, and its commands take
+            // the same locks, so that one run beside the probe only slowed
+            // it (docs/performance.md).
+            let docker = kind.flavor() == Flavor::Docker;
+            let context = (docker && facts::get_endpoint(kind).is_none())
+                .then(|| start_ask(kind, &CONTEXT_HOST));
+            let sweep = docker
+                .then(|| orphans::Sweep::start_if_due(&Engine::new(kind)))
+                .flatten();
             match probe_with_retries(kind) {
                 Ok(endpoint) => {
                     facts::set_detected(&key, kind, None);
-                    return Ok(Engine::found(kind, endpoint));
+                    let e = Engine::found(kind, endpoint);
+                    if let Some(started) = context {
+                        let asked = answer(started, probe_timeout());
+                        let at = e.settle_endpoint(asked.map(|host| endpoint::docker(&host)));
+                        let _ = e.endpoint.set(at);
+                    }
+                    return Ok((e, sweep));
                 }
                 Err(why) => failed = Some((kind, why)),
             }
@@ -286,6 +285,6 @@ impl Engine {
                 }
             });
         facts::set_detected(&key, e.kind, switch);
-        Ok(e)
+        Ok((e, None))
     }
 }

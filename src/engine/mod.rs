@@ -7,6 +7,7 @@ mod endpoint;
 mod facts;
 pub mod labels;
 pub mod orphans;
+mod pending;
 
 use std::cell::OnceCell;
 use std::ffi::OsStr;
@@ -179,33 +180,20 @@ fn id_and_checksum(stdout: &[u8]) -> (String, String) {
 
 /// An image inspect running in the background (`Engine::start_image_check`).
 /// Dropped unread, it is killed and reaped.
-pub struct ImageCheck(Child);
+pub struct ImageCheck(pending::Pending);
 
 impl ImageCheck {
     /// The image's id when the inspect says it carries `checksum` (any
     /// image when `checksum` is empty); None when it is missing or stale,
     /// or the inspect failed for any reason (the caller then asks the
     /// engine the usual way, which retries and reports).
-    pub fn finish(mut self, checksum: &str) -> Option<String> {
-        use std::io::Read;
-        let mut stdout = Vec::new();
-        // An id and the labels: a few kilobytes, far below the bound.
-        let read = self.0.stdout.take()?.take(1 << 20).read_to_end(&mut stdout);
-        let ok = self.0.wait().is_ok_and(|s| s.success());
-        if read.is_err() || !ok {
+    pub fn finish(self, checksum: &str) -> Option<String> {
+        let a = self.0.wait(detect::probe_timeout()).ok()?;
+        if !a.status.success() {
             return None;
         }
-        let (id, have) = id_and_checksum(&stdout);
+        let (id, have) = id_and_checksum(&a.stdout);
         (!id.is_empty() && (checksum.is_empty() || have == checksum)).then_some(id)
-    }
-}
-
-impl Drop for ImageCheck {
-    fn drop(&mut self) {
-        if self.0.try_wait().is_ok_and(|s| s.is_none()) {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
     }
 }
 
@@ -392,13 +380,9 @@ impl Engine {
     /// container of the image meanwhile and checks it once that runs (see
     /// `ImageCheck`). None when the engine cannot be started.
     pub fn start_image_check(&self, tag: &str) -> Option<ImageCheck> {
-        self.command(["image", "inspect", "--format", ID_AND_LABELS, tag])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()
-            .map(ImageCheck)
+        // An id and the labels: a few kilobytes, far below the bound.
+        let cmd = self.command(["image", "inspect", "--format", ID_AND_LABELS, tag]);
+        pending::Pending::start(cmd, 1 << 20).ok().map(ImageCheck)
     }
 
     /// The image's dockerfile checksum label ("" when unlabelled), None when

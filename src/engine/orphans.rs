@@ -8,9 +8,12 @@
 //! engine is probed, by `clean` and by `sessions`.
 
 use std::collections::BTreeMap;
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 
+use crate::engine::pending::Pending;
 use crate::engine::{Engine, Flavor};
 
 /// The calling user's uid.
@@ -75,13 +78,15 @@ pub fn made_here(c: &Container) -> bool {
 /// The containers of this user that carry `label` (`k` or `k=v`), in any
 /// state, with their name, state and labels.
 pub fn containers(engine: &Engine, label: &str) -> Result<Vec<Container>> {
-    list(
-        engine,
-        &[
-            format!("label={label}"),
-            format!("label={UID_LABEL}={}", crate::host::user::uid()),
-        ],
-    )
+    list(engine, &own(label))
+}
+
+/// The filters of this user's containers that carry `label`.
+fn own(label: &str) -> [String; 2] {
+    [
+        format!("label={label}"),
+        format!("label={UID_LABEL}={}", crate::host::user::uid()),
+    ]
 }
 
 /// The container named `name`, whoever made it (names are the engine's,
@@ -94,6 +99,12 @@ pub fn named(engine: &Engine, name: &str) -> Result<Option<Container>> {
 }
 
 fn list(engine: &Engine, filters: &[String]) -> Result<Vec<Container>> {
+    let out = engine.output(list_args(engine, filters))?;
+    parse_list(out.status, &out.stdout, &out.stderr)
+}
+
+/// `ps` of all containers that pass `filters`, one `Container` a line.
+fn list_args<'a>(engine: &Engine, filters: &'a [String]) -> Vec<&'a str> {
     let format = match engine.flavor() {
         Flavor::Docker => "{{.ID}}\t{{.Names}}\t{{.State}}\t{{json .Labels}}",
         Flavor::Podman => "{{.ID}}\t{{.Names}}\t{{.State}}\t{{json .Labels}}",
@@ -103,14 +114,17 @@ fn list(engine: &Engine, filters: &[String]) -> Result<Vec<Container>> {
         args.extend(["--filter", f.as_str()]);
     }
     args.extend(["--format", format]);
-    let out = engine.output(&args)?;
-    if !out.status.success() {
+    args
+}
+
+fn parse_list(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> Result<Vec<Container>> {
+    if !status.success() {
         bail!(
             "listing containers failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(stderr).trim()
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(stdout)
         .lines()
         .filter_map(Container::parse)
         .collect())
@@ -179,7 +193,11 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 /// Remove this user's containers that were created but never started by a
 /// process that is gone. Returns how many.
 pub fn sweep_created(engine: &Engine) -> Result<usize> {
-    let dead: Vec<String> = containers(engine, OWNER_LABEL)?
+    remove_dead(engine, containers(engine, OWNER_LABEL)?)
+}
+
+fn remove_dead(engine: &Engine, listed: Vec<Container>) -> Result<usize> {
+    let dead: Vec<String> = listed
         .into_iter()
         // podman: `configured` and `initialized` never started either.
         .filter(|c| matches!(c.state.as_str(), "created" | "configured" | "initialized"))
@@ -188,6 +206,39 @@ pub fn sweep_created(engine: &Engine) -> Result<usize> {
         .collect();
     engine.remove_containers(&dead);
     Ok(dead.len())
+}
+
+/// What a container list may print (some hundred bytes a container); a
+/// list cut here misses the containers past it until the next sweep.
+const LIST_CAP: u64 = 4 << 20;
+
+/// `sweep_created` with its list asked in the background: started while
+/// the engine is probed again, finished once it answered.
+pub struct Sweep(Pending);
+
+impl Sweep {
+    /// The sweep, started when the engine is due for one (which marks it
+    /// swept, see `Engine::sweep_due`).
+    pub fn start_if_due(engine: &Engine) -> Option<Sweep> {
+        if !engine.sweep_due() {
+            return None;
+        }
+        let filters = own(OWNER_LABEL);
+        let cmd = engine.command(list_args(engine, &filters));
+        match Pending::start(cmd, LIST_CAP) {
+            Ok(p) => Some(Sweep(p)),
+            Err(e) => {
+                crate::diag::debug(format!("cannot list containers to sweep: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Remove what the list shows to be orphaned. Returns how many.
+    pub fn finish(self, engine: &Engine, timeout: Duration) -> Result<usize> {
+        let a = self.0.wait(timeout)?;
+        remove_dead(engine, parse_list(a.status, &a.stdout, &a.stderr)?)
+    }
 }
 
 #[cfg(test)]

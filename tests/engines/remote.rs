@@ -268,5 +268,36 @@ fn docker_over_tcp_refuses_compiles(eng: Eng) {
     let before = proxy.connections.load(Ordering::SeqCst);
     ok(t.qcc(["images", "-q"]));
     assert!(proxy.connections.load(Ordering::SeqCst) > before);
+
+    // The context chosen in the config, no variable changed: seen once
+    // what was remembered of the engine is due again (here at once, as a
+    // minute after the last call), when it is probed again and asked
+    // where it runs containers meanwhile. One-shot: no session outlives
+    // the test, and none answers the call before the engine is asked.
+    t.env.retain(|(k, _)| k != "DOCKER_CONTEXT");
+    let one_shot = |t: &T| {
+        let mut c = tool(
+            t,
+            &path,
+            &format!("{TARGET}-gcc"),
+            &["-c", "hello.c", "-o", "hello.o"],
+        );
+        c.env("QEMU_CROSS_CC_SESSION", "0");
+        c
+    };
+    ok(one_shot(&t));
+    assert!(t.work().join("hello.o").exists());
+    std::fs::remove_file(t.work().join("hello.o")).unwrap();
+    ok(Command::new("docker")
+        .arg("--config")
+        .arg(&config)
+        .args(["context", "use", "qcc-far"]));
+    t.env.push(("QEMU_CROSS_CC_ENGINE_TTL".into(), "0".into()));
+    let line = one_error_line(&out(one_shot(&t)));
+    assert!(
+        line.contains(&format!("the engine (docker at {host}) is remote")),
+        "{line}"
+    );
+    assert!(!t.work().join("hello.o").exists());
     drop(proxy);
 }
