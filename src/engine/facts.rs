@@ -138,12 +138,24 @@ pub fn set_detected(key: &str, kind: Kind, switch: Option<Switch>) {
     save(&f);
 }
 
-/// Whether `kind` is due for a sweep (once per detection period); marks
-/// it swept.
+/// How long a call waits after a sweep of orphaned containers before it
+/// sweeps again (`QEMU_CROSS_CC_SWEEP_INTERVAL`, seconds; default 600).
+/// Longer than the detection's minute: an orphan holds only a name and a
+/// layer, and podman's list costs the first call after each pause as much
+/// as its probe.
+fn sweep_interval() -> u64 {
+    std::env::var("QEMU_CROSS_CC_SWEEP_INTERVAL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(600)
+}
+
+/// Whether `kind` is due for a sweep (see `sweep_interval`); marks it
+/// swept.
 pub fn sweep_due(kind: Kind) -> bool {
     let mut f = load();
     let at = f.swept.get(kind.name()).copied().unwrap_or(0);
-    if now().saturating_sub(at) < detect_ttl() {
+    if now().saturating_sub(at) < sweep_interval() {
         return false;
     }
     f.swept.insert(kind.name().to_string(), now());

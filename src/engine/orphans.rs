@@ -4,8 +4,9 @@
 //!
 //! Every container this tool starts carries the caller's uid and its owner
 //! (boot id, pid namespace, pid and start time of the process that made it).
-//! A *Created* container whose owner is gone is removed the next time the
-//! engine is probed, by `clean` and by `sessions`.
+//! A *Created* container whose owner is gone is removed by the first call
+//! that reaches the engine once a sweep is due (every
+//! `QEMU_CROSS_CC_SWEEP_INTERVAL` seconds), by `clean` and by `sessions`.
 
 use std::collections::BTreeMap;
 use std::process::ExitStatus;

@@ -39,6 +39,11 @@ pub const TESTS: &[(&str, TestFn, Mode)] = &[
         sigkill_to_group_leaves_no_created_container_as_user,
         Mode::Shared,
     ),
+    (
+        "a_call_sweeps_created_orphans",
+        a_call_sweeps_created_orphans,
+        Mode::Shared,
+    ),
 ];
 
 /// A target name of this run and engine only (the session containers'
@@ -477,5 +482,79 @@ fn sigkill_to_group_leaves_no_created_container_as_user(eng: Eng) {
         &t,
         4,
         "sigkill_to_group_leaves_no_created_container_as_user",
+    );
+}
+
+/// `boot id:pid namespace:pid:start time` of a live process, as the tool
+/// labels the containers it makes.
+fn identity(pid: u32) -> String {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    let ns = ns.to_string_lossy();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let start = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(19)
+        .unwrap()
+        .to_string();
+    format!(
+        "{}:{}:{pid}:{start}",
+        boot.trim(),
+        ns.trim_start_matches("pid:[").trim_end_matches(']')
+    )
+}
+
+/// A container left in state Created by a caller that is gone is removed
+/// by the next compile once a sweep is due (here at once, and with the
+/// engine's facts expired: with docker the sweep's list runs beside the
+/// probe); one whose maker still runs is kept.
+fn a_call_sweeps_created_orphans(eng: Eng) {
+    let mut t = T::new(eng, "leak-sweep", false);
+    t.env.push(("QEMU_CROSS_CC_SESSION".into(), "0".into()));
+    let target = target(&t);
+    let image = t.cheap_plugin(&target);
+    let path = t.shims(&[&target]);
+    ok(tool(&t, &path, &target, "sh", &["-c", "true"]));
+    let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+    let gone = identity(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let alive = identity(std::process::id());
+    let uid = nix::unistd::getuid().as_raw();
+    let create = |owner: &str| {
+        let o = ok(t.engine([
+            "create",
+            "--label",
+            &format!("com.qemu-cross-cc.uid={uid}"),
+            "--label",
+            &format!("com.qemu-cross-cc.owner={owner}"),
+            &image,
+            "true",
+        ]));
+        stdout(&o).trim().to_string()
+    };
+    let orphan = create(&gone);
+    let kept = create(&alive);
+    let ids = |t: &T| -> Vec<String> {
+        containers_of(t, &image)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    assert!(ids(&t).contains(&orphan), "{:?}", containers_of(&t, &image));
+    t.env.push(("QEMU_CROSS_CC_ENGINE_TTL".into(), "0".into()));
+    t.env
+        .push(("QEMU_CROSS_CC_SWEEP_INTERVAL".into(), "0".into()));
+    ok(tool(&t, &path, &target, "sh", &["-c", "true"]));
+    let left = ids(&t);
+    // The orphan too, in case it was not swept (an error when it was).
+    let _ = out(t.engine(["rm", "-f", &kept, &orphan]));
+    assert!(!left.contains(&orphan), "{orphan} not swept: {left:?}");
+    assert!(
+        left.contains(&kept),
+        "{kept} (its maker runs) swept: {left:?}"
     );
 }
