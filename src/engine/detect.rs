@@ -234,10 +234,9 @@ impl Engine {
             // What the first call after a pause needs next is asked of
             // docker while the probe runs: where it runs containers, and
             // the list of the orphan sweep when one is due (killed unread
-            // when the probe fails). Not of podman: its
-            // probe says where it runs containers, and its commands take
-            // the same locks, so that one run beside the probe only slowed
-            // it (docs/performance.md).
+            // when the probe fails). Not of podman: its probe says where it
+            // runs containers, and its commands take the same locks, so that
+            // one run beside the probe only slowed it (docs/performance.md).
             let docker = kind.flavor() == Flavor::Docker;
             let context = (docker && facts::get_endpoint(kind).is_none())
                 .then(|| start_ask(kind, &CONTEXT_HOST));

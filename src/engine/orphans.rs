@@ -194,10 +194,10 @@ fn parse_labels(s: &str) -> BTreeMap<String, String> {
 /// Remove this user's containers that were created but never started by a
 /// process that is gone. Returns how many.
 pub fn sweep_created(engine: &Engine) -> Result<usize> {
-    remove_dead(engine, containers(engine, OWNER_LABEL)?)
+    Ok(remove_dead(engine, containers(engine, OWNER_LABEL)?))
 }
 
-fn remove_dead(engine: &Engine, listed: Vec<Container>) -> Result<usize> {
+fn remove_dead(engine: &Engine, listed: Vec<Container>) -> usize {
     let dead: Vec<String> = listed
         .into_iter()
         // podman: `configured` and `initialized` never started either.
@@ -206,7 +206,7 @@ fn remove_dead(engine: &Engine, listed: Vec<Container>) -> Result<usize> {
         .map(|c| c.id)
         .collect();
     engine.remove_containers(&dead);
-    Ok(dead.len())
+    dead.len()
 }
 
 /// What a container list may print (some hundred bytes a container); a
@@ -238,7 +238,10 @@ impl Sweep {
     /// Remove what the list shows to be orphaned. Returns how many.
     pub fn finish(self, engine: &Engine, timeout: Duration) -> Result<usize> {
         let a = self.0.wait(timeout)?;
-        remove_dead(engine, parse_list(a.status, &a.stdout, &a.stderr)?)
+        Ok(remove_dead(
+            engine,
+            parse_list(a.status, &a.stdout, &a.stderr)?,
+        ))
     }
 }
 
